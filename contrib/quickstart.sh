@@ -1,0 +1,571 @@
+#!/usr/bin/env bash
+# quickstart.sh: install the Debian packages quarklink needs, build it, and run
+# quarklinkd from the checkout with a private PostgreSQL cluster, SoftHSM token
+# and TLS certificate under var/.  It never touches the system PostgreSQL
+# cluster or anything under /etc.
+#
+#   contrib/quickstart.sh [start]   install, build, set up var/, start quarklinkd
+#   contrib/quickstart.sh stop      stop quarklinkd and the private PostgreSQL
+#   contrib/quickstart.sh check     install, build, make check (CI entry point)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+# Everything below writes under $ROOT/var: make sure this is the checkout.
+[[ -f $ROOT/configure.ac && -f $ROOT/contrib/quickstart.sh ]] ||
+	{ echo "quickstart: $ROOT is not a quarklink source tree" >&2; exit 1; }
+VAR=$ROOT/var
+PGBIN=/usr/lib/postgresql/15/bin
+SOFTHSM_MODULE=/usr/lib/softhsm/libsofthsm2.so
+CONF=$VAR/quarklinkd.conf
+DAEMON=$ROOT/src/quarklinkd
+
+PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev
+	libssl-dev libpq-dev libyajl-dev check postgresql softhsm2 opensc
+	libengine-pkcs11-openssl libp11-dev libp11-kit-dev libargon2-dev
+	libcurl4-openssl-dev curl openssl ca-certificates)
+
+say() { printf 'quickstart: %s\n' "$*"; }
+die() { printf 'quickstart: error: %s\n' "$*" >&2; exit 1; }
+is_root() { [[ $(id -u) -eq 0 ]]; }
+
+# --- packages ---------------------------------------------------------------
+
+deps_install() {
+	local p missing=()
+
+	if ! command -v dpkg >/dev/null 2>&1; then
+		say "no dpkg: not Debian; make sure these are installed: ${PACKAGES[*]}"
+		return 0
+	fi
+	for p in "${PACKAGES[@]}"; do
+		# dpkg -s succeeds for removed-but-not-purged packages too; read Status.
+		if ! dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed$'; then
+			missing+=("$p")
+		fi
+	done
+	[[ ${#missing[@]} -eq 0 ]] && return 0
+
+	if ! is_root; then
+		say "missing packages; run this, then run the quick start again:"
+		printf '  sudo apt-get install -y %s\n' "${missing[*]}"
+		exit 1
+	fi
+	say "installing: ${missing[*]}"
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+}
+
+# PostgreSQL, SoftHSM and the tools the integration tests drive.
+tools_check() {
+	local f
+	for f in "$PGBIN/initdb" "$PGBIN/pg_ctl" "$PGBIN/postgres" "$PGBIN/psql" \
+	    "$PGBIN/createdb" "$SOFTHSM_MODULE"; do
+		[[ -e $f ]] || die "$f not found (is PostgreSQL 15 / softhsm2 installed?)"
+	done
+	for f in softhsm2-util pkcs11-tool openssl curl; do
+		command -v "$f" >/dev/null 2>&1 || die "$f not found in PATH"
+	done
+	if is_root; then
+		id postgres >/dev/null 2>&1 ||
+			die "user postgres missing (it comes with the postgresql package)"
+		command -v runuser >/dev/null 2>&1 || die "runuser not found"
+	fi
+}
+
+# --- build ------------------------------------------------------------------
+
+build() {
+	cd "$ROOT"
+	[[ -x configure ]] || autoreconf -fi
+	[[ -f Makefile ]] || ./configure
+	make -j"$(nproc)"
+	[[ -x $DAEMON ]] || die "build finished but $DAEMON is missing"
+}
+
+# --- ports ------------------------------------------------------------------
+
+# True if something listens on TCP port $1 (any address).
+port_taken() {
+	if command -v ss >/dev/null 2>&1; then
+		[[ -n $(ss -Htln "sport = :$1" 2>/dev/null) ]]
+	else
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+	fi
+}
+
+# Print $1 if free, else the first free port above it; ports in $2 (a space
+# separated list) are treated as taken.  Bounded to 200 candidates.
+port_pick() {
+	local p=$1 avoid=" ${2:-} " i
+	for ((i = 0; i < 200; i++, p++)); do
+		[[ $avoid == *" $p "* ]] && continue
+		port_taken "$p" && continue
+		printf '%s\n' "$p"
+		return 0
+	done
+	die "no free TCP port found from $1 to $p"
+}
+
+# PostgreSQL with listen_addresses='' opens no TCP port; still skip ports that
+# another cluster uses (TCP or the usual socket directories) to avoid confusion.
+pg_port_pick() {
+	local p=$1 i
+	for ((i = 0; i < 200; i++, p++)); do
+		port_taken "$p" && continue
+		[[ -e /var/run/postgresql/.s.PGSQL.$p || -e /tmp/.s.PGSQL.$p ]] && continue
+		printf '%s\n' "$p"
+		return 0
+	done
+	die "no free PostgreSQL port found from $1 to $p"
+}
+
+# --- config file reading ----------------------------------------------------
+
+# conf_get SECTION KEY FILE: print the value of KEY in [SECTION], if set.
+conf_get() {
+	awk -v s="$1" -v k="$2" '
+		/^[ \t]*[#;]/ { next }
+		/^[ \t]*\[/ { sec = $0; gsub(/^[ \t]*\[[ \t]*|[ \t]*\][ \t]*$/, "", sec); next }
+		sec == s {
+			i = index($0, "="); if (i == 0) next
+			key = substr($0, 1, i - 1); gsub(/^[ \t]+|[ \t]+$/, "", key)
+			if (key != k) next
+			v = substr($0, i + 1); gsub(/^[ \t]+|[ \t]+$/, "", v)
+			print v; exit
+		}' "$3"
+}
+
+# A path from the config, resolved like the daemon does (relative to $VAR).
+conf_path() {
+	local v
+	v=$(conf_get "$1" "$2" "$CONF")
+	[[ -z $v ]] && return 0
+	[[ $v == /* ]] && printf '%s\n' "$v" || printf '%s\n' "$VAR/$v"
+}
+
+# --- PostgreSQL -------------------------------------------------------------
+
+PGDIR=""
+PGPORT=""
+
+# Run a PostgreSQL server program as the owner of the cluster directory:
+# initdb and postgres refuse to run as root.
+pg_as_owner() {
+	local owner
+	owner=$(stat -c %U "$PGDIR")
+	if is_root && [[ $owner != root ]]; then
+		(cd / && runuser -u "$owner" -- "$@")
+	else
+		"$@"
+	fi
+}
+
+# Find the cluster directory from an earlier run; print nothing if none.
+pg_find() {
+	local d
+	if [[ -f $VAR/pgdir ]]; then
+		d=$(<"$VAR/pgdir")
+		[[ -n $d && -d $d/data ]] && { printf '%s\n' "$d"; return 0; }
+	fi
+	[[ -d $VAR/pg/data ]] && printf '%s\n' "$VAR/pg"
+	return 0
+}
+
+pg_setup() {
+	PGDIR=$(pg_find)
+	if [[ -n $PGDIR ]]; then
+		# An existing cluster's own configuration says which port it uses.
+		PGPORT=$(sed -n "s/^port = \([0-9]*\)$/\1/p" \
+		    "$PGDIR/data/postgresql.conf" | tail -n 1)
+		[[ -n $PGPORT ]] || die "no port in $PGDIR/data/postgresql.conf"
+	else
+		[[ -f $VAR/pgport ]] && PGPORT=$(<"$VAR/pgport")
+		if [[ -z $PGPORT ]] || port_taken "$PGPORT"; then
+			PGPORT=$(pg_port_pick 5433)
+		fi
+		if is_root; then
+			# The checkout may sit under a mode-700 home the postgres user
+			# cannot reach, so the cluster lives under /tmp; var/pgdir
+			# remembers where.  A reboot that clears /tmp loses it; the
+			# next run then makes a fresh one and re-applies migrations.
+			PGDIR=
+			[[ -f $VAR/pgdir ]] && PGDIR=$(<"$VAR/pgdir")
+			if [[ -z $PGDIR || ! -d $PGDIR ]]; then
+				PGDIR=$(mktemp -d /tmp/quarklink-pg.XXXXXX)
+				printf '%s\n' "$PGDIR" >"$VAR/pgdir"
+			fi
+			chown postgres: "$PGDIR"
+		else
+			PGDIR=$VAR/pg
+			mkdir -p "$PGDIR"
+		fi
+		# sun_path holds 107 bytes; the socket is $PGDIR/.s.PGSQL.$PGPORT.
+		[[ ${#PGDIR} -le 90 ]] ||
+			die "socket directory $PGDIR is too long for a unix socket; use a shorter checkout path"
+		chmod 700 "$PGDIR"
+		say "creating PostgreSQL cluster in $PGDIR/data (port $PGPORT)"
+		pg_as_owner "$PGBIN/initdb" -D "$PGDIR/data" -A trust -U ql \
+		    -E UTF8 --locale=C.UTF-8 >"$VAR/initdb.log" 2>&1 ||
+			{ cat "$VAR/initdb.log" >&2; die "initdb failed"; }
+		# Unix socket only, in the cluster's own mode-700 directory, so
+		# trust authentication reaches no other user.  fsync stays on.
+		cat >>"$PGDIR/data/postgresql.conf" <<-EOF
+
+		# quarklink quick start
+		listen_addresses = ''
+		port = $PGPORT
+		unix_socket_directories = '$PGDIR'
+		EOF
+	fi
+	printf '%s\n' "$PGPORT" >"$VAR/pgport"
+
+	if pg_as_owner "$PGBIN/pg_ctl" -D "$PGDIR/data" status >/dev/null 2>&1; then
+		say "PostgreSQL already running ($PGDIR, port $PGPORT)"
+	else
+		say "starting PostgreSQL ($PGDIR, port $PGPORT)"
+		pg_as_owner "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/postgresql.log" \
+		    -w -t 30 start >/dev/null ||
+			{ tail -n 20 "$PGDIR/postgresql.log" >&2 || true
+			  die "PostgreSQL did not start; log: $PGDIR/postgresql.log"; }
+	fi
+
+	if [[ $("$PGBIN/psql" -X -h "$PGDIR" -p "$PGPORT" -U ql -d postgres -tAc \
+	    "SELECT 1 FROM pg_database WHERE datname = 'quarklink'") != 1 ]]; then
+		say "creating database quarklink"
+		"$PGBIN/createdb" -h "$PGDIR" -p "$PGPORT" -U ql quarklink
+	fi
+}
+
+pg_stop() {
+	PGDIR=$(pg_find)
+	if [[ -z $PGDIR ]]; then
+		say "no PostgreSQL cluster under var/"
+		return 0
+	fi
+	if [[ ! -x $PGBIN/pg_ctl ]]; then
+		say "$PGBIN/pg_ctl missing; cannot stop the cluster in $PGDIR"
+		return 0
+	fi
+	if pg_as_owner "$PGBIN/pg_ctl" -D "$PGDIR/data" status >/dev/null 2>&1; then
+		say "stopping PostgreSQL ($PGDIR)"
+		pg_as_owner "$PGBIN/pg_ctl" -D "$PGDIR/data" -m fast -w -t 60 stop >/dev/null
+	else
+		say "PostgreSQL not running ($PGDIR)"
+	fi
+}
+
+# --- SoftHSM ----------------------------------------------------------------
+
+softhsm_setup() {
+	local so_pin pin
+
+	mkdir -p "$VAR/tokens"
+	chmod 700 "$VAR/tokens"
+	# Rewritten each run: the token directory must be absolute and follows
+	# the checkout if it moves.
+	cat >"$VAR/softhsm2.conf" <<-EOF
+	# written by contrib/quickstart.sh
+	directories.tokendir = $VAR/tokens
+	objectstore.backend = file
+	log.level = ERROR
+	EOF
+
+	if SOFTHSM2_CONF=$VAR/softhsm2.conf softhsm2-util --show-slots 2>/dev/null |
+	    grep -Eq '^[[:space:]]*Label:[[:space:]]+quarklink[[:space:]]*$'; then
+		[[ -s $VAR/pin ]] || die "token quarklink exists in var/tokens but var/pin" \
+		    "is missing; remove var/tokens to start over with a new token"
+		say "SoftHSM token quarklink already initialised"
+		return 0
+	fi
+
+	say "initialising SoftHSM token quarklink in $VAR/tokens"
+	(
+		umask 077
+		so_pin=$(openssl rand -hex 16)
+		pin=$(openssl rand -hex 16)
+		# No trailing newline: the file holds exactly the PIN.
+		printf '%s' "$pin" >"$VAR/pin"
+		# The SO PIN is not kept: to recover from a locked user PIN,
+		# delete var/tokens and var/pin and run the quick start again.
+		SOFTHSM2_CONF=$VAR/softhsm2.conf softhsm2-util --init-token --free \
+		    --label quarklink --so-pin "$so_pin" --pin "$pin" >/dev/null
+	)
+	chmod 600 "$VAR/pin"
+}
+
+# --- TLS --------------------------------------------------------------------
+
+tls_setup() {
+	[[ -s $VAR/tls.crt && -s $VAR/tls.key ]] && return 0
+	# A self-signed stand-in.  A later issue makes quarklinkd issue its own
+	# server certificate from the installation CA on the token (`auto`);
+	# then this step goes away.
+	say "generating self-signed ECDSA P-256 certificate var/tls.crt"
+	(
+		umask 077
+		openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+		    -nodes -keyout "$VAR/tls.key" -out "$VAR/tls.crt" -days 365 \
+		    -subj /CN=localhost \
+		    -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' \
+		    -addext 'basicConstraints=critical,CA:FALSE' \
+		    -addext 'keyUsage=critical,digitalSignature' \
+		    -addext 'extendedKeyUsage=serverAuth' 2>/dev/null
+	)
+	chmod 600 "$VAR/tls.key"
+	chmod 644 "$VAR/tls.crt"
+}
+
+# --- quarklinkd.conf --------------------------------------------------------
+
+conf_setup() {
+	local conninfo old admin device pki
+
+	conninfo="host=$PGDIR port=$PGPORT user=ql dbname=quarklink"
+	if [[ -f $CONF ]]; then
+		# The cluster may have moved (a new /tmp directory after a reboot):
+		# follow it if the line is still the one this script wrote.
+		old=$(conf_get database conninfo "$CONF")
+		if [[ $old != "$conninfo" ]]; then
+			if [[ $old =~ ^host=[^\ ]+\ port=[0-9]+\ user=ql\ dbname=quarklink$ ]]; then
+				say "updating database.conninfo in var/quarklinkd.conf: $conninfo"
+				sed -i "s|^conninfo = host=.* user=ql dbname=quarklink\$|conninfo = $conninfo|" "$CONF"
+			else
+				say "note: var/quarklinkd.conf has conninfo '$old'; the private cluster is '$conninfo'"
+			fi
+		fi
+		return 0
+	fi
+
+	admin=$(port_pick 8443)
+	device=$(port_pick 8444 "$admin")
+	pki=$(port_pick 8080 "$admin $device")
+	say "writing var/quarklinkd.conf"
+	cat >"$CONF" <<-EOF
+	# quarklinkd configuration written by contrib/quickstart.sh.
+	# Relative paths are relative to this file's directory (var/).
+	# Every option: man/quarklinkd.conf.5 and etc/quarklinkd.conf.
+
+	[server]
+	log_level = info
+	log_file = quarklinkd.log
+	pid_file = quarklinkd.pid
+
+	[database]
+	conninfo = $conninfo
+
+	[pkcs11]
+	module = $SOFTHSM_MODULE
+	token_label = quarklink
+	pin_file = pin
+	softhsm2_conf = softhsm2.conf
+
+	[admin]
+	listen = 127.0.0.1:$admin
+	tls_cert = tls.crt
+	tls_key = tls.key
+
+	[device]
+	listen = 127.0.0.1:$device
+	tls_cert = tls.crt
+	tls_key = tls.key
+
+	[pki]
+	listen = 127.0.0.1:$pki
+	EOF
+}
+
+# --- quarklinkd -------------------------------------------------------------
+
+# Print the pid of the running quarklinkd, or nothing.
+daemon_pid() {
+	local pidfile pid
+	pidfile=$(conf_path server pid_file)
+	[[ -n $pidfile && -s $pidfile ]] || return 0
+	pid=$(<"$pidfile")
+	[[ $pid =~ ^[0-9]+$ ]] || return 0
+	# comm may be lt-quarklinkd when src/quarklinkd is a libtool wrapper.
+	if kill -0 "$pid" 2>/dev/null && [[ $(cat "/proc/$pid/comm" 2>/dev/null) == *quarklinkd ]]; then
+		printf '%s\n' "$pid"
+	fi
+}
+
+# listen_addr NAME [LOGOFFSET]: host:port a listener really uses.  The daemon
+# logs "listening NAME ADDR" at start (the real port, even for port 0); fall
+# back to the config when the log has no such line.
+listen_addr() {
+	local name=$1 off=${2:-0} log addr=
+	log=$(conf_path server log_file)
+	if [[ -n $log && -f $log ]]; then
+		addr=$(tail -c +"$((off + 1))" "$log" |
+		    awk -v n="$name" '$2 == "info" && $3 == "listening" && $4 == n { a = $5 } END { print a }')
+	fi
+	[[ -n $addr ]] || addr=$(conf_get "$name" listen "$CONF")
+	[[ -n $addr ]] || return 0
+	case $addr in
+	0.0.0.0:*) addr=127.0.0.1:${addr#0.0.0.0:} ;;
+	"[::]:"*) addr="[::1]:${addr#\[::\]:}" ;;
+	esac
+	printf '%s\n' "$addr"
+}
+
+listener_enabled() {
+	case $(conf_get "$1" enabled "$CONF") in
+	no | false | off | 0) return 1 ;;
+	esac
+	return 0
+}
+
+print_urls() {
+	local off=${1:-0} a log
+	say "quarklinkd is running (pid $(daemon_pid))"
+	if listener_enabled admin; then
+		a=$(listen_addr admin "$off")
+		printf '  admin   https://%s/   (try: curl -k https://%s/readyz)\n' "$a" "$a"
+	fi
+	if listener_enabled device; then
+		a=$(listen_addr device "$off")
+		printf '  device  https://%s/\n' "$a"
+	fi
+	if listener_enabled pki; then
+		a=$(listen_addr pki "$off")
+		printf '  pki     http://%s/\n' "$a"
+	fi
+	log=$(conf_path server log_file)
+	printf '  log     %s\n' "${log:-stderr/syslog (log_file not set)}"
+	printf '  config  %s\n' "$CONF"
+	printf '  stop    %s stop\n' "$0"
+}
+
+daemon_start() {
+	local log off=0 addr deadline i ready=
+
+	if [[ -n $(daemon_pid) ]]; then
+		say "quarklinkd already running"
+		print_urls
+		return 0
+	fi
+
+	say "checking the configuration"
+	"$DAEMON" -c "$CONF" -t || die "fix $CONF (see quarklinkd.conf(5)) and run again"
+	say "applying database migrations"
+	"$DAEMON" -c "$CONF" --migrate || die "quarklinkd --migrate failed"
+
+	log=$(conf_path server log_file)
+	[[ -n $log && -f $log ]] && off=$(stat -c %s "$log")
+	say "starting quarklinkd"
+	"$DAEMON" -c "$CONF" || die "quarklinkd failed to start; log: ${log:-stderr}"
+
+	# Bounded wait: at most 60 polls and about 15 seconds.
+	deadline=$((SECONDS + 15))
+	for ((i = 0; i < 60 && SECONDS < deadline; i++)); do
+		addr=$(listen_addr admin "$off")
+		if curl -gksf --max-time 1 "https://$addr/readyz" >/dev/null 2>&1; then
+			ready=1
+			break
+		fi
+		# The daemon forks before it opens the token and the database, so
+		# a failure there shows only in the log, as its last line "exit N".
+		if [[ -n $log && -f $log ]] &&
+		    tail -c +"$((off + 1))" "$log" | grep -q ' exit [0-9]*$'; then
+			break
+		fi
+		sleep 0.25
+	done
+	if [[ -z $ready ]]; then
+		if [[ -n $log && -f $log ]]; then
+			say "last lines of $log:" >&2
+			tail -c +"$((off + 1))" "$log" | tail -n 20 >&2
+		fi
+		die "quarklinkd did not become ready within 15 seconds (GET /readyz)"
+	fi
+	print_urls "$off"
+}
+
+daemon_stop() {
+	local pid i pidfile
+	[[ -f $CONF ]] || { say "no var/quarklinkd.conf; nothing to stop"; return 0; }
+	pid=$(daemon_pid)
+	pidfile=$(conf_path server pid_file)
+	if [[ -z $pid ]]; then
+		say "quarklinkd not running"
+		[[ -n $pidfile ]] && rm -f "$pidfile"
+		return 0
+	fi
+	say "stopping quarklinkd (pid $pid)"
+	kill -TERM "$pid"
+	# shutdown_timeout defaults to 10 s; allow 20 s, polled.
+	for ((i = 0; i < 80; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.25
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		say "quarklinkd (pid $pid) did not exit after 20 s; sending SIGKILL"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	[[ -n $pidfile ]] && rm -f "$pidfile"
+	return 0
+}
+
+# --- tests ------------------------------------------------------------------
+
+print_test_logs() {
+	local f found=
+	# test-suite.log holds the log of every failed test.
+	while IFS= read -r -d '' f; do
+		found=1
+		printf '\n===== %s =====\n' "${f#"$ROOT"/}"
+		cat "$f"
+	done < <(find "$ROOT" -path "$ROOT/var" -prune -o -name test-suite.log -print0)
+	[[ -n $found ]] || say "no test-suite.log found (did the tests build?)"
+}
+
+run_check() {
+	local rc=0
+	deps_install
+	tools_check
+	build
+	cd "$ROOT"
+	make check || rc=$?
+	if [[ $rc -ne 0 ]]; then
+		say "make check failed (exit $rc); test logs follow" >&2
+		print_test_logs
+	fi
+	exit "$rc"
+}
+
+# --- main -------------------------------------------------------------------
+
+run_start() {
+	deps_install
+	tools_check
+	build
+	mkdir -p "$VAR"
+	chmod 700 "$VAR"
+	pg_setup
+	softhsm_setup
+	tls_setup
+	conf_setup
+	daemon_start
+}
+
+run_stop() {
+	daemon_stop
+	pg_stop
+}
+
+main() {
+	case ${1:-start} in
+	start) run_start ;;
+	stop) run_stop ;;
+	check) run_check ;;
+	-h | --help | help)
+		sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+		;;
+	*) die "unknown command '$1' (start, stop, check)" ;;
+	esac
+}
+
+# Sourcing the script (for testing single steps) defines functions only.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+	main "$@"
+fi

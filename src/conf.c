@@ -1,0 +1,389 @@
+/* conf.c: option table + INI parser. Errors name FILE:LINE and the reason;
+ * an unknown key is an error, never ignored. Never touches the network. */
+#include "conf.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "util.h"
+
+enum conf_type {
+	CONF_STR, CONF_PATH, CONF_INT, CONF_BOOL, CONF_SIZE, CONF_LEVEL,
+	CONF_ENUM, CONF_LISTEN
+};
+
+struct conf_option {
+	const char	*section;
+	const char	*name;
+	enum conf_type	 type;
+	const char	*def;
+	long long	 min, max;
+	size_t		 off;
+	const char	*choices;	/* CONF_ENUM: "a|b" */
+	int		 is_reloaded;	/* SIGHUP re-reads what this names */
+};
+
+#define O(f) offsetof(struct conf, f)
+#define GB (1024LL * 1024 * 1024)
+static const struct conf_option conf_options[] = {
+	{ "server", "log_level", CONF_LEVEL, "info", 0, 0, O(log_level), NULL, 0 },
+	{ "server", "log_target", CONF_ENUM, "stderr", 0, 0, O(log_target), "stderr|syslog", 0 },
+	{ "server", "log_file", CONF_PATH, "", 0, 0, O(log_file), NULL, 1 },
+	{ "server", "pid_file", CONF_PATH, "", 0, 0, O(pid_file), NULL, 0 },
+	{ "server", "max_body_size", CONF_SIZE, "1M", 64, 4 * GB, O(max_body_size), NULL, 0 },
+	{ "server", "max_header_size", CONF_SIZE, "16K", 1024, 1024 * 1024, O(max_header_size), NULL, 0 },
+	{ "server", "request_timeout", CONF_INT, "30", 1, 3600, O(request_timeout), NULL, 0 },
+	{ "server", "shutdown_timeout", CONF_INT, "10", 0, 3600, O(shutdown_timeout), NULL, 0 },
+	{ "server", "debug_endpoints", CONF_BOOL, "no", 0, 0, O(debug_endpoints), NULL, 0 },
+
+	{ "database", "conninfo", CONF_STR, "dbname=quarklink", 0, 0, O(db_conninfo), NULL, 0 },
+	{ "database", "pool_size", CONF_INT, "2", 1, 64, O(db_pool_size), NULL, 0 },
+	{ "database", "queue_max", CONF_INT, "1024", 1, 1000000, O(db_queue_max), NULL, 0 },
+	{ "database", "reconnect_max", CONF_INT, "5", 1, 300, O(db_reconnect_max), NULL, 0 },
+	{ "database", "query_timeout", CONF_INT, "10", 1, 3600, O(db_query_timeout), NULL, 0 },
+
+	{ "pkcs11", "module", CONF_PATH, "/usr/lib/softhsm/libsofthsm2.so", 0, 0, O(p11_module), NULL, 0 },
+	{ "pkcs11", "token_label", CONF_STR, "quarklink", 0, 0, O(p11_token_label), NULL, 0 },
+	{ "pkcs11", "pin_file", CONF_PATH, "pin", 0, 0, O(p11_pin_file), NULL, 0 },
+	{ "pkcs11", "softhsm2_conf", CONF_PATH, "", 0, 0, O(p11_softhsm2_conf), NULL, 0 },
+
+	{ "admin", "enabled", CONF_BOOL, "yes", 0, 0, O(admin.enabled), NULL, 0 },
+	{ "admin", "listen", CONF_LISTEN, "0.0.0.0:8443", 0, 0, O(admin.listen), NULL, 0 },
+	{ "admin", "tls_cert", CONF_PATH, "admin.crt", 0, 0, O(admin.tls_cert), NULL, 1 },
+	{ "admin", "tls_key", CONF_PATH, "admin.key", 0, 0, O(admin.tls_key), NULL, 1 },
+
+	{ "device", "enabled", CONF_BOOL, "yes", 0, 0, O(device.enabled), NULL, 0 },
+	{ "device", "listen", CONF_LISTEN, "0.0.0.0:8444", 0, 0, O(device.listen), NULL, 0 },
+	{ "device", "tls_cert", CONF_PATH, "device.crt", 0, 0, O(device.tls_cert), NULL, 1 },
+	{ "device", "tls_key", CONF_PATH, "device.key", 0, 0, O(device.tls_key), NULL, 1 },
+	{ "device", "client_ca", CONF_PATH, "", 0, 0, O(device.client_ca), NULL, 1 },
+
+	{ "pki", "enabled", CONF_BOOL, "yes", 0, 0, O(pki.enabled), NULL, 0 },
+	{ "pki", "listen", CONF_LISTEN, "0.0.0.0:8080", 0, 0, O(pki.listen), NULL, 0 },
+};
+#undef O
+#define CONF_NOPTIONS (sizeof(conf_options) / sizeof(conf_options[0]))
+#define CONF_LINE_MAX 4096
+
+static int
+conf_parse_bool(const char *v, int *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(v, yes[i]) == 0)
+			return *out = 1, 0;
+		if (strcasecmp(v, no[i]) == 0)
+			return *out = 0, 0;
+	}
+	return -1;
+}
+
+static int
+conf_parse_size(const char *v, long long min, long long max, long long *out,
+    const char **errstr)
+{
+	char num[32];
+	size_t len = strlen(v);
+	long long mult = 1, n;
+
+	if (len == 0 || len >= sizeof(num)) {
+		*errstr = "invalid size";
+		return -1;
+	}
+	memcpy(num, v, len + 1);
+	switch (num[len - 1]) {
+	case 'k': case 'K': mult = 1024; break;
+	case 'm': case 'M': mult = 1024 * 1024; break;
+	case 'g': case 'G': mult = GB; break;
+	}
+	if (mult != 1)
+		num[len - 1] = '\0';
+	n = util_strtonum(num, 0, max / mult, errstr);
+	if (*errstr != NULL)
+		return -1;
+	if (n * mult < min) {
+		*errstr = "too small";
+		return -1;
+	}
+	*out = n * mult;
+	return 0;
+}
+
+static int
+conf_check_listen(const char *v)
+{
+	struct sockaddr_storage ss;
+	int len;
+
+	return util_parse_listen(v, &ss, &len);
+}
+
+static int
+conf_check_enum(const char *choices, const char *v)
+{
+	size_t n = strlen(v);
+	const char *p = choices;
+
+	while (*p != '\0') {
+		const char *bar = strchr(p, '|');
+		size_t len = bar ? (size_t)(bar - p) : strlen(p);
+
+		if (len == n && strncmp(p, v, n) == 0)
+			return 0;
+		p += len + (bar != NULL);
+	}
+	return -1;
+}
+
+static int
+conf_set(struct conf *c, const struct conf_option *o, const char *v,
+    const char **errstr)
+{
+	void *field = (char *)c + o->off;
+	long long n;
+	char **sp;
+
+	*errstr = NULL;
+	switch (o->type) {
+	case CONF_LEVEL:
+		if (log_level_parse(v, (enum log_level *)field) == -1)
+			*errstr = "expected debug, info, warn or error";
+		return *errstr ? -1 : 0;
+	case CONF_BOOL:
+		if (conf_parse_bool(v, (int *)field) == -1)
+			*errstr = "expected yes or no";
+		return *errstr ? -1 : 0;
+	case CONF_INT:
+		n = util_strtonum(v, o->min, o->max, errstr);
+		if (*errstr != NULL)
+			return -1;
+		*(long long *)field = n;
+		return 0;
+	case CONF_SIZE:
+		return conf_parse_size(v, o->min, o->max, (long long *)field, errstr);
+	case CONF_ENUM:
+		if (conf_check_enum(o->choices, v) == -1) {
+			*errstr = "value not one of the allowed choices";
+			return -1;
+		}
+		break;
+	case CONF_LISTEN:
+		if (conf_check_listen(v) == -1) {
+			*errstr = "expected address:port";
+			return -1;
+		}
+		break;
+	case CONF_STR:
+	case CONF_PATH:
+		break;
+	}
+	sp = field;
+	free(*sp);
+	if ((*sp = strdup(v)) == NULL) {
+		*errstr = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+void
+conf_init(struct conf *c)
+{
+	const char *errstr;
+
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < CONF_NOPTIONS; i++) {
+		if (conf_set(c, &conf_options[i], conf_options[i].def, &errstr) == -1)
+			fatalx("default of %s.%s: %s", conf_options[i].section,
+			    conf_options[i].name, errstr);
+	}
+}
+
+void
+conf_free(struct conf *c)
+{
+	for (size_t i = 0; i < CONF_NOPTIONS; i++) {
+		switch (conf_options[i].type) {
+		case CONF_STR: case CONF_PATH: case CONF_ENUM: case CONF_LISTEN:
+			free(*(char **)((char *)c + conf_options[i].off));
+			break;
+		default:
+			break;
+		}
+	}
+	free(c->path);
+	memset(c, 0, sizeof(*c));
+}
+
+static const struct conf_option *
+conf_find(const char *section, const char *name, size_t *idx)
+{
+	for (size_t i = 0; i < CONF_NOPTIONS; i++) {
+		if (strcmp(conf_options[i].section, section) == 0 &&
+		    strcmp(conf_options[i].name, name) == 0) {
+			*idx = i;
+			return &conf_options[i];
+		}
+	}
+	return NULL;
+}
+
+static int
+conf_section_known(const char *section)
+{
+	for (size_t i = 0; i < CONF_NOPTIONS; i++)
+		if (strcmp(conf_options[i].section, section) == 0)
+			return 1;
+	return 0;
+}
+
+/* Resolve relative paths against the config file's directory, so a config
+ * and its files can move together (what the quick start and tests rely on). */
+static int
+conf_resolve_paths(struct conf *c, const char *dir)
+{
+	for (size_t i = 0; i < CONF_NOPTIONS; i++) {
+		char **sp, *joined;
+
+		if (conf_options[i].type != CONF_PATH)
+			continue;
+		sp = (char **)((char *)c + conf_options[i].off);
+		if ((*sp)[0] == '\0' || (*sp)[0] == '/')
+			continue;
+		if ((joined = util_path_join(dir, *sp)) == NULL)
+			return -1;
+		free(*sp);
+		*sp = joined;
+	}
+	return 0;
+}
+
+/* Strip one pair of surrounding double quotes, for values with edge spaces. */
+static char *
+conf_unquote(char *v)
+{
+	size_t n = strlen(v);
+
+	if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+		v[n - 1] = '\0';
+		return v + 1;
+	}
+	return v;
+}
+
+int
+conf_parse(struct conf *c, const char *name, const char *text,
+    const char *dir, char *err, size_t errlen)
+{
+	char line[CONF_LINE_MAX + 2], section[64] = "";
+	unsigned char seen[CONF_NOPTIONS] = { 0 };
+	const char *p = text, *errstr;
+	int lineno = 0;
+
+	while (*p != '\0') {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		const struct conf_option *o;
+		char *s, *eq, *key, *val;
+		size_t idx;
+
+		lineno++;
+		if (len > CONF_LINE_MAX) {
+			snprintf(err, errlen, "%s:%d: line too long", name, lineno);
+			return -1;
+		}
+		memcpy(line, p, len);
+		line[len] = '\0';
+		p += len + (nl != NULL);
+		s = util_trim(line);
+		if (*s == '\0' || *s == '#' || *s == ';')
+			continue;
+		if (*s == '[') {
+			size_t sl = strlen(s);
+
+			if (s[sl - 1] != ']' || sl - 2 >= sizeof(section)) {
+				snprintf(err, errlen, "%s:%d: malformed section header", name, lineno);
+				return -1;
+			}
+			s[sl - 1] = '\0';
+			s = util_trim(s + 1);
+			if (!conf_section_known(s)) {
+				snprintf(err, errlen, "%s:%d: unknown section [%s]", name, lineno, s);
+				return -1;
+			}
+			snprintf(section, sizeof(section), "%s", s);
+			continue;
+		}
+		if ((eq = strchr(s, '=')) == NULL) {
+			snprintf(err, errlen, "%s:%d: expected key = value", name, lineno);
+			return -1;
+		}
+		*eq = '\0';
+		key = util_trim(s);
+		val = conf_unquote(util_trim(eq + 1));
+		if (section[0] == '\0') {
+			snprintf(err, errlen, "%s:%d: %s outside of any [section]", name, lineno, key);
+			return -1;
+		}
+		if ((o = conf_find(section, key, &idx)) == NULL) {
+			snprintf(err, errlen, "%s:%d: unknown option %s in [%s]", name, lineno, key, section);
+			return -1;
+		}
+		if (seen[idx]++) {
+			snprintf(err, errlen, "%s:%d: %s set twice in [%s]", name, lineno, key, section);
+			return -1;
+		}
+		if (conf_set(c, o, val, &errstr) == -1) {
+			snprintf(err, errlen, "%s:%d: %s: %s", name, lineno, key, errstr);
+			return -1;
+		}
+	}
+	if (conf_resolve_paths(c, dir) == -1) {
+		snprintf(err, errlen, "%s: out of memory", name);
+		return -1;
+	}
+	return 0;
+}
+
+int
+conf_load(struct conf *c, const char *path, char *err, size_t errlen)
+{
+	const char *errstr;
+	char *text, *dir, *slash;
+	int rc;
+
+	if (util_read_file(path, 1024 * 1024, &text, NULL, &errstr) == -1) {
+		snprintf(err, errlen, "%s: %s", path, errstr);
+		return -1;
+	}
+	if ((dir = strdup(path)) == NULL) {
+		free(text);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	else
+		snprintf(dir, strlen(dir) + 1, ".");
+	rc = conf_parse(c, path, text, dir, err, errlen);
+	free(text);
+	free(dir);
+	if (rc == 0 && (c->path = strdup(path)) == NULL)
+		rc = -1;
+	return rc;
+}
+
+void
+conf_list_options(void)
+{
+	for (size_t i = 0; i < CONF_NOPTIONS; i++)
+		printf("%s.%s\t%s\n", conf_options[i].section,
+		    conf_options[i].name, conf_options[i].def);
+}

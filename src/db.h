@@ -1,0 +1,52 @@
+/* db.h: a pool of non-blocking libpq connections on the event loop.
+ * Queries are queued and run on the first idle connection; each callback
+ * runs exactly once. Nothing here ever blocks. */
+#ifndef QL_DB_H
+#define QL_DB_H
+
+#include <libpq-fe.h>
+
+struct event_base;
+struct db_pool;
+
+enum db_status {
+	DB_OK,			/* res holds the rows / command status */
+	DB_SQL_ERROR,		/* res holds the error: PQresultErrorField */
+	DB_UNAVAILABLE,		/* no connection, queue full, lost or timed out; res NULL */
+};
+
+/* res is owned by the pool and freed when the callback returns. */
+typedef void (*db_cb)(enum db_status, const PGresult *res, const char *errstr,
+    void *arg);
+
+/* A statement every connection prepares when it connects. Modules declare
+ * these statically and register them before db_pool_start(). */
+struct db_stmt {
+	const char	*name;
+	const char	*sql;
+	int		 nparams;
+};
+
+struct db_pool_settings {
+	const char	*conninfo;
+	int		 size;
+	int		 queue_max;
+	int		 reconnect_max_s;
+	int		 query_timeout_s;
+};
+
+struct db_pool	*db_pool_new(struct event_base *, const struct db_pool_settings *);
+int		 db_register(struct db_pool *, const struct db_stmt *)
+		    __attribute__((warn_unused_result));
+void		 db_pool_start(struct db_pool *);
+void		 db_pool_free(struct db_pool *);
+
+/* values[i] NULL is SQL NULL. lengths may be NULL (all text); a param with
+ * lengths[i] >= 0 is sent as binary of that length. Values are copied. */
+void		 db_query(struct db_pool *, const struct db_stmt *, int nparams,
+		    const char *const *values, const int *lengths, db_cb, void *arg);
+
+int		 db_connected(struct db_pool *);	/* connections ready */
+const char	*db_last_error(struct db_pool *);
+
+#endif

@@ -1,0 +1,67 @@
+/* device.c: /device/v1/ handlers. Identity comes only from a verified
+ * client certificate, never from anything the request body says. */
+#include "device.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/http.h>
+#include <openssl/bn.h>
+#include <openssl/x509.h>
+
+#include "http.h"
+#include "json.h"
+
+static int
+device_name_str(const X509_NAME *name, char *buf, size_t len)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	int n;
+
+	if (bio == NULL)
+		return -1;
+	X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+	n = BIO_read(bio, buf, (int)len - 1);
+	BIO_free(bio);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return 0;
+}
+
+static void
+device_whoami(struct http_req *hr)
+{
+	X509 *cert = http_peer_cert(hr);
+	char subject[512], issuer[512];
+	BIGNUM *bn;
+	char *serial;
+	yajl_gen g;
+
+	if (cert == NULL) {
+		http_reply_problem(hr, 401, NULL,
+		    "a verified client certificate is required");
+		return;
+	}
+	if (device_name_str(X509_get_subject_name(cert), subject, sizeof(subject)) == -1 ||
+	    device_name_str(X509_get_issuer_name(cert), issuer, sizeof(issuer)) == -1 ||
+	    (bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL)) == NULL) {
+		http_reply_problem(hr, 500, NULL, "cannot read the client certificate");
+		return;
+	}
+	serial = BN_bn2hex(bn);
+	BN_free(bn);
+	g = json_gen_new();
+	yajl_gen_map_open(g);
+	json_kv_str(g, "subject", subject);
+	json_kv_str(g, "issuer", issuer);
+	json_kv_str(g, "serial", serial);
+	yajl_gen_map_close(g);
+	OPENSSL_free(serial);
+	http_reply_json(hr, 200, g);
+}
+
+const struct route device_routes[] = {
+	{ "/device/v1/whoami", EVHTTP_REQ_GET, ROUTE_DEVICE, device_whoami },
+};
+const size_t device_nroutes = sizeof(device_routes) / sizeof(device_routes[0]);

@@ -1,0 +1,533 @@
+/* http.c: listeners, dispatch and replies. Every request is logged exactly
+ * once, at reply time. Never blocks: TLS is done by bufferevent_openssl. */
+#include "http.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+#include <openssl/rand.h>
+
+#include "api_health.h"
+#include "conf.h"
+#include "device.h"
+#include "json.h"
+#include "log.h"
+#include "tls.h"
+#include "util.h"
+
+#define HTTP_METHODS (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | \
+	EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS)
+#define HTTP_MAX_ROUTES 128
+
+static struct route	http_routes[HTTP_MAX_ROUTES];
+static size_t		http_nroutes;
+static uint32_t		http_id_prefix;
+static uint32_t		http_id_counter;
+
+static const struct { int status; const char *title; } http_titles[] = {
+	{ 200, "OK" }, { 201, "Created" }, { 202, "Accepted" },
+	{ 204, "No Content" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
+	{ 403, "Forbidden" }, { 404, "Not Found" },
+	{ 405, "Method Not Allowed" }, { 409, "Conflict" },
+	{ 413, "Content Too Large" }, { 415, "Unsupported Media Type" },
+	{ 422, "Unprocessable Content" }, { 429, "Too Many Requests" },
+	{ 500, "Internal Server Error" }, { 503, "Service Unavailable" },
+};
+
+const char *
+http_status_title(int status)
+{
+	for (size_t i = 0; i < sizeof(http_titles) / sizeof(http_titles[0]); i++)
+		if (http_titles[i].status == status)
+			return http_titles[i].title;
+	return "Error";
+}
+
+static void
+http_routes_add(const struct route *r, size_t n)
+{
+	if (http_nroutes + n > HTTP_MAX_ROUTES)
+		fatalx("route table full");
+	memcpy(&http_routes[http_nroutes], r, n * sizeof(*r));
+	http_nroutes += n;
+}
+
+static const char *
+http_method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	default: return "OTHER";
+	}
+}
+
+static double
+http_elapsed_ms(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) * 1e3 +
+	    (double)(now.tv_nsec - start->tv_nsec) / 1e6;
+}
+
+static void
+http_drain_check(struct server *srv)
+{
+	if (srv->is_draining && srv->inflight == 0 && srv->closing == 0)
+		server_drained(srv);
+}
+
+/* evhttp frees a request whose client hung up before the reply; the
+ * handler's context keeps its pointer, so forget it here. */
+static void
+http_req_gone(struct evhttp_connection *evcon, void *arg)
+{
+	struct http_req *hr = arg;
+
+	(void)evcon;
+	hr->req = NULL;
+}
+
+static void
+http_drain_conn_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)evcon;
+	srv->closing--;
+	http_drain_check(srv);
+}
+
+void
+http_reply(struct http_req *hr, int status, const char *content_type,
+    struct evbuffer *body)
+{
+	struct server *srv = hr->srv;
+	size_t bytes = body ? evbuffer_get_length(body) : 0;
+
+	if (hr->req != NULL) {
+		struct evkeyvalq *h = evhttp_request_get_output_headers(hr->req);
+		struct evhttp_connection *evcon =
+		    evhttp_request_get_connection(hr->req);
+
+		evhttp_add_header(h, "X-Request-Id", hr->id);
+		if (content_type != NULL)
+			evhttp_add_header(h, "Content-Type", content_type);
+		evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+		if (srv->is_draining) {
+			evhttp_add_header(h, "Connection", "close");
+			srv->closing++;
+			evhttp_connection_set_closecb(evcon,
+			    http_drain_conn_closed, srv);
+		} else {
+			evhttp_connection_set_closecb(evcon, NULL, NULL);
+		}
+		evhttp_send_reply(hr->req, status, http_status_title(status), body);
+	}
+	log_info("request id=%s %s %s %s %d %zuB %.2fms%s", hr->id,
+	    hr->lst->name, hr->method, hr->path, status, bytes,
+	    http_elapsed_ms(&hr->start), hr->req ? "" : " (client gone)");
+	free(hr->path);
+	free(hr);
+	srv->inflight--;
+	http_drain_check(srv);
+}
+
+void
+http_reply_json(struct http_req *hr, int status, yajl_gen g)
+{
+	struct evbuffer *buf = evbuffer_new();
+
+	if (buf == NULL || json_gen_finish(g, buf) == -1) {
+		if (buf != NULL)
+			evbuffer_free(buf);
+		http_reply(hr, 500, NULL, NULL);
+		return;
+	}
+	http_reply(hr, status, "application/json", buf);
+	evbuffer_free(buf);
+}
+
+/* RFC 9457 problem details: the one way every error reaches a client. */
+void
+http_reply_problem(struct http_req *hr, int status, const char *type,
+    const char *fmt, ...)
+{
+	char detail[512];
+	struct evbuffer *buf;
+	yajl_gen g;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	if ((g = json_gen_new()) == NULL || (buf = evbuffer_new()) == NULL) {
+		if (g != NULL)
+			yajl_gen_free(g);
+		http_reply(hr, 500, NULL, NULL);
+		return;
+	}
+	yajl_gen_map_open(g);
+	json_kv_str(g, "type", type ? type : "about:blank");
+	json_kv_str(g, "title", http_status_title(status));
+	json_kv_int(g, "status", status);
+	json_kv_str(g, "detail", detail);
+	json_kv_str(g, "instance", hr->id);
+	yajl_gen_map_close(g);
+	if (json_gen_finish(g, buf) == -1) {
+		evbuffer_free(buf);
+		http_reply(hr, 500, NULL, NULL);
+		return;
+	}
+	log_debug("request id=%s problem %d: %s", hr->id, status, detail);
+	http_reply(hr, status, "application/problem+json", buf);
+	evbuffer_free(buf);
+}
+
+/* Only printable ASCII goes into a log line or a problem detail. */
+static int
+http_path_is_printable(const char *p)
+{
+	for (; *p != '\0'; p++)
+		if (*p < 0x21 || *p > 0x7e)
+			return 0;
+	return 1;
+}
+
+static void
+http_dispatch(struct evhttp_request *req, void *arg)
+{
+	struct http_listener *l = arg;
+	struct server *srv = l->srv;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	char allow[128];
+	struct http_req *hr;
+
+	if ((hr = calloc(1, sizeof(*hr))) == NULL) {
+		evhttp_send_error(req, 503, NULL);
+		return;
+	}
+	if (path == NULL || path[0] == '\0')
+		path = "/";
+	hr->srv = srv;
+	hr->lst = l;
+	hr->req = req;
+	hr->method = http_method_name(cmd);
+	hr->path = strdup(http_path_is_printable(path) ? path : "(unprintable)");
+	clock_gettime(CLOCK_MONOTONIC, &hr->start);
+	snprintf(hr->id, sizeof(hr->id), "%08x%08x", http_id_prefix,
+	    ++http_id_counter);
+	srv->inflight++;
+	if (hr->path == NULL) {
+		http_reply(hr, 503, NULL, NULL);
+		return;
+	}
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req),
+	    http_req_gone, hr);
+	log_debug("request start id=%s %s %s %s", hr->id, l->name, hr->method,
+	    hr->path);
+	switch (route_lookup(http_routes, http_nroutes, l->bit, cmd, path,
+	    &hr->match)) {
+	case ROUTE_NOT_FOUND:
+		http_reply_problem(hr, 404, NULL, "no route for %s", hr->path);
+		return;
+	case ROUTE_METHOD_NOT_ALLOWED:
+		route_allow_header(hr->match.allowed, allow, sizeof(allow));
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Allow", allow);
+		http_reply_problem(hr, 405, NULL, "%s is not allowed on %s; allowed: %s",
+		    hr->method, hr->path, allow);
+		return;
+	case ROUTE_FOUND:
+		hr->match.route->handler(hr);
+		return;
+	}
+}
+
+static struct bufferevent *
+http_bevcb(struct event_base *base, void *arg)
+{
+	struct http_listener *l = arg;
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	/* evhttp falls back to a plaintext bufferevent on NULL, which must
+	 * never happen on a TLS port: out of memory here is fatal. */
+	if ((ssl = SSL_new(l->ssl)) == NULL)
+		fatalx("SSL_new: out of memory");
+	bev = bufferevent_openssl_socket_new(base, -1, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		fatalx("bufferevent_openssl_socket_new: out of memory");
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+static int
+http_listener_bind(struct http_listener *l, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss), one = 1;
+	socklen_t alen = sizeof(ss);
+	struct evconnlistener *lev;
+	char host[INET6_ADDRSTRLEN + 8];
+	evutil_socket_t fd;
+	unsigned port;
+
+	if (util_parse_listen(l->conf->listen, &ss, &sslen) == -1) {
+		snprintf(err, errlen, "%s.listen: bad address %s", l->name,
+		    l->conf->listen);
+		return -1;
+	}
+	lev = evconnlistener_new_bind(l->srv->base, NULL, NULL,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    1024, (struct sockaddr *)&ss, sslen);
+	if (lev == NULL) {
+		snprintf(err, errlen, "%s: cannot listen on %s: %s", l->name,
+		    l->conf->listen, strerror(errno));
+		return -1;
+	}
+	fd = evconnlistener_get_fd(lev);
+	/* Linux passes TCP_NODELAY on to accepted sockets; without it a TLS
+	 * reply waits for the peer's delayed ACK (40x slower, env.md). */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == -1)
+		log_warn("%s: TCP_NODELAY", l->name);
+	if ((l->bound = evhttp_bind_listener(l->http, lev)) == NULL) {
+		evconnlistener_free(lev);
+		snprintf(err, errlen, "%s: evhttp_bind_listener failed", l->name);
+		return -1;
+	}
+	getsockname(fd, (struct sockaddr *)&ss, &alen);
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		char a6[INET6_ADDRSTRLEN];
+
+		evutil_inet_ntop(AF_INET6, &s6->sin6_addr, a6, sizeof(a6));
+		snprintf(host, sizeof(host), "[%s]", a6);
+		port = ntohs(s6->sin6_port);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		evutil_inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		port = ntohs(s4->sin_port);
+	}
+	log_info("listening %s %s:%u", l->name, host, port);
+	return 0;
+}
+
+static int
+http_listener_start(struct http_listener *l, char *err, size_t errlen)
+{
+	struct conf *c = l->srv->conf;
+
+	if ((l->http = evhttp_new(l->srv->base)) == NULL) {
+		snprintf(err, errlen, "evhttp_new failed");
+		return -1;
+	}
+	evhttp_set_allowed_methods(l->http, HTTP_METHODS);
+	evhttp_set_max_body_size(l->http, c->max_body_size);
+	evhttp_set_max_headers_size(l->http, c->max_header_size);
+	evhttp_set_timeout(l->http, (int)c->request_timeout);
+	evhttp_set_gencb(l->http, http_dispatch, l);
+	if (l->is_tls) {
+		l->ssl = tls_ctx_new(l->conf->tls_cert, l->conf->tls_key,
+		    l->wants_client_cert ? l->conf->client_ca : NULL, err, errlen);
+		if (l->ssl == NULL)
+			return -1;
+		evhttp_set_bevcb(l->http, http_bevcb, l);
+	}
+	return http_listener_bind(l, err, errlen);
+}
+
+static void
+http_listeners_init(struct server *srv)
+{
+	struct conf *c = srv->conf;
+	struct { const char *name; unsigned bit; int tls, client; struct conf_listener *cl; } defs[] = {
+		{ "admin", ROUTE_ADMIN, 1, 0, &c->admin },
+		{ "device", ROUTE_DEVICE, 1, 1, &c->device },
+		{ "pki", ROUTE_PKI, 0, 0, &c->pki },
+	};
+
+	for (size_t i = 0; i < SERVER_NLISTENERS; i++) {
+		struct http_listener *l = &srv->listeners[i];
+
+		memset(l, 0, sizeof(*l));
+		l->srv = srv;
+		l->name = defs[i].name;
+		l->bit = defs[i].bit;
+		l->is_tls = defs[i].tls;
+		l->wants_client_cert = defs[i].client;
+		l->conf = defs[i].cl;
+	}
+}
+
+int
+http_check_tls(struct conf *c, char *err, size_t errlen)
+{
+	struct server tmp = { .conf = c };
+
+	http_listeners_init(&tmp);
+	for (size_t i = 0; i < SERVER_NLISTENERS; i++) {
+		struct http_listener *l = &tmp.listeners[i];
+		SSL_CTX *ctx;
+
+		if (!l->conf->enabled || !l->is_tls)
+			continue;
+		ctx = tls_ctx_new(l->conf->tls_cert, l->conf->tls_key,
+		    l->wants_client_cert ? l->conf->client_ca : NULL, err, errlen);
+		if (ctx == NULL)
+			return -1;
+		SSL_CTX_free(ctx);
+	}
+	return 0;
+}
+
+int
+http_start(struct server *srv, char *err, size_t errlen)
+{
+	if (RAND_bytes((unsigned char *)&http_id_prefix, sizeof(http_id_prefix)) != 1)
+		http_id_prefix = (uint32_t)getpid();
+	http_nroutes = 0;
+	http_routes_add(api_health_routes, api_health_nroutes);
+	http_routes_add(device_routes, device_nroutes);
+	http_listeners_init(srv);
+	for (size_t i = 0; i < SERVER_NLISTENERS; i++) {
+		struct http_listener *l = &srv->listeners[i];
+
+		if (l->conf->enabled && http_listener_start(l, err, errlen) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+void
+http_reload_tls(struct server *srv)
+{
+	char err[CONF_ERRLEN];
+
+	for (size_t i = 0; i < SERVER_NLISTENERS; i++) {
+		struct http_listener *l = &srv->listeners[i];
+		SSL_CTX *ctx;
+
+		if (l->ssl == NULL)
+			continue;
+		ctx = tls_ctx_new(l->conf->tls_cert, l->conf->tls_key,
+		    l->wants_client_cert ? l->conf->client_ca : NULL, err,
+		    sizeof(err));
+		if (ctx == NULL) {
+			log_warnx("%s: TLS reload failed, keeping the old certificate: %s",
+			    l->name, err);
+			continue;
+		}
+		/* Live connections hold their own reference to the old one. */
+		SSL_CTX_free(l->ssl);
+		l->ssl = ctx;
+		log_info("%s: TLS certificate reloaded", l->name);
+	}
+}
+
+void
+http_drain(struct server *srv)
+{
+	for (size_t i = 0; i < SERVER_NLISTENERS; i++) {
+		struct http_listener *l = &srv->listeners[i];
+
+		if (l->bound != NULL) {
+			evhttp_del_accept_socket(l->http, l->bound);
+			l->bound = NULL;
+		}
+	}
+	srv->is_draining = 1;
+	log_info("draining: %u requests in flight", srv->inflight);
+	http_drain_check(srv);
+}
+
+void
+http_stop(struct server *srv)
+{
+	for (size_t i = 0; i < SERVER_NLISTENERS; i++) {
+		struct http_listener *l = &srv->listeners[i];
+
+		if (l->http != NULL)
+			evhttp_free(l->http);
+		if (l->ssl != NULL)
+			SSL_CTX_free(l->ssl);
+		l->http = NULL;
+		l->ssl = NULL;
+	}
+}
+
+int
+http_query_param(struct http_req *hr, const char *name, char *buf, size_t len)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(hr->req);
+	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+	struct evkeyvalq params;
+	const char *v;
+	int rc = -1;
+
+	if (q == NULL)
+		return -1;
+	TAILQ_INIT(&params);
+	if (evhttp_parse_query_str(q, &params) == 0 &&
+	    (v = evhttp_find_header(&params, name)) != NULL &&
+	    strlen(v) < len) {
+		memcpy(buf, v, strlen(v) + 1);
+		rc = 0;
+	}
+	evhttp_clear_headers(&params);
+	return rc;
+}
+
+struct evbuffer *
+http_body(struct http_req *hr)
+{
+	return evhttp_request_get_input_buffer(hr->req);
+}
+
+X509 *
+http_peer_cert(struct http_req *hr)
+{
+	struct evhttp_connection *evcon;
+	struct bufferevent *bev;
+	X509 *cert;
+	SSL *ssl;
+
+	if (hr->req == NULL || !hr->lst->is_tls)
+		return NULL;
+	evcon = evhttp_request_get_connection(hr->req);
+	bev = evhttp_connection_get_bufferevent(evcon);
+	if (bev == NULL || (ssl = bufferevent_openssl_get_ssl(bev)) == NULL)
+		return NULL;
+	if ((cert = SSL_get0_peer_certificate(ssl)) == NULL ||
+	    SSL_get_verify_result(ssl) != X509_V_OK)
+		return NULL;
+	return cert;
+}

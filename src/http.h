@@ -1,0 +1,53 @@
+/* http.h: evhttp glue. Listeners, TLS, dispatch through the route table,
+ * and the only functions that write replies (so every reply is logged once
+ * and carries X-Request-Id). A handler must end in exactly one reply. */
+#ifndef QL_HTTP_H
+#define QL_HTTP_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <openssl/x509.h>
+#include <yajl/yajl_gen.h>
+
+#include "route.h"
+#include "server.h"
+
+struct evbuffer;
+struct evhttp_request;
+
+struct http_req {
+	struct server		*srv;
+	struct http_listener	*lst;
+	struct evhttp_request	*req;	/* NULL once the client has gone */
+	char			 id[17];
+	const char		*method;
+	char			*path;
+	struct timespec		 start;
+	struct route_match	 match;
+};
+
+int	 http_start(struct server *, char *err, size_t errlen)
+	    __attribute__((warn_unused_result));
+/* Check every enabled TLS listener's files (quarklinkd -t). */
+int	 http_check_tls(struct conf *, char *err, size_t errlen)
+	    __attribute__((warn_unused_result));
+void	 http_reload_tls(struct server *);
+void	 http_drain(struct server *);	/* stop accepting; finish in flight */
+void	 http_stop(struct server *);
+
+void	 http_reply(struct http_req *, int status, const char *content_type,
+	    struct evbuffer *body);
+void	 http_reply_json(struct http_req *, int status, yajl_gen);
+void	 http_reply_problem(struct http_req *, int status, const char *type,
+	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Query-string parameter, percent-decoded, copied into buf. */
+int	 http_query_param(struct http_req *, const char *name, char *buf,
+	    size_t len);
+struct evbuffer *http_body(struct http_req *);
+/* The client certificate if one was presented and verified, else NULL. */
+X509	*http_peer_cert(struct http_req *);
+const char *http_status_title(int status);
+
+#endif

@@ -1,0 +1,290 @@
+/* main.c: options, start-up order, signals and shutdown. Start-up may
+ * block (config, migrations, token login); once the loop runs, nothing
+ * does. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <libpq-fe.h>
+#include <openssl/ssl.h>
+
+#include "api_health.h"
+#include "conf.h"
+#include "db.h"
+#include "http.h"
+#include "log.h"
+#include "migrate.h"
+#include "p11.h"
+#include "server.h"
+
+#define MAIN_DEFAULT_CONF SYSCONFDIR "/quarklink/quarklinkd.conf"
+
+enum { OPT_VERSION = 256, OPT_HELP, OPT_MIGRATE, OPT_LIST_OPTIONS };
+
+static const struct option main_longopts[] = {
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "migrate", no_argument, NULL, OPT_MIGRATE },
+	{ "list-options", no_argument, NULL, OPT_LIST_OPTIONS },
+	{ NULL, 0, NULL, 0 },
+};
+
+static void
+main_usage(FILE *out)
+{
+	fprintf(out,
+	    "usage: quarklinkd [-c FILE] [-f] [-t] [--migrate] [--version] [--help]\n"
+	    "  -c FILE         configuration file (default %s)\n"
+	    "  -f              stay in the foreground\n"
+	    "  -t              test the configuration and exit\n"
+	    "  --migrate       apply pending database migrations and exit\n"
+	    "  --list-options  print every configuration option and its default\n"
+	    "  --version       print the version and exit\n"
+	    "  --help          print this help and exit\n", MAIN_DEFAULT_CONF);
+}
+
+static struct p11 *
+main_p11_open(struct conf *c, char *err, size_t errlen)
+{
+	struct p11_settings s = {
+		.module = c->p11_module,
+		.token_label = c->p11_token_label,
+		.pin_file = c->p11_pin_file,
+		.softhsm2_conf = c->p11_softhsm2_conf,
+	};
+
+	return p11_open(&s, err, errlen);
+}
+
+/* -t: everything that can be checked without serving: the file, the TLS
+ * files, the token login and the database conninfo syntax. */
+static int
+main_test_config(struct conf *c)
+{
+	char err[CONF_ERRLEN];
+	PQconninfoOption *opts;
+	char *pqerr = NULL;
+	struct p11 *p;
+
+	if (http_check_tls(c, err, sizeof(err)) == -1)
+		goto fail;
+	if ((opts = PQconninfoParse(c->db_conninfo, &pqerr)) == NULL) {
+		snprintf(err, sizeof(err), "database.conninfo: %s",
+		    pqerr ? pqerr : "out of memory");
+		err[strcspn(err, "\n")] = '\0';
+		PQfreemem(pqerr);
+		goto fail;
+	}
+	PQconninfoFree(opts);
+	if ((p = main_p11_open(c, err, sizeof(err))) == NULL)
+		goto fail;
+	p11_close(p);
+	printf("configuration OK\n");
+	return 0;
+fail:
+	fprintf(stderr, "quarklinkd: %s: %s\n", c->path, err);
+	return 1;
+}
+
+static void
+main_write_pid(const char *path)
+{
+	FILE *f;
+
+	if (path == NULL || path[0] == '\0')
+		return;
+	if ((f = fopen(path, "w")) == NULL) {
+		log_warn("pid_file %s", path);
+		return;
+	}
+	fprintf(f, "%ld\n", (long)getpid());
+	fclose(f);
+}
+
+static void
+main_exit_now(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	log_warnx("shutdown timeout: %u requests abandoned", srv->inflight);
+	event_base_loopexit(srv->base, NULL);
+}
+
+void
+server_drained(struct server *srv)
+{
+	log_info("drained, exiting");
+	event_base_loopexit(srv->base, NULL);
+}
+
+static void
+main_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+	struct timeval tv = { (time_t)srv->conf->shutdown_timeout, 0 };
+
+	(void)what;
+	switch (sig) {
+	case SIGHUP:
+		log_info("SIGHUP: reopening the log, reloading TLS certificates");
+		if (log_reopen() == -1)
+			log_warn("reopen %s", srv->conf->log_file);
+		http_reload_tls(srv);
+		break;
+	case SIGTERM:
+	case SIGINT:
+		if (srv->is_draining) {
+			log_info("second signal: exiting now");
+			event_base_loopexit(srv->base, NULL);
+			break;
+		}
+		log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		srv->drain_timer = evtimer_new(srv->base, main_exit_now, srv);
+		if (srv->drain_timer != NULL)
+			evtimer_add(srv->drain_timer, &tv);
+		http_drain(srv);
+		break;
+	}
+}
+
+static int
+main_run(struct conf *c, int foreground)
+{
+	struct db_pool_settings dbs = {
+		.conninfo = c->db_conninfo,
+		.size = (int)c->db_pool_size,
+		.queue_max = (int)c->db_queue_max,
+		.reconnect_max_s = (int)c->db_reconnect_max,
+		.query_timeout_s = (int)c->db_query_timeout,
+	};
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	struct event *sigev[3] = { NULL, NULL, NULL };
+	struct server srv;
+	char err[CONF_ERRLEN];
+	int rc = 1;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.conf = c;
+	if (!foreground) {
+		if (daemon(0, 0) == -1)
+			fatal("daemon");
+		main_write_pid(c->pid_file);
+	}
+	/* A client that hangs up mid-write must not kill the daemon. */
+	signal(SIGPIPE, SIG_IGN);
+	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+
+	if ((srv.p11 = main_p11_open(c, err, sizeof(err))) == NULL) {
+		log_warnx("pkcs11: %s", err);
+		goto out;
+	}
+	if (migrate_run(c->db_conninfo, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		goto out;
+	}
+	if ((srv.base = event_base_new()) == NULL ||
+	    (srv.db = db_pool_new(srv.base, &dbs)) == NULL) {
+		log_warnx("out of memory");
+		goto out;
+	}
+	if (api_health_register(srv.db) == -1) {
+		log_warnx("cannot register database statements");
+		goto out;
+	}
+	db_pool_start(srv.db);
+	if (http_start(&srv, err, sizeof(err)) == -1) {
+		log_warnx("%s", err);
+		goto out;
+	}
+	for (int i = 0; i < 3; i++) {
+		sigev[i] = evsignal_new(srv.base, sigs[i], main_signal, &srv);
+		if (sigev[i] == NULL || event_add(sigev[i], NULL) == -1) {
+			log_warnx("cannot install signal handlers");
+			goto out;
+		}
+	}
+	log_info("ready");
+	event_base_dispatch(srv.base);
+	rc = 0;
+out:
+	http_stop(&srv);
+	for (int i = 0; i < 3; i++)
+		if (sigev[i] != NULL)
+			event_free(sigev[i]);
+	if (srv.drain_timer != NULL)
+		event_free(srv.drain_timer);
+	db_pool_free(srv.db);
+	if (srv.base != NULL)
+		event_base_free(srv.base);
+	p11_close(srv.p11);
+	if (!foreground && c->pid_file[0] != '\0')
+		unlink(c->pid_file);
+	log_info("exit %d", rc);
+	return rc;
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char *path = MAIN_DEFAULT_CONF, *errstr = NULL;
+	int ch, foreground = 0, test = 0, migrate = 0, rc;
+	char err[CONF_ERRLEN];
+	struct conf c;
+
+	while ((ch = getopt_long(argc, argv, "c:ft", main_longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': path = optarg; break;
+		case 'f': foreground = 1; break;
+		case 't': test = 1; break;
+		case OPT_MIGRATE: migrate = 1; break;
+		case OPT_VERSION:
+			printf("quarklinkd %s\n", PACKAGE_VERSION);
+			return 0;
+		case OPT_HELP:
+			main_usage(stdout);
+			return 0;
+		case OPT_LIST_OPTIONS:
+			conf_list_options();
+			return 0;
+		default:
+			main_usage(stderr);
+			return 1;
+		}
+	}
+	if (optind != argc) {
+		main_usage(stderr);
+		return 1;
+	}
+	conf_init(&c);
+	if (conf_load(&c, path, err, sizeof(err)) == -1) {
+		fprintf(stderr, "quarklinkd: %s\n", err);
+		conf_free(&c);
+		return 1;
+	}
+	if (test) {
+		rc = main_test_config(&c);
+	} else if (migrate) {
+		if ((rc = migrate_run(c.db_conninfo, err, sizeof(err))) == -1)
+			fprintf(stderr, "quarklinkd: %s\n", err);
+		else
+			printf("migrations applied\n");
+		rc = rc == -1;
+	} else if (log_init(c.log_level, foreground || c.log_file[0] ?
+	    c.log_target : "syslog", c.log_file, &errstr) == -1) {
+		fprintf(stderr, "quarklinkd: log_file %s: %s\n", c.log_file, errstr);
+		rc = 1;
+	} else {
+		rc = main_run(&c, foreground);
+	}
+	conf_free(&c);
+	return rc;
+}

@@ -1,0 +1,47 @@
+/* server.h: the process-wide context every module reaches through one
+ * pointer. Owned by main.c; nothing here outlives the event loop. */
+#ifndef QL_SERVER_H
+#define QL_SERVER_H
+
+#include <openssl/ssl.h>
+
+struct event_base;
+struct event;
+struct evhttp;
+struct evhttp_bound_socket;
+struct conf;
+struct conf_listener;
+struct db_pool;
+struct p11;
+struct server;
+
+struct http_listener {
+	struct server			*srv;
+	const char			*name;		/* admin, device, pki */
+	unsigned			 bit;		/* ROUTE_ADMIN ... */
+	int				 is_tls;
+	int				 wants_client_cert;
+	struct conf_listener		*conf;
+	struct evhttp			*http;
+	struct evhttp_bound_socket	*bound;
+	SSL_CTX				*ssl;
+};
+
+#define SERVER_NLISTENERS 3
+
+struct server {
+	struct event_base	*base;
+	struct conf		*conf;
+	struct db_pool		*db;
+	struct p11		*p11;
+	struct http_listener	 listeners[SERVER_NLISTENERS];
+	int			 is_draining;
+	unsigned		 inflight;	/* requests not yet replied to */
+	unsigned		 closing;	/* replied with Connection: close */
+	struct event		*drain_timer;
+};
+
+/* main.c: called by http.c once draining has nothing left in flight. */
+void	server_drained(struct server *);
+
+#endif

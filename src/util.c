@@ -1,0 +1,168 @@
+/* util.c: bounded parsing and file helpers. */
+#include "util.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+long long
+util_strtonum(const char *s, long long min, long long max, const char **errstr)
+{
+	long long v;
+	char *end;
+
+	*errstr = NULL;
+	if (s == NULL || *s == '\0' || isspace((unsigned char)*s)) {
+		*errstr = "invalid";
+		return 0;
+	}
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (*end != '\0') {
+		*errstr = "invalid";
+		return 0;
+	}
+	if ((errno == ERANGE && v == LLONG_MIN) || v < min) {
+		*errstr = "too small";
+		return 0;
+	}
+	if ((errno == ERANGE && v == LLONG_MAX) || v > max) {
+		*errstr = "too large";
+		return 0;
+	}
+	return v;
+}
+
+char *
+util_path_join(const char *dir, const char *path)
+{
+	size_t n;
+	char *out;
+
+	if (path[0] == '/' || dir == NULL || dir[0] == '\0')
+		return strdup(path);
+	n = strlen(dir) + 1 + strlen(path) + 1;
+	if ((out = malloc(n)) == NULL)
+		return NULL;
+	snprintf(out, n, "%s/%s", dir, path);
+	return out;
+}
+
+int
+util_read_file(const char *path, size_t max, char **out, size_t *outlen,
+    const char **errstr)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0;
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		*errstr = strerror(errno);
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		*errstr = "not a regular file";
+		goto fail;
+	}
+	if ((size_t)st.st_size > max) {
+		*errstr = "file too large";
+		goto fail;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		*errstr = "out of memory";
+		goto fail;
+	}
+	while (len < (size_t)st.st_size) {
+		n = read(fd, buf + len, (size_t)st.st_size - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			*errstr = n == 0 ? "short read" : strerror(errno);
+			goto fail;
+		}
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	close(fd);
+	*out = buf;
+	if (outlen != NULL)
+		*outlen = len;
+	return 0;
+fail:
+	free(buf);
+	close(fd);
+	return -1;
+}
+
+void
+util_hex(const unsigned char *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 0xf];
+	}
+	out[2 * len] = '\0';
+}
+
+char *
+util_trim(char *s)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+int
+util_parse_listen(const char *s, struct sockaddr_storage *ss, int *len)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':'), *errstr;
+	size_t hlen;
+	long long port;
+
+	if (colon == NULL || (hlen = (size_t)(colon - s)) >= sizeof(host))
+		return -1;
+	port = util_strtonum(colon + 1, 0, 65535, &errstr);
+	if (errstr != NULL)
+		return -1;
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+		host[hlen - 1] = '\0';
+		if (inet_pton(AF_INET6, host + 1, &s6->sin6_addr) != 1)
+			return -1;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1)
+			return -1;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*s4);
+	}
+	return 0;
+}

@@ -1,0 +1,26 @@
+/* util.h: small bounded helpers shared by every module (number parsing,
+ * paths, bounded file reads, hex). No I/O beyond what the name says. */
+#ifndef QL_UTIL_H
+#define QL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QL_WUR __attribute__((warn_unused_result))
+
+/* strtonum(3) from OpenBSD: whole string, base 10, within [min, max]. */
+long long	util_strtonum(const char *, long long min, long long max,
+		    const char **errstr) QL_WUR;
+/* Join dir and path unless path is absolute; caller frees. */
+char		*util_path_join(const char *dir, const char *path);
+/* Read a whole file of at most max bytes into a NUL-terminated buffer. */
+int		util_read_file(const char *path, size_t max, char **out,
+		    size_t *outlen, const char **errstr) QL_WUR;
+struct sockaddr_storage;
+/* "1.2.3.4:80" or "[::1]:80"; port 0 asks the kernel for a free one. */
+int		util_parse_listen(const char *, struct sockaddr_storage *,
+		    int *len) QL_WUR;
+void		util_hex(const unsigned char *, size_t, char *out);
+char		*util_trim(char *);
+
+#endif

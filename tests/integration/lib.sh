@@ -1,0 +1,618 @@
+# shellcheck shell=bash
+# Integration test harness for quarklinkd.  Sourced by every tests/integration/t_*.sh.
+#
+# Each test is one program run by automake's parallel test driver:
+# exit 0 = PASS, 1 = FAIL, 77 = SKIP, 99 = hard error (broken setup).
+#
+# Environment (set by the Makefile, defaulted here so a test can be run by hand):
+#   top_srcdir, top_builddir   absolute paths of the source and build trees
+#   QUARKLINKD                 the daemon binary ($top_builddir/src/quarklinkd)
+#   QL_KEEP=1                  keep the per-test temp dir $T after the test
+#   QL_WRAPPER                 command prefix for the daemon, e.g.
+#                              "valgrind --error-exitcode=99 --leak-check=full"
+#   QL_TIMEOUT_SCALE           multiply every wait_until timeout (e.g. 5 under valgrind)
+#   QL_PGBIN                   PostgreSQL binaries (/usr/lib/postgresql/15/bin)
+#
+# Rules for tests: never sleep to synchronise; poll a real condition with
+# wait_until.  Every test asserts real outcomes.
+
+set -u -o pipefail
+
+QL_TEST=$(basename "$0" .sh)
+QL_LIBDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+: "${top_srcdir:=$(cd "$QL_LIBDIR/../.." && pwd)}"
+: "${top_builddir:=$top_srcdir}"
+: "${QUARKLINKD:=$top_builddir/src/quarklinkd}"
+: "${QL_PGBIN:=/usr/lib/postgresql/15/bin}"
+: "${QL_TIMEOUT_SCALE:=1}"
+: "${QL_WRAPPER:=}"
+export top_srcdir top_builddir QUARKLINKD
+
+# Keep the environment from leaking libpq/SoftHSM settings into the daemon:
+# everything it needs must come from its configuration file.
+unset PGHOST PGPORT PGUSER PGDATABASE PGSERVICE PGPASSWORD SOFTHSM2_CONF
+
+QL_PID=
+QL_EXIT=
+QL_LOG=
+PG_PORT=
+PG_CONNINFO=
+ADMIN_PORT=
+DEVICE_PORT=
+PKI_PORT=
+HTTP_STATUS=
+CURL_RC=
+
+# ---------------------------------------------------------------- reporting
+
+# ql__where DEPTH: "file:line" of the caller DEPTH frames above the helper.
+ql__where() {
+    local d=$(( $1 + 1 ))
+    printf '%s:%s' "$(basename "${BASH_SOURCE[$d]:-?}")" "${BASH_LINENO[$((d - 1))]:-?}"
+}
+
+ql_log() { printf '# %s: %s\n' "$QL_TEST" "$*"; }
+
+# fail MSG...: the test failed (exit 1).
+fail() {
+    printf 'FAIL %s: %s\n' "$(ql__where 1)" "$*"
+    exit 1
+}
+
+# ql__fail_at DEPTH MSG...: fail, naming the frame DEPTH above the caller.
+ql__fail_at() {
+    local depth=$1; shift
+    printf 'FAIL %s: %s\n' "$(ql__where $((depth + 1)))" "$*"
+    exit 1
+}
+
+# hard_error MSG...: the test could not be set up (exit 99).
+hard_error() {
+    printf 'ERROR %s: %s\n' "$(ql__where 1)" "$*"
+    exit 99
+}
+
+# skip MSG...: the test cannot run here (exit 77).
+skip() {
+    printf 'SKIP %s: %s\n' "$QL_TEST" "$*"
+    exit 77
+}
+
+# ql_require CMD...: skip unless every command exists.
+ql_require() {
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 || skip "required tool '$c' not found"
+    done
+}
+
+# ql__run DESCRIPTION CMD...: run a setup step, hard error (99) with its output if it fails.
+ql__run() {
+    local what=$1; shift
+    local out
+    if ! out=$("$@" 2>&1); then
+        printf '%s\n' "$out"
+        printf 'ERROR %s: setup step failed: %s\n' "$(ql__where 1)" "$what"
+        exit 99
+    fi
+}
+
+# ---------------------------------------------------------------- assertions
+
+# assert_eq EXPECTED ACTUAL [MSG]
+assert_eq() {
+    [ "$1" = "$2" ] && return 0
+    ql__fail_at 1 "${3:-values differ}: expected '$1', got '$2'"
+}
+
+# assert_ne UNEXPECTED ACTUAL [MSG]
+assert_ne() {
+    [ "$1" != "$2" ] && return 0
+    ql__fail_at 1 "${3:-values equal}: did not expect '$1'"
+}
+
+# assert_match ERE TEXT [MSG]: TEXT (a string) has a line matching ERE.
+assert_match() {
+    printf '%s\n' "$2" | grep -Eq -- "$1" && return 0
+    printf '%s\n' "---- text:" "$2" "----"
+    ql__fail_at 1 "${3:-no match}: /$1/ not found"
+}
+
+# assert_no_match ERE TEXT [MSG]
+assert_no_match() {
+    printf '%s\n' "$2" | grep -Eq -- "$1" || return 0
+    printf '%s\n' "---- text:" "$2" "----"
+    ql__fail_at 1 "${3:-unexpected match}: /$1/ found"
+}
+
+# assert_file_match ERE FILE [MSG]: FILE has a line matching ERE.
+assert_file_match() {
+    [ -f "$2" ] && grep -Eq -- "$1" "$2" && return 0
+    printf '%s\n' "---- $2:"; tail -n 50 "$2" 2>/dev/null; printf '%s\n' "----"
+    ql__fail_at 1 "${3:-no match}: /$1/ not found in $2"
+}
+
+# assert_status EXPECTED [MSG]: the last ql_curl got HTTP status EXPECTED.
+assert_status() {
+    [ "$HTTP_STATUS" = "$1" ] && return 0
+    printf '%s\n' "---- curl rc=$CURL_RC status=$HTTP_STATUS" "---- headers:"
+    cat "$HEADERS" 2>/dev/null; printf '%s\n' "---- body:"; head -c 2000 "$BODY" 2>/dev/null
+    printf '\n%s\n' "---- curl stderr:"; cat "$T/curl.err" 2>/dev/null; printf '%s\n' "----"
+    ql__fail_at 1 "${2:-unexpected HTTP status}: expected $1, got $HTTP_STATUS"
+}
+
+# ---------------------------------------------------------------- polling
+
+# wait_until TIMEOUT_SECONDS CMD...: re-run CMD every 0.05 s until it succeeds;
+# return 1 if it has not succeeded after TIMEOUT_SECONDS (scaled by
+# QL_TIMEOUT_SCALE).  The only permitted delay in the tests.
+wait_until() {
+    local timeout=$1; shift
+    local now deadline
+    now=${EPOCHREALTIME/./}
+    deadline=$(awk -v n="$now" -v t="$timeout" -v s="$QL_TIMEOUT_SCALE" \
+        'BEGIN { printf "%.0f", n + t * s * 1000000 }')
+    while :; do
+        "$@" && return 0
+        now=${EPOCHREALTIME/./}
+        [ "$now" -ge "$deadline" ] && return 1
+        sleep 0.05
+    done
+}
+
+# ---------------------------------------------------------------- temp dir and cleanup
+
+T=$(mktemp -d /tmp/ql-test.XXXXXX) || { echo "ERROR: mktemp failed"; exit 99; }
+chmod 755 "$T"
+export T
+
+ql__dump_logs() {
+    local f
+    for f in "${QL_LOG:-$T/quarklinkd.log}" "$T/quarklinkd.stderr" "$T/pg/log"; do
+        [ -s "$f" ] || continue
+        printf '%s\n' "---- $QL_TEST: tail -n 100 $f"
+        tail -n 100 "$f"
+        printf '%s\n' "---- end of $f"
+    done
+}
+
+ql__cleanup() {
+    local rc=$?
+    trap - EXIT
+    if [ -n "$QL_PID" ] && kill -0 "$QL_PID" 2>/dev/null; then
+        kill -TERM "$QL_PID" 2>/dev/null
+        if ! wait_until 5 ql__exited "$QL_PID"; then
+            echo "# $QL_TEST: daemon $QL_PID ignored SIGTERM at cleanup, killing it"
+            kill -KILL "$QL_PID" 2>/dev/null
+        fi
+        wait "$QL_PID" 2>/dev/null
+    fi
+    if [ -f "$T/pg/data/postmaster.pid" ]; then
+        pg__ctl stop -m immediate -w >/dev/null 2>&1
+    fi
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+        ql__dump_logs
+    fi
+    if [ "${QL_KEEP:-0}" = 1 ]; then
+        echo "# $QL_TEST: kept $T"
+    else
+        rm -rf "$T"
+    fi
+    exit "$rc"
+}
+trap ql__cleanup EXIT
+trap 'exit 99' INT TERM HUP
+
+# ---------------------------------------------------------------- PostgreSQL
+
+ql__is_root() { [ "$(id -u)" = 0 ]; }
+
+# pg__as_owner CMD...: run a PostgreSQL server tool as the cluster owner.
+pg__as_owner() {
+    if ql__is_root; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+pg__ctl() { pg__as_owner "$QL_PGBIN/pg_ctl" -D "$T/pg/data" "$@"; }
+
+# pg__template: path of an initdb'd cluster cached per build tree, made once
+# under flock so parallel tests do not race.  Prints the data dir path, or
+# nothing if the build tree is not writable (then each test runs initdb).
+pg__template() {
+    local cache="$top_builddir/tests/integration/.pgtemplate"
+    local major
+    major=$("$QL_PGBIN/pg_ctl" --version | awk '{ split($NF, v, "."); print v[1] }')
+    local dir="$cache/pg$major"
+    if [ ! -f "$dir/complete" ]; then
+        mkdir -p "$cache" 2>/dev/null && [ -w "$cache" ] || return 0
+        (
+            flock 9 || exit 1
+            [ -f "$dir/complete" ] && exit 0
+            tmp=$(mktemp -d /tmp/ql-pgtemplate.XXXXXX) || exit 1
+            chmod 755 "$tmp"
+            ql__is_root && chown postgres "$tmp"
+            if ! pg__as_owner "$QL_PGBIN/initdb" -D "$tmp/data" -A trust -U ql \
+                    --no-sync -E UTF8 --locale=C >"$tmp/initdb.log" 2>&1; then
+                cat "$tmp/initdb.log"
+                rm -rf "$tmp"
+                exit 1
+            fi
+            rm -rf "$dir.new"
+            mkdir -p "$dir.new" && cp -a "$tmp/data" "$dir.new/data" &&
+                touch "$dir.new/complete" && mv "$dir.new" "$dir"
+            status=$?
+            rm -rf "$tmp"
+            exit $status
+        ) 9>"$cache/lock" || hard_error "could not create the PostgreSQL template in $cache"
+    fi
+    printf '%s\n' "$dir/data"
+}
+
+# pg_start: start this test's private PostgreSQL cluster (unix socket in $T/pg
+# only, fsync off) and make sure database "quarklink" exists.  On an existing
+# cluster (after pg_stop) it starts the same data dir on the same port.
+# Exports PG_CONNINFO and PG_PORT.
+pg_start() {
+    ql_require "$QL_PGBIN/initdb" "$QL_PGBIN/pg_ctl" psql
+    ql__is_root && ql_require runuser
+    if [ ! -d "$T/pg/data" ]; then
+        local tmpl
+        tmpl=$(pg__template)
+        mkdir -p "$T/pg"
+        if [ -n "$tmpl" ]; then
+            cp -a "$tmpl" "$T/pg/data" || hard_error "copying $tmpl failed"
+        fi
+        ql__is_root && chown -R postgres "$T/pg"
+        if [ -z "$tmpl" ]; then
+            ql__run initdb pg__as_owner "$QL_PGBIN/initdb" -D "$T/pg/data" -A trust -U ql \
+                --no-sync -E UTF8 --locale=C
+        fi
+        chmod 700 "$T/pg/data"
+        PG_PORT=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40001 ))
+    fi
+    if ! pg__ctl -l "$T/pg/log" -w -t 30 \
+            -o "-k $T/pg -p $PG_PORT -c listen_addresses='' -c fsync=off -c full_page_writes=off" \
+            start >"$T/pg/ctl.out" 2>&1; then
+        cat "$T/pg/ctl.out"
+        hard_error "PostgreSQL did not start"
+    fi
+    PG_CONNINFO="host=$T/pg port=$PG_PORT user=ql dbname=quarklink"
+    export PG_CONNINFO PG_PORT
+    local exists
+    exists=$(psql -X -A -t -q -h "$T/pg" -p "$PG_PORT" -U ql -d postgres \
+        -c "SELECT 1 FROM pg_database WHERE datname = 'quarklink'") ||
+        hard_error "psql could not connect to the test cluster"
+    if [ "$exists" != 1 ]; then
+        ql__run createdb "$QL_PGBIN/createdb" -h "$T/pg" -p "$PG_PORT" -U ql quarklink
+    fi
+}
+
+# pg_stop: fast shutdown, waiting for it to finish.
+pg_stop() {
+    ql__run "pg_ctl stop" pg__ctl stop -m fast -w -t 30
+}
+
+pg_restart() {
+    pg_stop
+    pg_start
+}
+
+# ql_psql SQL: run SQL in database quarklink, print unaligned tuples only.
+ql_psql() {
+    psql -X -A -t -q -v ON_ERROR_STOP=1 -d "$PG_CONNINFO" -c "$1"
+}
+
+# ---------------------------------------------------------------- SoftHSM
+
+# hsm_init: a SoftHSM token labelled "quarklink" in $T/tokens configured by
+# $T/softhsm2.conf; the user PIN is in $T/pin (mode 0600).
+hsm_init() {
+    ql_require softhsm2-util
+    [ -r /usr/lib/softhsm/libsofthsm2.so ] || skip "SoftHSM module not found"
+    mkdir -p "$T/tokens"
+    cat >"$T/softhsm2.conf" <<EOF
+directories.tokendir = $T/tokens
+objectstore.backend = file
+log.level = ERROR
+EOF
+    local so_pin user_pin
+    so_pin=$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')
+    user_pin=$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')
+    ql__run "softhsm2-util --init-token" env SOFTHSM2_CONF="$T/softhsm2.conf" \
+        softhsm2-util --init-token --free --label quarklink --so-pin "$so_pin" --pin "$user_pin"
+    (umask 077 && printf '%s\n' "$user_pin" >"$T/pin")
+    chmod 600 "$T/pin"
+    HSM_PIN=$user_pin
+    export HSM_PIN
+}
+
+# ---------------------------------------------------------------- certificates
+
+# tls_make_certs: test CA ($T/ca.crt/.key, P-256), server cert for
+# 127.0.0.1/localhost ($T/server.crt/.key), client cert from the same CA
+# ($T/client.crt/.key, CN in $CLIENT_CN), and a client cert from an untrusted
+# CA ($T/rogue.crt/.key, CN in $ROGUE_CN).
+tls_make_certs() {
+    ql_require openssl
+    local d="$T/pki-work"
+    mkdir -p "$d"
+    CLIENT_CN="ql-test-device-$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')"
+    ROGUE_CN="ql-rogue-device-$(od -An -tx1 -N4 /dev/urandom | tr -d ' \n')"
+    CA_CN="quarklink test CA $QL_TEST"
+    export CLIENT_CN ROGUE_CN CA_CN
+    cat >"$d/ca.ext" <<'EOF'
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+EOF
+    cat >"$d/server.ext" <<'EOF'
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+authorityKeyIdentifier = keyid
+EOF
+    cat >"$d/client.ext" <<'EOF'
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = clientAuth
+authorityKeyIdentifier = keyid
+EOF
+    local ca
+    for ca in ca rogue-ca; do
+        local cn=$CA_CN
+        [ "$ca" = rogue-ca ] && cn="rogue CA $QL_TEST"
+        ql__run "$ca key" openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+            -out "$d/$ca.key"
+        ql__run "$ca csr" openssl req -new -key "$d/$ca.key" -subj "/CN=$cn" -out "$d/$ca.csr"
+        ql__run "$ca cert" openssl x509 -req -in "$d/$ca.csr" -signkey "$d/$ca.key" -days 2 \
+            -extfile "$d/ca.ext" -set_serial "0x$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')" \
+            -out "$d/$ca.crt"
+    done
+    # name issuer ext
+    local spec name issuer ext cn
+    for spec in "server ca server localhost" "client ca client $CLIENT_CN" \
+                "rogue rogue-ca client $ROGUE_CN"; do
+        read -r name issuer ext cn <<<"$spec"
+        ql__run "$name key" openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+            -out "$d/$name.key"
+        ql__run "$name csr" openssl req -new -key "$d/$name.key" -subj "/CN=$cn/O=quarklink tests" \
+            -out "$d/$name.csr"
+        ql__run "$name cert" openssl x509 -req -in "$d/$name.csr" -CA "$d/$issuer.crt" \
+            -CAkey "$d/$issuer.key" -days 2 -extfile "$d/$ext.ext" \
+            -set_serial "0x$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')" -out "$d/$name.crt"
+    done
+    cp "$d/ca.crt" "$d/ca.key" "$d/rogue-ca.crt" "$d/server.crt" "$d/server.key" \
+        "$d/client.crt" "$d/client.key" "$d/rogue.crt" "$d/rogue.key" "$T/" ||
+        hard_error "copying certificates failed"
+    chmod 600 "$T"/*.key
+}
+
+# ---------------------------------------------------------------- configuration
+
+# ql_config [section.key=value ...]: write $T/quarklinkd.conf for the test
+# cluster, token and certificates.  Each argument overrides (or adds) one key;
+# "section.key=" sets it empty and "section.key" without "=" removes it.
+# A test that needs something else writes its own file.
+ql_config() {
+    local -a order=(
+        server.log_level server.log_file server.debug_endpoints
+        database.conninfo database.reconnect_max
+        pkcs11.module pkcs11.token_label pkcs11.pin_file pkcs11.softhsm2_conf
+        admin.listen admin.tls_cert admin.tls_key
+        device.listen device.tls_cert device.tls_key device.client_ca
+        pki.listen
+    )
+    local -A val=(
+        [server.log_level]=debug
+        [server.log_file]="$T/quarklinkd.log"
+        [server.debug_endpoints]=yes
+        [database.conninfo]="${PG_CONNINFO:-host=$T/pg port=5432 user=ql dbname=quarklink}"
+        [database.reconnect_max]=1
+        [pkcs11.module]=/usr/lib/softhsm/libsofthsm2.so
+        [pkcs11.token_label]=quarklink
+        [pkcs11.pin_file]="$T/pin"
+        [pkcs11.softhsm2_conf]="$T/softhsm2.conf"
+        [admin.listen]=127.0.0.1:0
+        [admin.tls_cert]="$T/server.crt"
+        [admin.tls_key]="$T/server.key"
+        [device.listen]=127.0.0.1:0
+        [device.tls_cert]="$T/server.crt"
+        [device.tls_key]="$T/server.key"
+        [device.client_ca]="$T/ca.crt"
+        [pki.listen]=127.0.0.1:0
+    )
+    local arg key
+    for arg in "$@"; do
+        if [[ $arg == *=* ]]; then
+            key=${arg%%=*}
+            [ -n "${val[$key]+set}" ] || order+=("$key")
+            val[$key]=${arg#*=}
+        else
+            unset "val[$arg]"
+        fi
+    done
+    local -a sections=()
+    local s found
+    for key in "${order[@]}"; do
+        s=${key%%.*}
+        found=0
+        for arg in "${sections[@]}"; do [ "$arg" = "$s" ] && found=1; done
+        [ $found = 1 ] || sections+=("$s")
+    done
+    {
+        echo "# written by tests/integration/lib.sh for $QL_TEST"
+        for s in "${sections[@]}"; do
+            printf '\n[%s]\n' "$s"
+            for key in "${order[@]}"; do
+                if [ "${key%%.*}" != "$s" ] || [ -z "${val[$key]+set}" ]; then continue; fi
+                printf '%s = %s\n' "${key#*.}" "${val[$key]}"
+            done
+        done
+    } >"$T/quarklinkd.conf"
+    QL_LOG=${val[server.log_file]:-}
+}
+
+# ---------------------------------------------------------------- daemon
+
+ql__exited() {
+    local state
+    [ -e "/proc/$1" ] || return 0
+    state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 0
+    [ "$state" = Z ] || [ -z "$state" ]
+}
+
+ql__log_since() { tail -n "+$((QL_LOG_START + 1))" "$QL_LOG" 2>/dev/null; }
+
+ql__ready() {
+    if ql__exited "$QL_PID"; then
+        wait "$QL_PID"
+        local rc=$?
+        QL_PID=
+        ql__fail_at 3 "quarklinkd exited with status $rc before it was ready"
+    fi
+    ql__log_since | grep -Eq ' info ready$'
+}
+
+# ql_start [EXTRA ARGS...]: start "$QUARKLINKD -f -c $T/quarklinkd.conf" in the
+# background, wait for "info ready", set QL_PID, ADMIN_PORT, DEVICE_PORT, PKI_PORT.
+ql_start() {
+    [ -x "$QUARKLINKD" ] || hard_error "quarklinkd not built: $QUARKLINKD"
+    [ -n "$QL_LOG" ] || QL_LOG="$T/quarklinkd.stderr"
+    QL_LOG_START=0
+    [ -f "$QL_LOG" ] && QL_LOG_START=$(wc -l <"$QL_LOG")
+    # shellcheck disable=SC2086  # QL_WRAPPER is a command prefix, split on purpose
+    $QL_WRAPPER "$QUARKLINKD" -f -c "$T/quarklinkd.conf" "$@" \
+        >>"$T/quarklinkd.stdout" 2>>"$T/quarklinkd.stderr" </dev/null &
+    QL_PID=$!
+    wait_until 15 ql__ready || ql__fail_at 1 "quarklinkd did not log 'info ready' within 15 s"
+    local lines
+    lines=$(ql__log_since | grep -E ' info listening (admin|device|pki) ')
+    ADMIN_PORT=$(printf '%s\n' "$lines" | sed -nE 's/.* info listening admin [^ ]*:([0-9]+)$/\1/p' | tail -n 1)
+    DEVICE_PORT=$(printf '%s\n' "$lines" | sed -nE 's/.* info listening device [^ ]*:([0-9]+)$/\1/p' | tail -n 1)
+    PKI_PORT=$(printf '%s\n' "$lines" | sed -nE 's/.* info listening pki [^ ]*:([0-9]+)$/\1/p' | tail -n 1)
+    export ADMIN_PORT DEVICE_PORT PKI_PORT QL_PID
+}
+
+# ql_wait_exit TIMEOUT: wait for the daemon to exit; sets QL_EXIT; returns 1 on timeout.
+ql_wait_exit() {
+    wait_until "$1" ql__exited "$QL_PID" || return 1
+    wait "$QL_PID"
+    QL_EXIT=$?
+    QL_PID=
+    return 0
+}
+
+# ql_stop: SIGTERM, wait (bounded) for exit, return the exit status.
+ql_stop() {
+    [ -n "$QL_PID" ] || hard_error "ql_stop: daemon not running"
+    kill -TERM "$QL_PID" || ql__fail_at 1 "could not signal quarklinkd $QL_PID"
+    ql_wait_exit 20 || ql__fail_at 1 "quarklinkd did not exit within 20 s of SIGTERM"
+    return "$QL_EXIT"
+}
+
+# ql_alive: the daemon started by ql_start is still running.
+ql_alive() { [ -n "$QL_PID" ] && ! ql__exited "$QL_PID"; }
+
+# ---------------------------------------------------------------- HTTP
+
+admin_url()  { printf 'https://127.0.0.1:%s%s' "$ADMIN_PORT" "$1"; }
+device_url() { printf 'https://127.0.0.1:%s%s' "$DEVICE_PORT" "$1"; }
+pki_url()    { printf 'http://127.0.0.1:%s%s' "$PKI_PORT" "$1"; }
+
+BODY="$T/body"
+HEADERS="$T/headers"
+
+# ql_curl [CURL ARGS...] URL: request trusting the test CA; sets HTTP_STATUS
+# ("000" if no response), CURL_RC; body in $BODY, headers in $HEADERS, curl's
+# errors in $T/curl.err.  Returns curl's exit status.
+ql_curl() {
+    rm -f "$BODY" "$HEADERS"
+    HTTP_STATUS=$(curl -sS --max-time 10 --cacert "$T/ca.crt" -o "$BODY" -D "$HEADERS" \
+        -w '%{http_code}' "$@" 2>"$T/curl.err")
+    CURL_RC=$?
+    [ -n "$HTTP_STATUS" ] || HTTP_STATUS=000
+    touch "$BODY" "$HEADERS"
+    return "$CURL_RC"
+}
+
+# ql_header NAME: value of header NAME in the last ql_curl response.
+ql_header() {
+    tr -d '\r' <"$HEADERS" | awk -v n="$1" '
+        /^HTTP\// { v = ""; found = 0 }
+        { i = index($0, ":"); if (i && tolower(substr($0, 1, i - 1)) == tolower(n)) {
+              v = substr($0, i + 1); sub(/^[ \t]+/, "", v); found = 1 } }
+        END { if (found) print v; else exit 1 }'
+}
+
+# ---------------------------------------------------------------- JSON
+
+# json_get FILE KEY: print top-level KEY of the JSON object in FILE (strings
+# raw, other values as JSON); fails if FILE is not a JSON object or lacks KEY.
+json_get() {
+    if command -v python3 >/dev/null 2>&1; then
+        python3 -c '
+import json, sys
+with open(sys.argv[1]) as f:
+    doc = json.load(f)
+if not isinstance(doc, dict) or sys.argv[2] not in doc:
+    sys.exit(1)
+v = doc[sys.argv[2]]
+print(v if isinstance(v, str) else json.dumps(v))' "$1" "$2" 2>/dev/null
+    elif command -v jq >/dev/null 2>&1; then
+        jq -e -r --arg k "$2" 'if type == "object" and has($k) then .[$k] else error end' "$1" 2>/dev/null
+    else
+        skip "neither python3 nor jq available to parse JSON"
+    fi
+}
+
+# json_valid FILE: FILE holds exactly one valid JSON value.
+json_valid() {
+    if command -v python3 >/dev/null 2>&1; then
+        python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$1" 2>/dev/null
+    elif command -v jq >/dev/null 2>&1; then
+        jq -e . "$1" >/dev/null 2>&1 || [ "$(jq . "$1" 2>/dev/null)" = null ]
+    else
+        skip "neither python3 nor jq available to parse JSON"
+    fi
+}
+
+# assert_json FILE KEY EXPECTED [MSG]
+assert_json() {
+    local v
+    if ! v=$(json_get "$1" "$2"); then
+        printf '%s\n' "---- $1:"; head -c 2000 "$1"; printf '\n%s\n' "----"
+        ql__fail_at 1 "${4:-bad JSON}: no key '$2' in JSON object"
+    fi
+    [ "$v" = "$3" ] && return 0
+    ql__fail_at 1 "${4:-JSON value differs}: $2: expected '$3', got '$v'"
+}
+
+# assert_problem STATUS: the last response is an RFC 9457 problem+json with STATUS.
+assert_problem() {
+    local ct
+    ct=$(ql_header Content-Type) || ql__fail_at 1 "no Content-Type header"
+    [[ $ct == application/problem+json* ]] ||
+        ql__fail_at 1 "Content-Type is '$ct', expected application/problem+json"
+    json_valid "$BODY" || ql__fail_at 1 "body is not valid JSON: $(head -c 500 "$BODY")"
+    local v
+    v=$(json_get "$BODY" status) || ql__fail_at 1 "problem body has no status: $(head -c 500 "$BODY")"
+    [ "$v" = "$1" ] || ql__fail_at 1 "problem status is '$v', expected $1"
+    v=$(json_get "$BODY" title) || ql__fail_at 1 "problem body has no title: $(head -c 500 "$BODY")"
+    [ -n "$v" ] || ql__fail_at 1 "problem title is empty"
+}
+
+# ere_quote STRING: STRING with ERE metacharacters escaped.
+ere_quote() { printf '%s' "$1" | sed -e 's/[][\\.^$*+?(){}|]/\\&/g'; }
+
+# ql_request_logged ID METHOD PATH STATUS [LISTENER]: the daemon logged the
+# documented request line for that request (PATH may be followed by a query).
+ql_request_logged() {
+    local re
+    re="^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z info request"
+    re="$re id=$(ere_quote "$1") ${5:-[a-z]+} $2 $(ere_quote "$3")(\?[^ ]*)? $4 [0-9]+B [0-9.]+ms$"
+    grep -Eq -- "$re" "$QL_LOG"
+}

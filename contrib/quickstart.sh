@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # quickstart.sh: install the Debian packages quarklink needs, build it, and run
 # quarklinkd from the checkout with a private PostgreSQL cluster, SoftHSM token
-# and TLS certificate under var/.  It never touches the system PostgreSQL
-# cluster or anything under /etc.
+# and TLS certificate under var/.  Apart from installing packages, it never
+# touches the system PostgreSQL cluster or anything under /etc.
 #
 #   contrib/quickstart.sh [start]   install, build, set up var/, start quarklinkd
 #   contrib/quickstart.sh stop      stop quarklinkd and the private PostgreSQL
-#   contrib/quickstart.sh check     install, build, make check (CI entry point)
+#   contrib/quickstart.sh check     install, build, make check (CI entry point;
+#                                   CHECK_JOBS=N sets make's -j, default nproc)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -31,15 +32,18 @@ is_root() { [[ $(id -u) -eq 0 ]]; }
 # --- packages ---------------------------------------------------------------
 
 deps_install() {
-	local p missing=()
+	local p st missing=()
 
 	if ! command -v dpkg >/dev/null 2>&1; then
 		say "no dpkg: not Debian; make sure these are installed: ${PACKAGES[*]}"
 		return 0
 	fi
 	for p in "${PACKAGES[@]}"; do
-		# dpkg -s succeeds for removed-but-not-purged packages too; read Status.
-		if ! dpkg -s "$p" 2>/dev/null | grep -q '^Status: install ok installed$'; then
+		# dpkg -s succeeds for removed-but-not-purged packages too; read
+		# Status.  (No "| grep -q": with pipefail an early grep exit can
+		# kill dpkg with SIGPIPE and fail the test.)
+		st=$(dpkg -s "$p" 2>/dev/null) || st=
+		if [[ $'\n'$st$'\n' != *$'\nStatus: install ok installed\n'* ]]; then
 			missing+=("$p")
 		fi
 	done
@@ -76,7 +80,8 @@ tools_check() {
 
 build() {
 	cd "$ROOT"
-	[[ -x configure ]] || autoreconf -fi
+	# Makefile.in too: an interrupted autoreconf can leave configure alone.
+	[[ -x configure && -f Makefile.in ]] || autoreconf -fi
 	[[ -f Makefile ]] || ./configure
 	make -j"$(nproc)"
 	[[ -x $DAEMON ]] || die "build finished but $DAEMON is missing"
@@ -257,7 +262,7 @@ pg_stop() {
 # --- SoftHSM ----------------------------------------------------------------
 
 softhsm_setup() {
-	local so_pin pin
+	local so_pin pin slots
 
 	mkdir -p "$VAR/tokens"
 	chmod 700 "$VAR/tokens"
@@ -270,8 +275,9 @@ softhsm_setup() {
 	log.level = ERROR
 	EOF
 
-	if SOFTHSM2_CONF=$VAR/softhsm2.conf softhsm2-util --show-slots 2>/dev/null |
-	    grep -Eq '^[[:space:]]*Label:[[:space:]]+quarklink[[:space:]]*$'; then
+	slots=$(SOFTHSM2_CONF=$VAR/softhsm2.conf softhsm2-util --show-slots 2>/dev/null) ||
+		die "softhsm2-util --show-slots failed with $VAR/softhsm2.conf"
+	if grep -Eq '^[[:space:]]*Label:[[:space:]]+quarklink[[:space:]]*$' <<<"$slots"; then
 		[[ -s $VAR/pin ]] || die "token quarklink exists in var/tokens but var/pin" \
 		    "is missing; remove var/tokens to start over with a new token"
 		say "SoftHSM token quarklink already initialised"
@@ -466,16 +472,18 @@ daemon_start() {
 		# The daemon forks before it opens the token and the database, so
 		# a failure there shows only in the log, as its last line "exit N".
 		if [[ -n $log && -f $log ]] &&
-		    tail -c +"$((off + 1))" "$log" | grep -q ' exit [0-9]*$'; then
+		    tail -c +"$((off + 1))" "$log" | grep ' exit [0-9]*$' >/dev/null; then
+			ready=exited
 			break
 		fi
 		sleep 0.25
 	done
-	if [[ -z $ready ]]; then
+	if [[ $ready != 1 ]]; then
 		if [[ -n $log && -f $log ]]; then
 			say "last lines of $log:" >&2
 			tail -c +"$((off + 1))" "$log" | tail -n 20 >&2
 		fi
+		[[ $ready == exited ]] && die "quarklinkd exited during start-up"
 		die "quarklinkd did not become ready within 15 seconds (GET /readyz)"
 	fi
 	print_urls "$off"
@@ -525,7 +533,9 @@ run_check() {
 	tools_check
 	build
 	cd "$ROOT"
-	make check || rc=$?
+	# The tests are parallel-safe (own temp dirs, allocated ports);
+	# CHECK_JOBS=1 runs them one at a time.
+	make -j"${CHECK_JOBS:-$(nproc)}" check || rc=$?
 	if [[ $rc -ne 0 ]]; then
 		say "make check failed (exit $rc); test logs follow" >&2
 		print_test_logs
@@ -559,7 +569,7 @@ main() {
 	stop) run_stop ;;
 	check) run_check ;;
 	-h | --help | help)
-		sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+		awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
 		;;
 	*) die "unknown command '$1' (start, stop, check)" ;;
 	esac

@@ -40,6 +40,8 @@ static const struct conf_option conf_options[] = {
 	{ "server", "request_timeout", CONF_INT, "30", 1, 3600, O(request_timeout), NULL, 0 },
 	{ "server", "shutdown_timeout", CONF_INT, "10", 0, 3600, O(shutdown_timeout), NULL, 0 },
 	{ "server", "debug_endpoints", CONF_BOOL, "no", 0, 0, O(debug_endpoints), NULL, 0 },
+	{ "server", "state_dir", CONF_PATH, ".", 0, 0, O(state_dir), NULL, 0 },
+	{ "server", "tls_names", CONF_STR, "localhost,127.0.0.1", 0, 0, O(tls_names), NULL, 0 },
 
 	{ "database", "conninfo", CONF_STR, "dbname=quarklink", 0, 0, O(db_conninfo), NULL, 0 },
 	{ "database", "pool_size", CONF_INT, "2", 1, 64, O(db_pool_size), NULL, 0 },
@@ -51,6 +53,12 @@ static const struct conf_option conf_options[] = {
 	{ "pkcs11", "token_label", CONF_STR, "quarklink", 0, 0, O(p11_token_label), NULL, 0 },
 	{ "pkcs11", "pin_file", CONF_PATH, "pin", 0, 0, O(p11_pin_file), NULL, 0 },
 	{ "pkcs11", "softhsm2_conf", CONF_PATH, "", 0, 0, O(p11_softhsm2_conf), NULL, 0 },
+	{ "pkcs11", "engine", CONF_PATH, ENGINESDIR "/pkcs11.so", 0, 0, O(p11_engine), NULL, 0 },
+
+	{ "ca", "key_type", CONF_ENUM, "ec-p256", 0, 0, O(ca_key_type), "ec-p256|rsa-3072", 0 },
+	{ "ca", "cert_validity_days", CONF_INT, "365", 1, 3650, O(ca_cert_validity_days), NULL, 0 },
+	{ "ca", "crl_validity_hours", CONF_INT, "24", 1, 720, O(ca_crl_validity_hours), NULL, 0 },
+	{ "ca", "ocsp_validity_hours", CONF_INT, "24", 1, 720, O(ca_ocsp_validity_hours), NULL, 0 },
 
 	{ "admin", "enabled", CONF_BOOL, "yes", 0, 0, O(admin.enabled), NULL, 0 },
 	{ "admin", "listen", CONF_LISTEN, "0.0.0.0:8443", 0, 0, O(admin.listen), NULL, 0 },
@@ -65,6 +73,7 @@ static const struct conf_option conf_options[] = {
 
 	{ "pki", "enabled", CONF_BOOL, "yes", 0, 0, O(pki.enabled), NULL, 0 },
 	{ "pki", "listen", CONF_LISTEN, "0.0.0.0:8080", 0, 0, O(pki.listen), NULL, 0 },
+	{ "pki", "url", CONF_STR, "", 0, 0, O(pki_url), NULL, 0 },
 };
 #undef O
 #define CONF_NOPTIONS (sizeof(conf_options) / sizeof(conf_options[0]))
@@ -255,7 +264,10 @@ conf_resolve_paths(struct conf *c, const char *dir)
 		if (conf_options[i].type != CONF_PATH)
 			continue;
 		sp = (char **)((char *)c + conf_options[i].off);
-		if ((*sp)[0] == '\0' || (*sp)[0] == '/')
+		/* "auto" is a keyword of tls_cert, not a file name. */
+		if ((*sp)[0] == '\0' || (*sp)[0] == '/' ||
+		    (strcmp(conf_options[i].name, "tls_cert") == 0 &&
+		    strcmp(*sp, "auto") == 0))
 			continue;
 		if ((joined = util_path_join(dir, *sp)) == NULL)
 			return -1;
@@ -363,15 +375,14 @@ conf_load(struct conf *c, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, errstr);
 		return -1;
 	}
-	if ((dir = strdup(path)) == NULL) {
+	/* Absolute, so relative paths still resolve after daemon() chdir("/"). */
+	if ((dir = realpath(path, NULL)) == NULL) {
 		free(text);
-		snprintf(err, errlen, "%s: out of memory", path);
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
-	if ((slash = strrchr(dir, '/')) != NULL)
-		*(slash == dir ? slash + 1 : slash) = '\0';
-	else
-		snprintf(dir, strlen(dir) + 1, ".");
+	slash = strrchr(dir, '/');
+	*(slash == dir ? slash + 1 : slash) = '\0';
 	rc = conf_parse(c, path, text, dir, err, errlen);
 	free(text);
 	free(dir);

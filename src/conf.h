@@ -27,6 +27,8 @@ struct conf {
 	long long		 request_timeout;
 	long long		 shutdown_timeout;
 	int			 debug_endpoints;
+	char			*state_dir;
+	char			*tls_names;
 
 	char			*db_conninfo;
 	long long		 db_pool_size;
@@ -38,6 +40,13 @@ struct conf {
 	char			*p11_token_label;
 	char			*p11_pin_file;
 	char			*p11_softhsm2_conf;
+	char			*p11_engine;
+
+	char			*ca_key_type;
+	long long		 ca_cert_validity_days;
+	long long		 ca_crl_validity_hours;
+	long long		 ca_ocsp_validity_hours;
+	char			*pki_url;
 
 	struct conf_listener	 admin;
 	struct conf_listener	 device;

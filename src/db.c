@@ -15,6 +15,7 @@
 #include "log.h"
 
 #define DB_MAX_STMTS	256
+#define DB_MAX_LISTEN	8
 #define DB_BUSY_GRACE_S	5	/* past query_timeout before a silent server is dropped */
 
 struct db_query {
@@ -57,6 +58,12 @@ struct db_pool {
 	struct db_conn		*conns;
 	const struct db_stmt	*stmts[DB_MAX_STMTS];
 	int			 nstmts;
+	struct {
+		const char	*channel;
+		db_notify_cb	 cb;
+		void		*arg;
+	}			 listens[DB_MAX_LISTEN];
+	int			 nlistens;
 	struct db_queue		 queue;
 	int			 queued;
 	struct db_queue		 failed;	/* delivered on the next loop turn */
@@ -165,6 +172,17 @@ db_retry_cb(evutil_socket_t fd, short what, void *arg)
 	db_conn_connect(arg);
 }
 
+/* Queries wait while a connection is being made; they fail at once only
+ * when every connection is down (waiting out its backoff). */
+static int
+db_usable(struct db_pool *p)
+{
+	for (int i = 0; i < p->s.size; i++)
+		if (p->conns[i].state != DB_CONN_DOWN)
+			return 1;
+	return 0;
+}
+
 static int
 db_connected_count(struct db_pool *p)
 {
@@ -236,14 +254,25 @@ db_conn_setup_next(struct db_conn *c)
 	const char *param = timeout;
 	int ok;
 
-	if (c->setup_step > p->nstmts) {
+	int nlisten = c->idx == 0 ? p->nlistens : 0;
+
+	if (c->setup_step > p->nstmts + nlisten) {
 		db_conn_set_state(c, DB_CONN_IDLE);
 		db_conn_watch(c, EV_READ);
 		log_info("database connection %d ready", c->idx);
+		for (int i = 0; i < nlisten; i++)
+			p->listens[i].cb(NULL, p->listens[i].arg);
 		db_dispatch(p);
 		return;
 	}
-	if (c->setup_step == 0) {
+	if (c->setup_step > p->nstmts) {
+		char sql[96];
+
+		/* Channel names are compile-time identifiers, not input. */
+		snprintf(sql, sizeof(sql), "LISTEN %s",
+		    p->listens[c->setup_step - p->nstmts - 1].channel);
+		ok = PQsendQuery(c->pg, sql);
+	} else if (c->setup_step == 0) {
 		/* Bounds a query on the server side; cancelling from here would
 		 * need PQcancel, which blocks. */
 		snprintf(timeout, sizeof(timeout), "%ds", p->s.query_timeout_s);
@@ -369,6 +398,7 @@ db_conn_complete(struct db_conn *c)
 static void
 db_conn_read(struct db_conn *c)
 {
+	struct db_pool *p = c->pool;
 	PGresult *res;
 	PGnotify *n;
 
@@ -376,8 +406,14 @@ db_conn_read(struct db_conn *c)
 		db_conn_broken(c, PQerrorMessage(c->pg));
 		return;
 	}
-	while ((n = PQnotifies(c->pg)) != NULL)
+	while ((n = PQnotifies(c->pg)) != NULL) {
+		for (int i = 0; i < p->nlistens; i++)
+			if (strcmp(n->relname, p->listens[i].channel) == 0)
+				p->listens[i].cb(n->extra, p->listens[i].arg);
 		PQfreemem(n);
+	}
+	if (c->state == DB_CONN_DOWN)
+		return;
 	if (c->state == DB_CONN_IDLE) {
 		if (PQstatus(c->pg) == CONNECTION_BAD)
 			db_conn_broken(c, PQerrorMessage(c->pg));
@@ -433,7 +469,7 @@ db_dispatch(struct db_pool *p)
 {
 	struct db_query *q;
 
-	if (db_connected_count(p) == 0) {
+	if (!db_usable(p)) {
 		while ((q = TAILQ_FIRST(&p->queue)) != NULL) {
 			TAILQ_REMOVE(&p->queue, q, entry);
 			p->queued--;
@@ -618,7 +654,7 @@ db_query(struct db_pool *p, const struct db_stmt *st, int nparams,
 	q->cb = cb;
 	q->arg = arg;
 	q->deadline = db_now() + p->s.query_timeout_s;
-	if (db_connected_count(p) == 0) {
+	if (!db_usable(p)) {
 		db_fail(p, q, "database unavailable");
 		return;
 	}
@@ -629,6 +665,18 @@ db_query(struct db_pool *p, const struct db_stmt *st, int nparams,
 	TAILQ_INSERT_TAIL(&p->queue, q, entry);
 	p->queued++;
 	db_dispatch(p);
+}
+
+int
+db_listen(struct db_pool *p, const char *channel, db_notify_cb cb, void *arg)
+{
+	if (p->is_started || p->nlistens == DB_MAX_LISTEN)
+		return -1;
+	p->listens[p->nlistens].channel = channel;
+	p->listens[p->nlistens].cb = cb;
+	p->listens[p->nlistens].arg = arg;
+	p->nlistens++;
+	return 0;
 }
 
 int

@@ -46,6 +46,13 @@ void		 db_pool_free(struct db_pool *);
 void		 db_query(struct db_pool *, const struct db_stmt *, int nparams,
 		    const char *const *values, const int *lengths, db_cb, void *arg);
 
+/* LISTEN on channel (a constant identifier) on connection 0. cb gets each
+ * payload, and NULL after every (re)connect: notifications may have been
+ * missed, so the subscriber must resynchronise. Register before start. */
+typedef void (*db_notify_cb)(const char *payload, void *arg);
+int		 db_listen(struct db_pool *, const char *channel, db_notify_cb,
+		    void *arg) __attribute__((warn_unused_result));
+
 int		 db_connected(struct db_pool *);	/* connections ready */
 const char	*db_last_error(struct db_pool *);
 

@@ -26,8 +26,11 @@
 #include "api_health.h"
 #include "conf.h"
 #include "device.h"
+#include "est.h"
+#include "api_pki.h"
 #include "json.h"
 #include "log.h"
+#include "pki.h"
 #include "tls.h"
 #include "util.h"
 
@@ -258,8 +261,7 @@ http_dispatch(struct evhttp_request *req, void *arg)
 		return;
 	case ROUTE_METHOD_NOT_ALLOWED:
 		route_allow_header(hr->match.allowed, allow, sizeof(allow));
-		evhttp_add_header(evhttp_request_get_output_headers(req),
-		    "Allow", allow);
+		http_add_header(hr, "Allow", allow);
 		http_reply_problem(hr, 405, NULL, "%s is not allowed on %s; allowed: %s",
 		    hr->method, hr->path, allow);
 		return;
@@ -337,8 +339,25 @@ http_listener_bind(struct http_listener *l, char *err, size_t errlen)
 		evutil_inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
 		port = ntohs(s4->sin_port);
 	}
+	/* What certificates point at when pki.url is not set. */
+	snprintf(l->bound_addr, sizeof(l->bound_addr), "%s:%u",
+	    strcmp(host, "0.0.0.0") == 0 ? "127.0.0.1" : host, port);
 	log_info("listening %s %s:%u", l->name, host, port);
 	return 0;
+}
+
+static SSL_CTX *
+http_ssl_ctx(struct http_listener *l, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = tls_ctx_new(l->conf->tls_cert, l->conf->tls_key, err, errlen);
+
+	if (ctx != NULL && l->wants_client_cert &&
+	    pki_setup_client_tls(l->srv->pki, ctx, l->conf->client_ca, err,
+	    errlen) == -1) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
 }
 
 static int
@@ -356,9 +375,7 @@ http_listener_start(struct http_listener *l, char *err, size_t errlen)
 	evhttp_set_timeout(l->http, (int)c->request_timeout);
 	evhttp_set_gencb(l->http, http_dispatch, l);
 	if (l->is_tls) {
-		l->ssl = tls_ctx_new(l->conf->tls_cert, l->conf->tls_key,
-		    l->wants_client_cert ? l->conf->client_ca : NULL, err, errlen);
-		if (l->ssl == NULL)
+		if ((l->ssl = http_ssl_ctx(l, err, errlen)) == NULL)
 			return -1;
 		evhttp_set_bevcb(l->http, http_bevcb, l);
 	}
@@ -400,9 +417,14 @@ http_check_tls(struct conf *c, char *err, size_t errlen)
 
 		if (!l->conf->enabled || !l->is_tls)
 			continue;
-		ctx = tls_ctx_new(l->conf->tls_cert, l->conf->tls_key,
-		    l->wants_client_cert ? l->conf->client_ca : NULL, err, errlen);
-		if (ctx == NULL)
+		if (l->wants_client_cert && l->conf->client_ca[0] != '\0' &&
+		    tls_check_ca_file(l->conf->client_ca, err, errlen) == -1)
+			return -1;
+		/* auto certificates are issued at start, nothing to check yet */
+		if (strcmp(l->conf->tls_cert, "auto") == 0)
+			continue;
+		if ((ctx = tls_ctx_new(l->conf->tls_cert, l->conf->tls_key, err,
+		    errlen)) == NULL)
 			return -1;
 		SSL_CTX_free(ctx);
 	}
@@ -417,6 +439,8 @@ http_start(struct server *srv, char *err, size_t errlen)
 	http_nroutes = 0;
 	http_routes_add(api_health_routes, api_health_nroutes);
 	http_routes_add(device_routes, device_nroutes);
+	http_routes_add(est_routes, est_nroutes);
+	http_routes_add(api_pki_routes, api_pki_nroutes);
 	http_listeners_init(srv);
 	for (size_t i = 0; i < SERVER_NLISTENERS; i++) {
 		struct http_listener *l = &srv->listeners[i];
@@ -438,10 +462,7 @@ http_reload_tls(struct server *srv)
 
 		if (l->ssl == NULL)
 			continue;
-		ctx = tls_ctx_new(l->conf->tls_cert, l->conf->tls_key,
-		    l->wants_client_cert ? l->conf->client_ca : NULL, err,
-		    sizeof(err));
-		if (ctx == NULL) {
+		if ((ctx = http_ssl_ctx(l, err, sizeof(err))) == NULL) {
 			log_warnx("%s: TLS reload failed, keeping the old certificate: %s",
 			    l->name, err);
 			continue;
@@ -530,4 +551,19 @@ http_peer_cert(struct http_req *hr)
 	    SSL_get_verify_result(ssl) != X509_V_OK)
 		return NULL;
 	return cert;
+}
+
+const char *
+http_header(struct http_req *hr, const char *name)
+{
+	if (hr->req == NULL)
+		return NULL;
+	return evhttp_find_header(evhttp_request_get_input_headers(hr->req), name);
+}
+
+void
+http_add_header(struct http_req *hr, const char *name, const char *value)
+{
+	if (hr->req != NULL)
+		evhttp_add_header(evhttp_request_get_output_headers(hr->req), name, value);
 }

@@ -46,6 +46,10 @@ void	 http_reply_problem(struct http_req *, int status, const char *type,
 int	 http_query_param(struct http_req *, const char *name, char *buf,
 	    size_t len);
 struct evbuffer *http_body(struct http_req *);
+/* A request header, or NULL (also once the client has gone). */
+const char *http_header(struct http_req *, const char *name);
+/* Add a header to the coming reply. */
+void	 http_add_header(struct http_req *, const char *name, const char *value);
 /* The client certificate if one was presented and verified, else NULL. */
 X509	*http_peer_cert(struct http_req *);
 const char *http_status_title(int status);

@@ -9,6 +9,8 @@
 #include <event2/buffer.h>
 #include <yajl/yajl_parse.h>
 
+#include "util.h"
+
 yajl_gen
 json_gen_new(void)
 {
@@ -19,10 +21,31 @@ json_gen_new(void)
 	return g;
 }
 
+/* Invalid UTF-8 would make yajl drop the string and shift the document;
+ * emit it with each bad byte replaced instead, so output stays well formed. */
+static void
+json_string(yajl_gen g, const char *val)
+{
+	size_t n = strlen(val);
+	char *copy;
+
+	if (util_utf8_valid((const unsigned char *)val, n)) {
+		yajl_gen_string(g, (const unsigned char *)val, n);
+		return;
+	}
+	if ((copy = strdup(val)) == NULL) {
+		yajl_gen_null(g);
+		return;
+	}
+	util_utf8_scrub(copy);
+	yajl_gen_string(g, (const unsigned char *)copy, strlen(copy));
+	free(copy);
+}
+
 void
 json_key(yajl_gen g, const char *key)
 {
-	yajl_gen_string(g, (const unsigned char *)key, strlen(key));
+	json_string(g, key);
 }
 
 void
@@ -32,7 +55,7 @@ json_kv_str(yajl_gen g, const char *key, const char *val)
 	if (val == NULL)
 		yajl_gen_null(g);
 	else
-		yajl_gen_string(g, (const unsigned char *)val, strlen(val));
+		json_string(g, val);
 }
 
 void
@@ -66,6 +89,7 @@ json_gen_finish(yajl_gen g, struct evbuffer *buf)
 struct json_depth {
 	int	depth;
 	int	max;
+	int	has_nul;
 };
 
 static int
@@ -85,7 +109,22 @@ json_depth_close(void *ctx)
 	return 1;
 }
 
+/* A NUL inside a string (\\u0000) would silently truncate it in C. */
+static int
+json_check_string(void *ctx, const unsigned char *s, size_t n)
+{
+	struct json_depth *d = ctx;
+
+	if (memchr(s, '\0', n) != NULL) {
+		d->has_nul = 1;
+		return 0;
+	}
+	return 1;
+}
+
 static const yajl_callbacks json_depth_callbacks = {
+	.yajl_string = json_check_string,
+	.yajl_map_key = json_check_string,
 	.yajl_start_map = json_depth_open,
 	.yajl_end_map = json_depth_close,
 	.yajl_start_array = json_depth_open,
@@ -95,7 +134,7 @@ static const yajl_callbacks json_depth_callbacks = {
 static int
 json_check(const char *text, size_t len, int max_depth, char *err, size_t errlen)
 {
-	struct json_depth d = { 0, max_depth };
+	struct json_depth d = { 0, max_depth, 0 };
 	yajl_handle h = yajl_alloc(&json_depth_callbacks, NULL, &d);
 	yajl_status st;
 	int rc = 0;
@@ -107,13 +146,17 @@ json_check(const char *text, size_t len, int max_depth, char *err, size_t errlen
 	st = yajl_parse(h, (const unsigned char *)text, len);
 	if (st == yajl_status_ok)
 		st = yajl_complete_parse(h);
-	if (st == yajl_status_client_canceled) {
+	if (st == yajl_status_client_canceled && d.has_nul) {
+		snprintf(err, errlen, "malformed JSON: NUL character in a string");
+		rc = -1;
+	} else if (st == yajl_status_client_canceled) {
 		snprintf(err, errlen, "JSON nested deeper than %d levels", max_depth);
 		rc = -1;
 	} else if (st != yajl_status_ok) {
 		unsigned char *msg = yajl_get_error(h, 0, NULL, 0);
 
 		snprintf(err, errlen, "malformed JSON: %s", (const char *)msg);
+		err[strcspn(err, "\n")] = '\0';
 		yajl_free_error(h, msg);
 		rc = -1;
 	}
@@ -131,6 +174,11 @@ json_parse(const char *text, size_t len, int max_depth, char *err, size_t errlen
 		snprintf(err, errlen, "malformed JSON: NUL byte");
 		return NULL;
 	}
+	/* yajl checks byte patterns only (overlongs, surrogates pass). */
+	if (!util_utf8_valid((const unsigned char *)text, len)) {
+		snprintf(err, errlen, "malformed JSON: invalid UTF-8");
+		return NULL;
+	}
 	if (json_check(text, len, max_depth, err, errlen) == -1)
 		return NULL;
 	if ((copy = malloc(len + 1)) == NULL) {
@@ -141,6 +189,8 @@ json_parse(const char *text, size_t len, int max_depth, char *err, size_t errlen
 	copy[len] = '\0';
 	v = yajl_tree_parse(copy, err, errlen);
 	free(copy);
+	if (v == NULL)
+		err[strcspn(err, "\n")] = '\0';
 	return v;
 }
 

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,13 +16,16 @@
 #include <libpq-fe.h>
 #include <openssl/ssl.h>
 
+#include "admin.h"
 #include "api_health.h"
 #include "conf.h"
 #include "db.h"
+#include "enroll.h"
 #include "http.h"
 #include "log.h"
 #include "migrate.h"
 #include "p11.h"
+#include "pki.h"
 #include "server.h"
 
 #define MAIN_DEFAULT_CONF SYSCONFDIR "/quarklink/quarklinkd.conf"
@@ -41,13 +45,20 @@ main_usage(FILE *out)
 {
 	fprintf(out,
 	    "usage: quarklinkd [-c FILE] [-f] [-t] [--migrate] [--version] [--help]\n"
+	    "       quarklinkd [-c FILE] admin COMMAND ARGS...\n"
 	    "  -c FILE         configuration file (default %s)\n"
 	    "  -f              stay in the foreground\n"
 	    "  -t              test the configuration and exit\n"
 	    "  --migrate       apply pending database migrations and exit\n"
 	    "  --list-options  print every configuration option and its default\n"
 	    "  --version       print the version and exit\n"
-	    "  --help          print this help and exit\n", MAIN_DEFAULT_CONF);
+	    "  --help          print this help and exit\n"
+	    "admin commands (run against the database and token, then exit):\n"
+	    "  create-project NAME [token] [allowlist] [approval]\n"
+	    "  create-token PROJECT [MAX_USES [VALID_DAYS]]\n"
+	    "  allow PROJECT DEVICE_ID\n"
+	    "  approve PROJECT DEVICE_ID\n"
+	    "  revoke SERIAL_HEX [REASON_CODE]\n", MAIN_DEFAULT_CONF);
 }
 
 static struct p11 *
@@ -58,6 +69,7 @@ main_p11_open(struct conf *c, char *err, size_t errlen)
 		.token_label = c->p11_token_label,
 		.pin_file = c->p11_pin_file,
 		.softhsm2_conf = c->p11_softhsm2_conf,
+		.engine = c->p11_engine,
 	};
 
 	return p11_open(&s, err, errlen);
@@ -156,12 +168,127 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+/* Fork, and let the parent exit only once the child is serving (0) or
+ * has given up (1), so "quarklinkd && next-step" means what it says. */
 static int
-main_run(struct conf *c, int foreground)
+main_daemonize(void)
+{
+	int fds[2], devnull;
+	ssize_t n;
+	char b;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC) == -1 || (pid = fork()) == -1)
+		fatal("daemonize");
+	if (pid > 0) {
+		close(fds[1]);
+		while ((n = read(fds[0], &b, 1)) == -1 && errno == EINTR)
+			;
+		if (n != 1)
+			fprintf(stderr, "quarklinkd: start-up failed; see the log\n");
+		_exit(n == 1 ? 0 : 1);
+	}
+	close(fds[0]);
+	if (setsid() == -1 || chdir("/") == -1)
+		fatal("daemonize");
+	if ((devnull = open("/dev/null", O_RDWR)) != -1) {
+		dup2(devnull, STDIN_FILENO);
+		dup2(devnull, STDOUT_FILENO);
+		dup2(devnull, STDERR_FILENO);
+		if (devnull > STDERR_FILENO)
+			close(devnull);
+	}
+	return fds[1];
+}
+
+static void
+main_fail(struct server *srv, const char *what, const char *err)
+{
+	log_warnx("cannot start: %s: %s", what, err);
+	srv->exit_code = 1;
+	event_base_loopexit(srv->base, NULL);
+}
+
+static void
+main_listen(struct server *srv)
+{
+	char err[CONF_ERRLEN];
+
+	if (http_start(srv, err, sizeof(err)) == -1) {
+		main_fail(srv, "listeners", err);
+		return;
+	}
+	log_info("ready");
+	if (srv->ready_fd != -1) {
+		if (write(srv->ready_fd, "1", 1) != 1)
+			log_warn("cannot signal readiness");
+		close(srv->ready_fd);
+		srv->ready_fd = -1;
+	}
+}
+
+static void
+main_tls_done(const char *err, void *arg)
+{
+	struct server *srv = arg;
+
+	if (err != NULL) {
+		srv->tls_pending = -1;
+		main_fail(srv, "automatic TLS certificate", err);
+		return;
+	}
+	if (srv->tls_pending > 0 && --srv->tls_pending == 0)
+		main_listen(srv);
+}
+
+static void
+main_bootstrapped(const char *err, void *arg)
+{
+	struct server *srv = arg;
+	struct conf_listener *ls[2] = { &srv->conf->admin, &srv->conf->device };
+	static const char *const names[2] = { "admin", "device" };
+
+	if (err != NULL) {
+		main_fail(srv, "CA", err);
+		return;
+	}
+	if (srv->admin_argc > 0) {
+		admin_start(srv, srv->admin_argc, srv->admin_argv);
+		return;
+	}
+	for (int i = 0; i < 2; i++)
+		if (ls[i]->enabled && strcmp(ls[i]->tls_cert, "auto") == 0)
+			srv->tls_pending++;
+	if (srv->tls_pending == 0) {
+		main_listen(srv);
+		return;
+	}
+	for (int i = 0; i < 2 && srv->tls_pending > 0; i++)
+		if (ls[i]->enabled && strcmp(ls[i]->tls_cert, "auto") == 0)
+			pki_tls_auto(srv->pki, names[i], &ls[i]->tls_cert,
+			    &ls[i]->tls_key, main_tls_done, srv);
+}
+
+void
+server_admin_done(struct server *srv, int rc)
+{
+	srv->exit_code = rc;
+	event_base_loopexit(srv->base, NULL);
+}
+
+static int
+main_register(struct server *srv)
+{
+	return api_health_register(srv->db) == -1 || pki_register(srv->pki) == -1 ||
+	    enroll_register(srv->db) == -1 ? -1 : 0;
+}
+
+static int
+main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 {
 	struct db_pool_settings dbs = {
 		.conninfo = c->db_conninfo,
-		.size = (int)c->db_pool_size,
+		.size = admin_argc > 0 ? 1 : (int)c->db_pool_size,
 		.queue_max = (int)c->db_queue_max,
 		.reconnect_max_s = (int)c->db_reconnect_max,
 		.query_timeout_s = (int)c->db_query_timeout,
@@ -170,13 +297,15 @@ main_run(struct conf *c, int foreground)
 	struct event *sigev[3] = { NULL, NULL, NULL };
 	struct server srv;
 	char err[CONF_ERRLEN];
-	int rc = 1;
 
 	memset(&srv, 0, sizeof(srv));
 	srv.conf = c;
-	if (!foreground) {
-		if (daemon(0, 0) == -1)
-			fatal("daemon");
+	srv.exit_code = 1;
+	srv.ready_fd = -1;
+	srv.admin_argc = admin_argc;
+	srv.admin_argv = admin_argv;
+	if (!foreground && admin_argc == 0) {
+		srv.ready_fd = main_daemonize();
 		main_write_pid(c->pid_file);
 	}
 	/* A client that hangs up mid-write must not kill the daemon. */
@@ -192,17 +321,13 @@ main_run(struct conf *c, int foreground)
 		goto out;
 	}
 	if ((srv.base = event_base_new()) == NULL ||
-	    (srv.db = db_pool_new(srv.base, &dbs)) == NULL) {
+	    (srv.db = db_pool_new(srv.base, &dbs)) == NULL ||
+	    (srv.pki = pki_new(&srv)) == NULL) {
 		log_warnx("out of memory");
 		goto out;
 	}
-	if (api_health_register(srv.db) == -1) {
+	if (main_register(&srv) == -1) {
 		log_warnx("cannot register database statements");
-		goto out;
-	}
-	db_pool_start(srv.db);
-	if (http_start(&srv, err, sizeof(err)) == -1) {
-		log_warnx("%s", err);
 		goto out;
 	}
 	for (int i = 0; i < 3; i++) {
@@ -212,9 +337,10 @@ main_run(struct conf *c, int foreground)
 			goto out;
 		}
 	}
-	log_info("ready");
+	srv.exit_code = 0;
+	db_pool_start(srv.db);
+	pki_bootstrap(srv.pki, main_bootstrapped, &srv);
 	event_base_dispatch(srv.base);
-	rc = 0;
 out:
 	http_stop(&srv);
 	for (int i = 0; i < 3; i++)
@@ -222,14 +348,16 @@ out:
 			event_free(sigev[i]);
 	if (srv.drain_timer != NULL)
 		event_free(srv.drain_timer);
+	pki_free(srv.pki);
 	db_pool_free(srv.db);
 	if (srv.base != NULL)
 		event_base_free(srv.base);
 	p11_close(srv.p11);
-	if (!foreground && c->pid_file[0] != '\0')
+	if (srv.ready_fd != -1 && c->pid_file[0] != '\0')
 		unlink(c->pid_file);
-	log_info("exit %d", rc);
-	return rc;
+	if (admin_argc == 0)
+		log_info("exit %d", srv.exit_code);
+	return srv.exit_code;
 }
 
 int
@@ -260,8 +388,10 @@ main(int argc, char *argv[])
 			return 1;
 		}
 	}
-	if (optind != argc) {
-		main_usage(stderr);
+	if (optind != argc && (strcmp(argv[optind], "admin") != 0 ||
+	    admin_check_args(argc - optind - 1, argv + optind + 1) == -1)) {
+		if (strcmp(argv[optind], "admin") != 0)
+			main_usage(stderr);
 		return 1;
 	}
 	conf_init(&c);
@@ -278,12 +408,17 @@ main(int argc, char *argv[])
 		else
 			printf("migrations applied\n");
 		rc = rc == -1;
+	} else if (optind != argc) {
+		/* admin: errors go to stderr only, the daemon's log is not ours */
+		if (log_init(LOG_LEVEL_ERROR, "stderr", NULL, &errstr) == -1)
+			return 1;
+		rc = main_run(&c, 1, argc - optind - 1, argv + optind + 1);
 	} else if (log_init(c.log_level, foreground || c.log_file[0] ?
 	    c.log_target : "syslog", c.log_file, &errstr) == -1) {
 		fprintf(stderr, "quarklinkd: log_file %s: %s\n", c.log_file, errstr);
 		rc = 1;
 	} else {
-		rc = main_run(&c, foreground);
+		rc = main_run(&c, foreground, 0, NULL);
 	}
 	conf_free(&c);
 	return rc;

@@ -1,6 +1,8 @@
-/* p11.c: PKCS#11 module, token and session. The PIN is read from a file
- * that only the daemon may read, kept in memory for re-login and wiped on
- * close; it is never logged. */
+/* p11.c: PKCS#11 module, token and session, and the libp11 engine that
+ * turns token keys into EVP_PKEYs. The PIN is read from a file only the
+ * daemon may read, kept in memory for re-login and wiped on close; it is
+ * never logged. The one file that uses the (deprecated) ENGINE API. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "p11.h"
 
 #include <dlfcn.h>
@@ -13,11 +15,14 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/engine.h>
+#include <openssl/err.h>
 #include <p11-kit/pkcs11.h>
 
 #define P11_PIN_MAX 256
 
 struct p11 {
+	ENGINE			*engine;
 	void			*dl;
 	CK_FUNCTION_LIST_PTR	 f;
 	int			 is_initialized;
@@ -126,6 +131,37 @@ p11_login(struct p11 *p, char *err, size_t errlen)
 	return 0;
 }
 
+static int
+p11_engine_init(struct p11 *p, const struct p11_settings *s, char *err,
+    size_t errlen)
+{
+	const char *reason;
+	ENGINE *e;
+
+	ENGINE_load_dynamic();
+	if ((e = ENGINE_by_id("dynamic")) == NULL)
+		goto fail;
+	if (!ENGINE_ctrl_cmd_string(e, "SO_PATH", s->engine, 0) ||
+	    !ENGINE_ctrl_cmd_string(e, "ID", "pkcs11", 0) ||
+	    !ENGINE_ctrl_cmd_string(e, "LIST_ADD", "1", 0) ||
+	    !ENGINE_ctrl_cmd_string(e, "LOAD", NULL, 0) ||
+	    !ENGINE_ctrl_cmd_string(e, "MODULE_PATH", s->module, 0) ||
+	    !ENGINE_ctrl_cmd_string(e, "PIN", p->pin, 0) ||
+	    !ENGINE_init(e)) {
+		ENGINE_free(e);
+		goto fail;
+	}
+	p->engine = e;
+	return 0;
+fail:
+	reason = ERR_peek_last_error() ?
+	    ERR_reason_error_string(ERR_peek_last_error()) : NULL;
+	snprintf(err, errlen, "cannot load the PKCS#11 engine %s: %s", s->engine,
+	    reason ? reason : "error");
+	ERR_clear_error();
+	return -1;
+}
+
 struct p11 *
 p11_open(const struct p11_settings *s, char *err, size_t errlen)
 {
@@ -146,6 +182,10 @@ p11_open(const struct p11_settings *s, char *err, size_t errlen)
 		goto fail;
 	if (s->softhsm2_conf != NULL && s->softhsm2_conf[0] != '\0')
 		setenv("SOFTHSM2_CONF", s->softhsm2_conf, 1);
+	/* The engine initialises the module first; we share its global
+	 * state (same dlopen handle) and must never C_Finalize it. */
+	if (s->engine != NULL && p11_engine_init(p, s, err, errlen) == -1)
+		goto fail;
 	if ((p->dl = dlopen(s->module, RTLD_NOW | RTLD_LOCAL)) == NULL) {
 		snprintf(err, errlen, "cannot load PKCS#11 module %s: %s",
 		    s->module, dlerror());
@@ -175,12 +215,16 @@ p11_close(struct p11 *p)
 {
 	if (p == NULL)
 		return;
-	if (p->has_session) {
-		p->f->C_Logout(p->session);
+	/* No C_Logout: login state is per application, shared with the
+	 * engine's sessions. */
+	if (p->has_session)
 		p->f->C_CloseSession(p->session);
-	}
-	if (p->is_initialized)
+	if (p->engine != NULL) {
+		ENGINE_finish(p->engine);
+		ENGINE_free(p->engine);
+	} else if (p->is_initialized) {
 		p->f->C_Finalize(NULL);
+	}
 	if (p->dl != NULL)
 		dlclose(p->dl);
 	OPENSSL_cleanse(p->pin, sizeof(p->pin));
@@ -202,4 +246,122 @@ p11_check(struct p11 *p, char *err, size_t errlen)
 	if (p11_find_slot(p, err, errlen) == -1 || p11_login(p, err, errlen) == -1)
 		return -1;
 	return 0;
+}
+
+static int
+p11_find_key(struct p11 *p, const char *label, CK_OBJECT_CLASS cls,
+    CK_OBJECT_HANDLE *out)
+{
+	CK_ATTRIBUTE tmpl[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+	};
+	CK_ULONG n = 0;
+	CK_RV rv;
+
+	if (p->f->C_FindObjectsInit(p->session, tmpl, 2) != CKR_OK)
+		return -1;
+	rv = p->f->C_FindObjects(p->session, out, 1, &n);
+	p->f->C_FindObjectsFinal(p->session);
+	return rv == CKR_OK && n == 1 ? 0 : -1;
+}
+
+int
+p11_has_key(struct p11 *p, const char *label)
+{
+	CK_OBJECT_HANDLE h;
+
+	return p11_find_key(p, label, CKO_PRIVATE_KEY, &h) == 0;
+}
+
+int
+p11_generate_key(struct p11 *p, const char *label, enum p11_key_type type,
+    char *err, size_t errlen)
+{
+	/* DER of OID 1.2.840.10045.3.1.7 (prime256v1) */
+	static CK_BYTE p256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07 };
+	static CK_BYTE rsa_e[] = { 0x01, 0x00, 0x01 };
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ULONG bits = 3072;
+	CK_BYTE id[16];
+	CK_MECHANISM mech = { CKM_EC_KEY_PAIR_GEN, NULL, 0 };
+	CK_ATTRIBUTE pub[] = {
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_VERIFY, &yes, sizeof(yes) },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+		{ CKA_ID, id, sizeof(id) },
+		{ CKA_EC_PARAMS, p256, sizeof(p256) },
+		{ CKA_PUBLIC_EXPONENT, rsa_e, sizeof(rsa_e) },
+	};
+	CK_ATTRIBUTE priv[] = {
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_PRIVATE, &yes, sizeof(yes) },
+		{ CKA_SENSITIVE, &yes, sizeof(yes) },
+		{ CKA_EXTRACTABLE, &no, sizeof(no) },
+		{ CKA_SIGN, &yes, sizeof(yes) },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+		{ CKA_ID, id, sizeof(id) },
+	};
+	CK_OBJECT_HANDLE hpub, hpriv;
+	CK_ULONG npub = 5;
+	CK_RV rv;
+
+	if (p11_has_key(p, label)) {
+		snprintf(err, errlen, "a key labelled %s already exists", label);
+		return -1;
+	}
+	if (p->f->C_GenerateRandom(p->session, id, sizeof(id)) != CKR_OK) {
+		snprintf(err, errlen, "C_GenerateRandom failed");
+		return -1;
+	}
+	if (type == P11_KEY_RSA_3072) {
+		mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
+		pub[4].type = CKA_MODULUS_BITS;
+		pub[4].pValue = &bits;
+		pub[4].ulValueLen = sizeof(bits);
+		npub = 6;
+	}
+	rv = p->f->C_GenerateKeyPair(p->session, &mech, pub, npub, priv,
+	    sizeof(priv) / sizeof(priv[0]), &hpub, &hpriv);
+	if (rv != CKR_OK) {
+		snprintf(err, errlen, "C_GenerateKeyPair(%s): 0x%lx", label,
+		    (unsigned long)rv);
+		return -1;
+	}
+	return 0;
+}
+
+static EVP_PKEY *
+p11_load(struct p11 *p, const char *label, int is_private, char *err,
+    size_t errlen)
+{
+	char uri[256];
+	EVP_PKEY *k;
+
+	if (p->engine == NULL) {
+		snprintf(err, errlen, "no PKCS#11 engine loaded");
+		return NULL;
+	}
+	snprintf(uri, sizeof(uri), "pkcs11:token=%s;object=%s;type=%s", p->label,
+	    label, is_private ? "private" : "public");
+	k = is_private ? ENGINE_load_private_key(p->engine, uri, NULL, NULL) :
+	    ENGINE_load_public_key(p->engine, uri, NULL, NULL);
+	if (k == NULL) {
+		snprintf(err, errlen, "cannot load %s key %s from the token",
+		    is_private ? "private" : "public", label);
+		ERR_clear_error();
+	}
+	return k;
+}
+
+EVP_PKEY *
+p11_load_private(struct p11 *p, const char *label, char *err, size_t errlen)
+{
+	return p11_load(p, label, 1, err, errlen);
+}
+
+EVP_PKEY *
+p11_load_public(struct p11 *p, const char *label, char *err, size_t errlen)
+{
+	return p11_load(p, label, 0, err, errlen);
 }

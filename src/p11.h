@@ -6,13 +6,18 @@
 
 #include <stddef.h>
 
+#include <openssl/evp.h>
+
 struct p11;
+
+enum p11_key_type { P11_KEY_EC_P256, P11_KEY_RSA_3072 };
 
 struct p11_settings {
 	const char	*module;
 	const char	*token_label;
 	const char	*pin_file;
 	const char	*softhsm2_conf;
+	const char	*engine;	/* libp11's pkcs11.so */
 };
 
 struct p11	*p11_open(const struct p11_settings *, char *err, size_t errlen);
@@ -20,5 +25,17 @@ void		 p11_close(struct p11 *);
 /* 0 when the session is logged in; otherwise tries to reopen it once and
  * fills err with why it is not usable. Cheap: one C_GetSessionInfo. */
 int		 p11_check(struct p11 *, char *err, size_t errlen);
+
+/* Generate a key pair on the token: sensitive, never extractable. */
+int		 p11_generate_key(struct p11 *, const char *label,
+		    enum p11_key_type, char *err, size_t errlen)
+		    __attribute__((warn_unused_result));
+int		 p11_has_key(struct p11 *, const char *label);
+/* EVP_PKEYs that refer to the token key (through libp11's engine): the
+ * private one signs with OpenSSL's own functions, the key never leaves. */
+EVP_PKEY	*p11_load_private(struct p11 *, const char *label, char *err,
+		    size_t errlen);
+EVP_PKEY	*p11_load_public(struct p11 *, const char *label, char *err,
+		    size_t errlen);
 
 #endif

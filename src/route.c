@@ -46,7 +46,7 @@ route_lookup(const struct route *table, size_t n, unsigned listener,
 	if (method == EVHTTP_REQ_HEAD)
 		method = EVHTTP_REQ_GET;
 	for (size_t i = 0; i < n; i++) {
-		struct route_match cand;
+		struct route_match cand = { 0 };
 
 		if ((table[i].listeners & listener) == 0 ||
 		    !route_match_pattern(table[i].pattern, path, &cand))
@@ -75,6 +75,8 @@ route_allow_header(unsigned methods, char *buf, size_t len)
 	};
 	size_t off = 0;
 
+	if (len == 0)
+		return;
 	if (methods & EVHTTP_REQ_GET)
 		methods |= EVHTTP_REQ_HEAD;
 	buf[0] = '\0';
@@ -85,8 +87,10 @@ route_allow_header(unsigned methods, char *buf, size_t len)
 			continue;
 		w = snprintf(buf + off, len - off, "%s%s", off ? ", " : "",
 		    names[i].name);
-		if (w < 0 || (size_t)w >= len - off)
+		if (w < 0 || (size_t)w >= len - off) {
+			buf[off] = '\0';	/* whole names only */
 			return;
+		}
 		off += (size_t)w;
 	}
 }

@@ -13,6 +13,7 @@ struct conf;
 struct conf_listener;
 struct db_pool;
 struct p11;
+struct pki;
 struct server;
 
 struct http_listener {
@@ -24,6 +25,7 @@ struct http_listener {
 	struct conf_listener		*conf;
 	struct evhttp			*http;
 	struct evhttp_bound_socket	*bound;
+	char				 bound_addr[64];	/* host:port */
 	SSL_CTX				*ssl;
 };
 
@@ -34,14 +36,22 @@ struct server {
 	struct conf		*conf;
 	struct db_pool		*db;
 	struct p11		*p11;
+	struct pki		*pki;
 	struct http_listener	 listeners[SERVER_NLISTENERS];
 	int			 is_draining;
 	unsigned		 inflight;	/* requests not yet replied to */
 	unsigned		 closing;	/* replied with Connection: close */
 	struct event		*drain_timer;
+	int			 exit_code;
+	int			 ready_fd;	/* daemon: tells the parent we are up */
+	int			 admin_argc;	/* > 0: run one admin command */
+	char			**admin_argv;
+	int			 tls_pending;
 };
 
 /* main.c: called by http.c once draining has nothing left in flight. */
 void	server_drained(struct server *);
+/* main.c: an admin command finished with rc. */
+void	server_admin_done(struct server *, int rc);
 
 #endif

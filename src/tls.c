@@ -27,11 +27,9 @@ tls_err(char *err, size_t errlen, const char *what, const char *path)
 }
 
 SSL_CTX *
-tls_ctx_new(const char *cert, const char *key, const char *client_ca,
-    char *err, size_t errlen)
+tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen)
 {
 	static const unsigned char sid_ctx[] = "quarklinkd";
-	STACK_OF(X509_NAME) *names;
 	SSL_CTX *ctx;
 
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
@@ -59,18 +57,20 @@ tls_ctx_new(const char *cert, const char *key, const char *client_ca,
 	}
 	/* Resumed sessions must keep the verified client identity. */
 	SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
-	if (client_ca != NULL && client_ca[0] != '\0') {
-		if (SSL_CTX_load_verify_locations(ctx, client_ca, NULL) != 1 ||
-		    (names = SSL_load_client_CA_file(client_ca)) == NULL) {
-			tls_err(err, errlen, "cannot load client CA", client_ca);
-			goto fail;
-		}
-		SSL_CTX_set_client_CA_list(ctx, names);
-		/* Requested, not required: first enrollment has no certificate. */
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	}
 	return ctx;
 fail:
 	SSL_CTX_free(ctx);
 	return NULL;
+}
+
+int
+tls_check_ca_file(const char *path, char *err, size_t errlen)
+{
+	X509_STORE *st = X509_STORE_new();
+	int ok = st != NULL && X509_STORE_load_file(st, path) == 1;
+
+	if (!ok)
+		tls_err(err, errlen, "cannot load client CA", path);
+	X509_STORE_free(st);
+	return ok ? 0 : -1;
 }

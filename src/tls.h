@@ -6,8 +6,9 @@
 #include <stddef.h>
 #include <openssl/ssl.h>
 
-/* client_ca NULL or "": no client certificate is requested. */
-SSL_CTX	*tls_ctx_new(const char *cert, const char *key, const char *client_ca,
-	    char *err, size_t errlen);
+/* Client certificates are set up by pki_setup_client_tls(). */
+SSL_CTX	*tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen);
+/* quarklinkd -t: can this CA bundle be loaded? */
+int	 tls_check_ca_file(const char *path, char *err, size_t errlen);
 
 #endif

@@ -166,3 +166,60 @@ util_parse_listen(const char *s, struct sockaddr_storage *ss, int *len)
 	}
 	return 0;
 }
+
+/* Length of the valid sequence at s (0 if invalid). */
+static size_t
+util_utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned int c = s[0], cp;
+	size_t len;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4, cp = c & 0x07;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return len;
+}
+
+int
+util_utf8_valid(const unsigned char *s, size_t n)
+{
+	size_t i = 0, l;
+
+	while (i < n) {
+		if ((l = util_utf8_seq(s + i, n - i)) == 0)
+			return 0;
+		i += l;
+	}
+	return 1;
+}
+
+void
+util_utf8_scrub(char *s)
+{
+	size_t n = strlen(s), i = 0, l;
+
+	while (i < n) {
+		if ((l = util_utf8_seq((unsigned char *)s + i, n - i)) == 0) {
+			s[i++] = '?';
+			continue;
+		}
+		i += l;
+	}
+}

@@ -22,5 +22,9 @@ int		util_parse_listen(const char *, struct sockaddr_storage *,
 		    int *len) QL_WUR;
 void		util_hex(const unsigned char *, size_t, char *out);
 char		*util_trim(char *);
+/* Strict UTF-8 (RFC 3629): no overlongs, surrogates or > U+10FFFF. */
+int		util_utf8_valid(const unsigned char *, size_t);
+/* Replace every byte of an invalid sequence with '?'. */
+void		util_utf8_scrub(char *);
 
 #endif

@@ -179,6 +179,7 @@ ql__dump_logs() {
 ql__cleanup() {
     local rc=$?
     trap - EXIT
+    trap "" PIPE   # a closed stdout must not stop the cleanup
     if [ -n "$QL_PID" ] && kill -0 "$QL_PID" 2>/dev/null; then
         kill -TERM "$QL_PID" 2>/dev/null
         if ! wait_until 5 ql__exited "$QL_PID"; then
@@ -372,23 +373,27 @@ EOF
             -extfile "$d/ca.ext" -set_serial "0x$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')" \
             -out "$d/$ca.crt"
     done
-    # name issuer ext
-    local spec name issuer ext cn
-    for spec in "server ca server localhost" "client ca client $CLIENT_CN" \
-                "rogue rogue-ca client $ROGUE_CN"; do
-        read -r name issuer ext cn <<<"$spec"
-        ql__run "$name key" openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
-            -out "$d/$name.key"
-        ql__run "$name csr" openssl req -new -key "$d/$name.key" -subj "/CN=$cn/O=quarklink tests" \
-            -out "$d/$name.csr"
-        ql__run "$name cert" openssl x509 -req -in "$d/$name.csr" -CA "$d/$issuer.crt" \
-            -CAkey "$d/$issuer.key" -days 2 -extfile "$d/$ext.ext" \
-            -set_serial "0x$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')" -out "$d/$name.crt"
-    done
+    tls_issue server ca server localhost
+    tls_issue client ca client "$CLIENT_CN"
+    tls_issue rogue rogue-ca client "$ROGUE_CN"
     cp "$d/ca.crt" "$d/ca.key" "$d/rogue-ca.crt" "$d/server.crt" "$d/server.key" \
         "$d/client.crt" "$d/client.key" "$d/rogue.crt" "$d/rogue.key" "$T/" ||
         hard_error "copying certificates failed"
     chmod 600 "$T"/*.key
+}
+
+# tls_issue NAME ISSUER EXT CN: new P-256 key and certificate
+# $T/pki-work/NAME.{key,crt} for CN, signed by ISSUER (ca or rogue-ca) with
+# extensions EXT (server or client), with a random serial.
+tls_issue() {
+    local d="$T/pki-work" name=$1 issuer=$2 ext=$3 cn=$4
+    ql__run "$name key" openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+        -out "$d/$name.key"
+    ql__run "$name csr" openssl req -new -key "$d/$name.key" -subj "/CN=$cn/O=quarklink tests" \
+        -out "$d/$name.csr"
+    ql__run "$name cert" openssl x509 -req -in "$d/$name.csr" -CA "$d/$issuer.crt" \
+        -CAkey "$d/$issuer.key" -days 2 -extfile "$d/$ext.ext" \
+        -set_serial "0x$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')" -out "$d/$name.crt"
 }
 
 # ---------------------------------------------------------------- configuration
@@ -552,8 +557,12 @@ ql_header() {
 
 # json_get FILE KEY: print top-level KEY of the JSON object in FILE (strings
 # raw, other values as JSON); fails if FILE is not a JSON object or lacks KEY.
+# Uses jq, or python3 if jq is missing.
 json_get() {
-    if command -v python3 >/dev/null 2>&1; then
+    if command -v jq >/dev/null 2>&1; then
+        jq -r --arg k "$2" 'if type == "object" and has($k) then .[$k] else error("no key") end' \
+            "$1" 2>/dev/null
+    elif command -v python3 >/dev/null 2>&1; then
         python3 -c '
 import json, sys
 with open(sys.argv[1]) as f:
@@ -562,21 +571,19 @@ if not isinstance(doc, dict) or sys.argv[2] not in doc:
     sys.exit(1)
 v = doc[sys.argv[2]]
 print(v if isinstance(v, str) else json.dumps(v))' "$1" "$2" 2>/dev/null
-    elif command -v jq >/dev/null 2>&1; then
-        jq -e -r --arg k "$2" 'if type == "object" and has($k) then .[$k] else error end' "$1" 2>/dev/null
     else
-        skip "neither python3 nor jq available to parse JSON"
+        skip "neither jq nor python3 available to parse JSON"
     fi
 }
 
 # json_valid FILE: FILE holds exactly one valid JSON value.
 json_valid() {
-    if command -v python3 >/dev/null 2>&1; then
+    if command -v jq >/dev/null 2>&1; then
+        jq -e -s 'length == 1' "$1" >/dev/null 2>&1
+    elif command -v python3 >/dev/null 2>&1; then
         python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "$1" 2>/dev/null
-    elif command -v jq >/dev/null 2>&1; then
-        jq -e . "$1" >/dev/null 2>&1 || [ "$(jq . "$1" 2>/dev/null)" = null ]
     else
-        skip "neither python3 nor jq available to parse JSON"
+        skip "neither jq nor python3 available to parse JSON"
     fi
 }
 

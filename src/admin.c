@@ -1,0 +1,166 @@
+/* admin.c: one command per run, on the event loop like everything else.
+ * Output is one line on stdout (a secret is printed once and never
+ * logged); errors are one line on stderr. */
+#include "admin.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "enroll.h"
+#include "pki.h"
+#include "server.h"
+#include "util.h"
+
+struct admin_cmd {
+	const char	*name;
+	int		 min, max;	/* arguments after the command */
+	const char	*usage;
+};
+
+static const struct admin_cmd admin_cmds[] = {
+	{ "create-project", 1, 4, "create-project NAME [token] [allowlist] [approval]" },
+	{ "create-token", 1, 3, "create-token PROJECT [MAX_USES [VALID_DAYS]]" },
+	{ "allow", 2, 2, "allow PROJECT DEVICE_ID" },
+	{ "approve", 2, 2, "approve PROJECT DEVICE_ID" },
+	{ "revoke", 1, 2, "revoke SERIAL_HEX [REASON_CODE]" },
+};
+#define ADMIN_NCMDS (sizeof(admin_cmds) / sizeof(admin_cmds[0]))
+
+static char admin_secret[ENROLL_TOKEN_LEN];
+
+void
+admin_usage(void)
+{
+	fprintf(stderr, "usage: quarklinkd [-c FILE] admin COMMAND\ncommands:\n");
+	for (size_t i = 0; i < ADMIN_NCMDS; i++)
+		fprintf(stderr, "  %s\n", admin_cmds[i].usage);
+}
+
+int
+admin_check_args(int argc, char **argv)
+{
+	for (size_t i = 0; argc > 0 && i < ADMIN_NCMDS; i++) {
+		if (strcmp(argv[0], admin_cmds[i].name) != 0)
+			continue;
+		if (argc - 1 < admin_cmds[i].min || argc - 1 > admin_cmds[i].max)
+			break;
+		return 0;
+	}
+	admin_usage();
+	return -1;
+}
+
+static void
+admin_done(const char *err, void *arg)
+{
+	struct server *srv = arg;
+
+	if (err != NULL)
+		fprintf(stderr, "quarklinkd: %s\n", err);
+	server_admin_done(srv, err != NULL);
+}
+
+static void
+admin_enroll_done(enum enroll_result r, const char *detail, void *arg)
+{
+	struct server *srv = arg;
+
+	if (r != ENROLL_ISSUED) {
+		fprintf(stderr, "quarklinkd: %s\n", detail ? detail : "failed");
+		server_admin_done(srv, 1);
+		return;
+	}
+	if (admin_secret[0] != '\0') {
+		printf("%s\n", admin_secret);
+		fflush(stdout);
+	}
+	server_admin_done(srv, 0);
+}
+
+static int
+admin_number(const char *s, long long min, long long max, long long *out)
+{
+	const char *errstr;
+
+	*out = util_strtonum(s, min, max, &errstr);
+	if (errstr != NULL) {
+		fprintf(stderr, "quarklinkd: %s: %s (%lld-%lld)\n", s, errstr, min, max);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+admin_device_id(const char *s)
+{
+	if (strlen(s) == CA_DEVICE_ID - 1 &&
+	    strspn(s, "abcdefghijklmnopqrstuvwxyz234567") == CA_DEVICE_ID - 1)
+		return 0;
+	fprintf(stderr, "quarklinkd: %s is not a device ID (32 base32 characters)\n", s);
+	return -1;
+}
+
+static void
+admin_create_project(struct server *srv, int argc, char **argv)
+{
+	int policy[3] = { 0, 0, 0 };
+	static const char *const names[3] = { "token", "allowlist", "approval" };
+
+	for (int i = 2; i < argc; i++) {
+		int j;
+
+		for (j = 0; j < 3 && strcmp(argv[i], names[j]) != 0; j++)
+			;
+		if (j == 3) {
+			fprintf(stderr, "quarklinkd: unknown policy %s\n", argv[i]);
+			server_admin_done(srv, 1);
+			return;
+		}
+		policy[j] = 1;
+	}
+	if (argc == 2)
+		policy[0] = 1;
+	pki_project_create(srv->pki, argv[1], policy[0], policy[1], policy[2],
+	    admin_done, srv);
+}
+
+void
+admin_start(struct server *srv, int argc, char **argv)
+{
+	long long uses = 1000, days = 30, reason = 0;
+	char serial[CA_SERIAL_HEX];
+
+	if (strcmp(argv[0], "create-project") == 0) {
+		admin_create_project(srv, argc, argv);
+	} else if (strcmp(argv[0], "create-token") == 0) {
+		if ((argc > 2 && admin_number(argv[2], 1, 100000000, &uses) == -1) ||
+		    (argc > 3 && admin_number(argv[3], 1, 3650, &days) == -1)) {
+			server_admin_done(srv, 1);
+			return;
+		}
+		enroll_token_create(srv->db, argv[1], (int)uses, (int)days,
+		    admin_secret, admin_enroll_done, srv);
+	} else if (strcmp(argv[0], "allow") == 0 || strcmp(argv[0], "approve") == 0) {
+		if (admin_device_id(argv[2]) == -1) {
+			server_admin_done(srv, 1);
+			return;
+		}
+		(argv[0][1] == 'l' ? enroll_allow : enroll_approve)(srv->db, argv[1],
+		    argv[2], admin_enroll_done, srv);
+	} else if (strcmp(argv[0], "revoke") == 0) {
+		size_t n = strlen(argv[1]);
+
+		/* RFC 5280 reason codes; 7 is unused. */
+		if (n != CA_SERIAL_HEX - 1 || strspn(argv[1], "0123456789abcdefABCDEF") != n ||
+		    (argc > 2 && (admin_number(argv[2], 0, 10, &reason) == -1 || reason == 7))) {
+			fprintf(stderr, "quarklinkd: usage: revoke SERIAL_HEX(32) [REASON 0-10, not 7]\n");
+			server_admin_done(srv, 1);
+			return;
+		}
+		for (size_t i = 0; i <= n; i++)
+			serial[i] = (char)(argv[1][i] >= 'A' && argv[1][i] <= 'F' ?
+			    argv[1][i] - 'A' + 'a' : argv[1][i]);
+		enroll_revoke(srv->db, serial, (int)reason, admin_enroll_done, srv);
+	}
+}

@@ -1,0 +1,15 @@
+/* admin.h: "quarklinkd admin ..." commands: the operations an operator
+ * needs before the REST API exists, run against the same database and
+ * token as the daemon (which may be running). */
+#ifndef QL_ADMIN_H
+#define QL_ADMIN_H
+
+struct server;
+
+/* Checks the arguments before anything is started: 0, or -1 with usage. */
+int	admin_check_args(int argc, char **argv);
+/* Runs one command on the loop; calls server_admin_done(srv, rc). */
+void	admin_start(struct server *, int argc, char **argv);
+void	admin_usage(void);
+
+#endif

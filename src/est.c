@@ -1,0 +1,552 @@
+/* est.c: EST handlers. Everything from the wire is hostile until OpenSSL
+ * has parsed it and the checks here have passed; nothing is signed before
+ * the CSR's proof of possession verifies, and nothing is answered before
+ * the certificate is committed (enroll.c). */
+#include "est.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+
+#include "ca.h"
+#include "db.h"
+#include "enroll.h"
+#include "http.h"
+#include "log.h"
+#include "pki.h"
+
+#define EST_MAX_BODY	(64 * 1024)	/* a CSR is a few hundred bytes */
+#define EST_MAX_AUTH	1024
+#define EST_LABEL_MAX	128
+#define EST_RETRY_AFTER	"60"
+
+struct est_enroll {
+	struct http_req	*hr;
+	char		 project[64];
+	X509_REQ	*csr;
+	EVP_PKEY	*pub;		/* owned by csr */
+	char		 label[EST_LABEL_MAX + 1];
+	unsigned char	 token_hash[32];
+	int		 has_token;
+	char		 device_id[CA_DEVICE_ID];
+	unsigned char	 spki[32];
+	char		 old_serial[CA_SERIAL_HEX];	/* re-enrollment */
+	int		 is_reenroll;
+	struct pki_ca	*ca;
+	X509		*cert;
+	char		 serial[CA_SERIAL_HEX];
+	int		 attempts;
+};
+
+static void
+est_enroll_free(struct est_enroll *e)
+{
+	X509_REQ_free(e->csr);
+	X509_free(e->cert);
+	OPENSSL_cleanse(e->token_hash, sizeof(e->token_hash));
+	free(e);
+}
+
+/* The {project} segment: names are [a-z0-9-] so no decoding is needed;
+ * anything else cannot be a project. */
+static int
+est_project(struct http_req *hr, char *out, size_t len)
+{
+	size_t n = hr->match.param_len[0];
+	const char *p = hr->match.param[0];
+
+	if (n == 0 || n >= len || strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789-") < n)
+		return -1;
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return 0;
+}
+
+static void
+est_reply_b64(struct http_req *hr, const char *ctype, const char *b64)
+{
+	struct evbuffer *buf = evbuffer_new();
+
+	if (buf == NULL || evbuffer_add(buf, b64, strlen(b64)) == -1) {
+		if (buf != NULL)
+			evbuffer_free(buf);
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		return;
+	}
+	http_add_header(hr, "Content-Transfer-Encoding", "base64");
+	http_reply(hr, 200, ctype, buf);
+	evbuffer_free(buf);
+}
+
+static void
+est_cacerts_got(struct pki_ca *ca, const char *err, void *arg)
+{
+	struct http_req *hr = arg;
+
+	if (err != NULL) {
+		http_reply_problem(hr, 503, NULL, "cannot load the project: %s", err);
+		return;
+	}
+	if (ca == NULL) {
+		http_reply_problem(hr, 404, NULL, "unknown project");
+		return;
+	}
+	est_reply_b64(hr, "application/pkcs7-mime", ca->cacerts_b64);
+}
+
+static void
+est_cacerts(struct http_req *hr)
+{
+	char project[64];
+
+	if (est_project(hr, project, sizeof(project)) == -1) {
+		http_reply_problem(hr, 404, NULL, "unknown project");
+		return;
+	}
+	pki_project(hr->srv->pki, project, est_cacerts_got, hr);
+}
+
+static void
+est_csrattrs(struct http_req *hr)
+{
+	static char *b64;
+	ASN1_SEQUENCE_ANY *seq;
+	ASN1_TYPE *t;
+	unsigned char *der = NULL;
+	int len;
+
+	/* CsrAttrs (RFC 7030 4.5.2): ask for ecdsa-with-SHA256 signatures. */
+	if (b64 == NULL) {
+		if ((seq = sk_ASN1_TYPE_new_null()) == NULL || (t = ASN1_TYPE_new()) == NULL) {
+			sk_ASN1_TYPE_free(seq);
+			http_reply_problem(hr, 503, NULL, "out of memory");
+			return;
+		}
+		ASN1_TYPE_set(t, V_ASN1_OBJECT, OBJ_nid2obj(NID_ecdsa_with_SHA256));
+		sk_ASN1_TYPE_push(seq, t);
+		len = i2d_ASN1_SEQUENCE_ANY(seq, &der);
+		sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+		if (len > 0 && (b64 = malloc(4 * ((size_t)len + 2) / 3 + 1)) != NULL)
+			EVP_EncodeBlock((unsigned char *)b64, der, len);
+		OPENSSL_free(der);
+		if (b64 == NULL) {
+			http_reply_problem(hr, 503, NULL, "out of memory");
+			return;
+		}
+	}
+	est_reply_b64(hr, "application/csrattrs", b64);
+}
+
+/* RFC 7030 bodies are base64; stock clients send them with LF, CRLF or
+ * no line breaks at all. Whitespace is dropped, anything else must be
+ * strict base64. */
+static unsigned char *
+est_base64_decode(const char *in, size_t n, size_t *outlen)
+{
+	char *clean = malloc(n + 1);
+	unsigned char *out = NULL;
+	size_t m = 0, pad = 0;
+	int len;
+
+	if (clean == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (in[i] != '\r' && in[i] != '\n' && in[i] != ' ' && in[i] != '\t')
+			clean[m++] = in[i];
+	clean[m] = '\0';
+	if (m == 0 || m % 4 != 0)
+		goto out;
+	pad = (clean[m - 1] == '=') + (clean[m - 2] == '=');
+	if ((out = malloc(m / 4 * 3)) == NULL)
+		goto out;
+	if ((len = EVP_DecodeBlock(out, (unsigned char *)clean, (int)m)) < 0 ||
+	    (size_t)len < pad) {
+		free(out);
+		out = NULL;
+		goto out;
+	}
+	*outlen = (size_t)len - pad;
+out:
+	free(clean);
+	return out;
+}
+
+static int
+est_content_type_is(struct http_req *hr, const char *want)
+{
+	const char *ct = http_header(hr, "Content-Type");
+	size_t n = strlen(want);
+
+	return ct != NULL && strncasecmp(ct, want, n) == 0 &&
+	    (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* Parse and check the CSR: DER that parses whole, a valid self-signature
+ * (proof of possession) and an acceptable key. */
+static X509_REQ *
+est_read_csr(struct http_req *hr, int *status, char *err, size_t errlen)
+{
+	struct evbuffer *body = http_body(hr);
+	size_t n = evbuffer_get_length(body), derlen = 0;
+	const unsigned char *p;
+	unsigned char *der;
+	X509_REQ *csr = NULL;
+	EVP_PKEY *pub;
+
+	*status = 400;
+	if (!est_content_type_is(hr, "application/pkcs10")) {
+		*status = 415;
+		snprintf(err, errlen, "Content-Type must be application/pkcs10");
+		return NULL;
+	}
+	if (n > EST_MAX_BODY) {
+		*status = 413;
+		snprintf(err, errlen, "CSR body larger than %d bytes", EST_MAX_BODY);
+		return NULL;
+	}
+	if (n == 0 || (der = est_base64_decode((const char *)evbuffer_pullup(body, -1),
+	    n, &derlen)) == NULL) {
+		snprintf(err, errlen, "body is not valid base64");
+		return NULL;
+	}
+	p = der;
+	csr = d2i_X509_REQ(NULL, &p, (long)derlen);
+	if (csr == NULL || p != der + derlen) {
+		snprintf(err, errlen, "body is not a DER PKCS#10 request");
+		goto fail;
+	}
+	if ((pub = X509_REQ_get0_pubkey(csr)) == NULL) {
+		snprintf(err, errlen, "CSR has no usable public key");
+		goto fail;
+	}
+	if (ca_key_acceptable(pub, err, errlen) == -1)
+		goto fail;
+	if (X509_REQ_verify(csr, pub) != 1) {
+		snprintf(err, errlen, "CSR signature does not verify");
+		goto fail;
+	}
+	free(der);
+	ERR_clear_error();
+	return csr;
+fail:
+	ERR_clear_error();
+	X509_REQ_free(csr);
+	free(der);
+	return NULL;
+}
+
+static int
+est_printable(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
+/* HTTP Basic (label:token) or Bearer. No header is fine: allowlist and
+ * approval need none. Returns 0, or -1 with err for a malformed header. */
+static int
+est_credentials(struct http_req *hr, struct est_enroll *e, char *err, size_t errlen)
+{
+	const char *h = http_header(hr, "Authorization");
+	char decoded[EST_MAX_AUTH];
+	const char *token = NULL;
+	unsigned char *raw;
+	size_t n, rawlen;
+	char *colon;
+
+	if (h == NULL)
+		return 0;
+	if ((n = strlen(h)) > EST_MAX_AUTH) {
+		snprintf(err, errlen, "Authorization header too long");
+		return -1;
+	}
+	if (strncasecmp(h, "Bearer ", 7) == 0) {
+		token = h + 7;
+	} else if (strncasecmp(h, "Basic ", 6) == 0) {
+		if ((raw = est_base64_decode(h + 6, n - 6, &rawlen)) == NULL ||
+		    rawlen >= sizeof(decoded) || memchr(raw, '\0', rawlen) != NULL) {
+			free(raw);
+			snprintf(err, errlen, "malformed Basic credentials");
+			return -1;
+		}
+		memcpy(decoded, raw, rawlen);
+		decoded[rawlen] = '\0';
+		OPENSSL_cleanse(raw, rawlen);
+		free(raw);
+		if ((colon = strchr(decoded, ':')) == NULL) {
+			snprintf(err, errlen, "malformed Basic credentials");
+			return -1;
+		}
+		*colon = '\0';
+		if (strlen(decoded) > EST_LABEL_MAX || !est_printable(decoded)) {
+			snprintf(err, errlen, "device label must be printable, at most %d bytes",
+			    EST_LABEL_MAX);
+			return -1;
+		}
+		snprintf(e->label, sizeof(e->label), "%s", decoded);
+		token = colon + 1;
+	} else {
+		snprintf(err, errlen, "unsupported Authorization scheme");
+		return -1;
+	}
+	if (token[0] != '\0') {
+		enroll_token_hash(token, strlen(token), e->token_hash);
+		e->has_token = 1;
+	}
+	OPENSSL_cleanse(decoded, sizeof(decoded));
+	return 0;
+}
+
+static void	est_issue(struct est_enroll *, struct pki_ca *);
+
+static void
+est_recorded(enum enroll_result r, const char *detail, void *arg)
+{
+	struct est_enroll *e = arg;
+	struct http_req *hr = e->hr;
+	char *b64;
+
+	switch (r) {
+	case ENROLL_ISSUED:
+		if ((b64 = ca_p7_certs_b64(&e->cert, 1)) == NULL) {
+			/* Recorded but unsendable: the client retries and gets
+			 * another; both are on record. */
+			http_reply_problem(hr, 503, NULL, "out of memory");
+			break;
+		}
+		log_info("est: %s device %s in %s, certificate %s",
+		    e->is_reenroll ? "re-enrolled" : "enrolled", e->device_id,
+		    e->project, e->serial);
+		est_reply_b64(hr, "application/pkcs7-mime; smime-type=certs-only", b64);
+		free(b64);
+		break;
+	case ENROLL_PENDING:
+		http_add_header(hr, "Retry-After", EST_RETRY_AFTER);
+		http_reply_problem(hr, 202, NULL, "device %s is waiting for approval",
+		    e->device_id);
+		break;
+	case ENROLL_DENIED:
+		http_add_header(hr, "WWW-Authenticate", "Basic realm=\"est\"");
+		http_reply_problem(hr, 401, NULL, "%s", detail);
+		break;
+	case ENROLL_NOT_FOUND:
+		http_reply_problem(hr, 404, NULL, "%s", detail);
+		break;
+	case ENROLL_FORBIDDEN:
+		http_reply_problem(hr, 403, NULL, "%s", detail);
+		break;
+	case ENROLL_MISMATCH:
+		http_reply_problem(hr, 400, NULL, "%s", detail);
+		break;
+	case ENROLL_SERIAL_TAKEN:
+		/* 2^-127 per pair, but a collision must never reuse a serial. */
+		if (e->attempts < 3) {
+			est_issue(e, e->ca);
+			return;
+		}
+		/* FALLTHROUGH */
+	case ENROLL_UNAVAILABLE:
+		http_reply_problem(hr, 503, NULL, "database unavailable; no certificate was issued");
+		break;
+	case ENROLL_ERROR:
+		log_warnx("est: enrollment failed: %s", detail ? detail : "?");
+		http_reply_problem(hr, 500, NULL, "enrollment failed");
+		break;
+	}
+	est_enroll_free(e);
+}
+
+static void
+est_issue(struct est_enroll *e, struct pki_ca *ca)
+{
+	struct http_req *hr = e->hr;
+	char err[256], subject[256];
+	struct enroll_record r;
+	unsigned char *der = NULL;
+	int derlen;
+
+	e->attempts++;
+	X509_free(e->cert);
+	e->cert = pki_issue_device(hr->srv->pki, ca, e->pub, e->device_id,
+	    e->serial, err, sizeof(err));
+	if (e->cert == NULL || (derlen = i2d_X509(e->cert, &der)) <= 0 ||
+	    ca_name_text(X509_get_subject_name(e->cert), subject, sizeof(subject)) == -1) {
+		log_warnx("est: cannot issue for %s: %s", e->device_id, err);
+		OPENSSL_free(der);
+		http_reply_problem(hr, 500, NULL, "cannot issue the certificate");
+		est_enroll_free(e);
+		return;
+	}
+	memset(&r, 0, sizeof(r));
+	r.project = e->project;
+	r.device_id = e->device_id;
+	r.label = e->label[0] ? e->label : NULL;
+	r.token_hash = e->has_token ? e->token_hash : NULL;
+	r.spki_sha256 = e->spki;
+	r.serial = e->serial;
+	r.cert_der = der;
+	r.cert_len = derlen;
+	r.subject = subject;
+	r.not_before = pki_asn1_time(X509_get0_notBefore(e->cert));
+	r.not_after = pki_asn1_time(X509_get0_notAfter(e->cert));
+	r.old_serial = e->is_reenroll ? e->old_serial : NULL;
+	enroll_record(hr->srv->db, &r, est_recorded, e);
+	OPENSSL_free(der);
+}
+
+static void
+est_project_got(struct pki_ca *ca, const char *err, void *arg)
+{
+	struct est_enroll *e = arg;
+	struct http_req *hr = e->hr;
+	X509 *peer;
+
+	if (err != NULL || ca == NULL) {
+		if (err != NULL)
+			http_reply_problem(hr, 503, NULL, "cannot load the project: %s", err);
+		else
+			http_reply_problem(hr, 404, NULL, "unknown project");
+		est_enroll_free(e);
+		return;
+	}
+	if (e->is_reenroll && ((peer = http_peer_cert(hr)) == NULL ||
+	    X509_check_issued(ca->signer.cert, peer) != X509_V_OK)) {
+		http_reply_problem(hr, 403, NULL,
+		    "client certificate was not issued by this project's CA");
+		est_enroll_free(e);
+		return;
+	}
+	e->ca = ca;
+	est_issue(e, ca);
+}
+
+/* Re-enrollment: the identity is the current certificate's, and the CSR
+ * must ask for exactly that (RFC 7030 4.2.2). */
+static int
+est_reenroll_checks(struct http_req *hr, struct est_enroll *e, int *status,
+    char *err, size_t errlen)
+{
+	X509 *peer = http_peer_cert(hr);
+	STACK_OF(X509_EXTENSION) *exts;
+	GENERAL_NAMES *san;
+	char want[96];
+	int n;
+
+	*status = 401;
+	if (peer == NULL) {
+		snprintf(err, errlen, "re-enrollment needs the current client certificate");
+		return -1;
+	}
+	ca_serial_hex(X509_get0_serialNumber(peer), e->old_serial);
+	/* Resumed TLS sessions skip the handshake's revocation check. */
+	if (pki_is_revoked(hr->srv->pki, e->old_serial)) {
+		*status = 403;
+		snprintf(err, errlen, "client certificate is revoked");
+		return -1;
+	}
+	*status = 400;
+	if (X509_NAME_cmp(X509_REQ_get_subject_name(e->csr),
+	    X509_get_subject_name(peer)) != 0) {
+		snprintf(err, errlen, "CSR subject does not match the current certificate");
+		return -1;
+	}
+	n = X509_NAME_get_text_by_NID(X509_get_subject_name(peer), NID_commonName,
+	    e->device_id, sizeof(e->device_id));
+	if (n != CA_DEVICE_ID - 1) {
+		*status = 403;
+		snprintf(err, errlen, "client certificate is not a device certificate");
+		return -1;
+	}
+	snprintf(want, sizeof(want), "urn:quarklink:device:%s", e->device_id);
+	exts = X509_REQ_get_extensions(e->csr);
+	san = exts ? X509V3_get_d2i(exts, NID_subject_alt_name, NULL, NULL) : NULL;
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	for (int i = 0; san != NULL && i < sk_GENERAL_NAME_num(san); i++) {
+		GENERAL_NAME *gn = sk_GENERAL_NAME_value(san, i);
+
+		if (gn->type != GEN_URI ||
+		    (size_t)ASN1_STRING_length(gn->d.uniformResourceIdentifier) != strlen(want) ||
+		    memcmp(ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier), want,
+		    strlen(want)) != 0) {
+			GENERAL_NAMES_free(san);
+			snprintf(err, errlen, "CSR subjectAltName does not match the current certificate");
+			return -1;
+		}
+	}
+	GENERAL_NAMES_free(san);
+	return 0;
+}
+
+static void
+est_enroll_common(struct http_req *hr, int is_reenroll)
+{
+	struct est_enroll *e;
+	char err[256], devid[CA_DEVICE_ID];
+	int status;
+
+	if ((e = calloc(1, sizeof(*e))) == NULL) {
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		return;
+	}
+	e->hr = hr;
+	e->is_reenroll = is_reenroll;
+	if (est_project(hr, e->project, sizeof(e->project)) == -1) {
+		http_reply_problem(hr, 404, NULL, "unknown project");
+		goto fail;
+	}
+	if ((e->csr = est_read_csr(hr, &status, err, sizeof(err))) == NULL) {
+		http_reply_problem(hr, status, NULL, "%s", err);
+		goto fail;
+	}
+	e->pub = X509_REQ_get0_pubkey(e->csr);
+	if (ca_device_id(e->pub, devid, e->spki) == -1) {
+		http_reply_problem(hr, 400, NULL, "cannot encode the CSR public key");
+		goto fail;
+	}
+	if (is_reenroll) {
+		if (est_reenroll_checks(hr, e, &status, err, sizeof(err)) == -1) {
+			http_reply_problem(hr, status, NULL, "%s", err);
+			goto fail;
+		}
+	} else {
+		memcpy(e->device_id, devid, sizeof(devid));
+		if (est_credentials(hr, e, err, sizeof(err)) == -1) {
+			http_add_header(hr, "WWW-Authenticate", "Basic realm=\"est\"");
+			http_reply_problem(hr, 401, NULL, "%s", err);
+			goto fail;
+		}
+	}
+	pki_project(hr->srv->pki, e->project, est_project_got, e);
+	return;
+fail:
+	est_enroll_free(e);
+}
+
+static void
+est_simpleenroll(struct http_req *hr)
+{
+	est_enroll_common(hr, 0);
+}
+
+static void
+est_simplereenroll(struct http_req *hr)
+{
+	est_enroll_common(hr, 1);
+}
+
+const struct route est_routes[] = {
+	{ "/.well-known/est/{project}/cacerts", EVHTTP_REQ_GET, ROUTE_DEVICE, est_cacerts },
+	{ "/.well-known/est/{project}/csrattrs", EVHTTP_REQ_GET, ROUTE_DEVICE, est_csrattrs },
+	{ "/.well-known/est/{project}/simpleenroll", EVHTTP_REQ_POST, ROUTE_DEVICE, est_simpleenroll },
+	{ "/.well-known/est/{project}/simplereenroll", EVHTTP_REQ_POST, ROUTE_DEVICE, est_simplereenroll },
+};
+const size_t est_nroutes = sizeof(est_routes) / sizeof(est_routes[0]);

@@ -1,0 +1,1403 @@
+/* pki.c: CA registry, revocation state, CRL and OCSP caches. Every CA key
+ * stays on the token (p11); this file only holds references to them. The
+ * OCSP cache keeps one signed response per certificate and re-signs it when
+ * its status changes or half its validity has passed; a nonce forces a
+ * fresh signature (design.md, "Performance by design"). */
+#include "pki.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "conf.h"
+#include "db.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+#define PKI_OCSP_CACHE_MAX	200000
+#define PKI_TLS_MIN_DAYS	30
+
+#define PKI_SELECT_CA \
+	"SELECT c.id, coalesce(p.id, 0), coalesce(p.name, 'root'), c.key_label," \
+	" c.cert_der, coalesce(p.cert_validity_days, 0)" \
+	" FROM cas c LEFT JOIN projects p ON p.id = c.project_id WHERE "
+
+static const struct db_stmt pki_root_get = {
+	"pki_root_get", PKI_SELECT_CA "c.kind = 'root'", 0 };
+static const struct db_stmt pki_root_insert = {
+	"pki_root_insert", "INSERT INTO cas (kind, key_label, cert_der, subject, not_after)"
+	" VALUES ('root', $1, $2, $3, to_timestamp($4::float8))"
+	" ON CONFLICT DO NOTHING RETURNING id", 4 };
+static const struct db_stmt pki_cas_all = {
+	"pki_cas_all", PKI_SELECT_CA "c.kind = 'issuing'", 0 };
+static const struct db_stmt pki_ca_by_name = {
+	"pki_ca_by_name", PKI_SELECT_CA "c.kind = 'issuing' AND p.name = $1", 1 };
+static const struct db_stmt pki_ca_by_id = {
+	"pki_ca_by_id", PKI_SELECT_CA "c.kind = 'issuing' AND c.id = $1", 1 };
+static const struct db_stmt pki_revoked_all = {
+	"pki_revoked_all", "SELECT serial FROM certificates"
+	" WHERE revoked_at IS NOT NULL AND not_after > now()", 0 };
+static const struct db_stmt pki_cert_status = {
+	"pki_cert_status", "SELECT extract(epoch FROM revoked_at)::bigint,"
+	" coalesce(revocation_reason, 0) FROM certificates WHERE serial = $1 AND ca_id = $2", 2 };
+static const struct db_stmt pki_crl_rows = {
+	"pki_crl_rows", "WITH n AS (UPDATE cas SET crl_number = crl_number + 1"
+	" WHERE id = $1 RETURNING crl_number)"
+	" SELECT n.crl_number, c.serial, extract(epoch FROM c.revoked_at)::bigint,"
+	" coalesce(c.revocation_reason, 0) FROM n LEFT JOIN certificates c"
+	" ON c.ca_id = $1 AND c.revoked_at IS NOT NULL AND c.not_after > now()", 1 };
+static const struct db_stmt pki_tls_insert = {
+	"pki_tls_insert", "INSERT INTO certificates (serial, ca_id, kind, subject,"
+	" spki_sha256, not_before, not_after, cert_der) VALUES ($1, $2, 'tls', $3, $4,"
+	" to_timestamp($5::float8), to_timestamp($6::float8), $7)", 7 };
+static const struct db_stmt pki_project_exists = {
+	"pki_project_exists", "SELECT 1 FROM projects WHERE name = $1", 1 };
+static const struct db_stmt pki_project_insert = {
+	"pki_project_insert", "SELECT ql_create_project($1, $2, $3, $4, $5, $6, $7, $8,"
+	" to_timestamp($9::float8), $10, $11, $12, to_timestamp($13::float8))", 13 };
+
+struct pki_waiter {
+	struct pki_waiter	*next;
+	pki_blob_cb		 cb;
+	void			*arg;
+};
+
+struct pki_ocsp_entry {
+	char			 serial[CA_SERIAL_HEX];	/* tree key: first */
+	long long		 ca_id;
+	enum ca_ocsp_status	 status;
+	time_t			 revoked_at;
+	int			 reason;
+	int			 md_nid;	/* CertID hash the cached der answers */
+	unsigned char		*der;
+	size_t			 len;
+	time_t			 refresh;
+};
+
+struct pki {
+	struct server		*srv;
+	struct pki_ca		*cas;		/* root first, then projects */
+	struct pki_ca		*root;
+	X509_STORE		*store;
+	void			*revoked;	/* tsearch tree of serial strings */
+	void			*ocsp;		/* tsearch tree of pki_ocsp_entry */
+	size_t			 nocsp;
+	char			 url[256];
+};
+
+/* The TLS verify callback has no argument of its own: one pki a process. */
+static struct pki *pki_current;
+
+static int
+pki_cmp_str(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static const char *
+pki_db_err(enum db_status st, const char *errstr)
+{
+	if (st == DB_UNAVAILABLE)
+		return errstr ? errstr : "database unavailable";
+	return errstr ? errstr : "database error";
+}
+
+time_t
+pki_asn1_time(const ASN1_TIME *t)
+{
+	struct tm tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return 0;
+	return timegm(&tm);
+}
+
+static unsigned char *
+pki_unescape(const PGresult *res, int row, int col, size_t *len)
+{
+	return PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, col), len);
+}
+
+static long long
+pki_ll(const PGresult *res, int row, int col)
+{
+	return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static void
+pki_ca_free(struct pki_ca *ca)
+{
+	struct pki_waiter *w;
+
+	if (ca == NULL)
+		return;
+	while ((w = ca->crl_waiters) != NULL) {
+		ca->crl_waiters = w->next;
+		free(w);
+	}
+	X509_free(ca->signer.cert);
+	EVP_PKEY_free(ca->signer.key);
+	PQfreemem(ca->cert_der);
+	free(ca->cacerts_b64);
+	OCSP_CERTID_free(ca->id_sha1);
+	OCSP_CERTID_free(ca->id_sha256);
+	free(ca->crl);
+	free(ca);
+}
+
+static OCSP_CERTID *
+pki_issuer_id(X509 *cert, const EVP_MD *md)
+{
+	ASN1_INTEGER *zero = ASN1_INTEGER_new();
+	OCSP_CERTID *id = NULL;
+
+	/* Only the issuer hashes matter; the serial is a placeholder. */
+	if (zero != NULL)
+		id = OCSP_cert_id_new(md, X509_get_subject_name(cert),
+		    X509_get0_pubkey_bitstr(cert), zero);
+	ASN1_INTEGER_free(zero);
+	return id;
+}
+
+static struct pki_ca *
+pki_ca_from_row(struct pki *pki, const PGresult *res, int row, char *err,
+    size_t errlen)
+{
+	struct pki_ca *ca = calloc(1, sizeof(*ca));
+	const unsigned char *p;
+	X509 *chain[2];
+
+	if (ca == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	ca->id = pki_ll(res, row, 0);
+	ca->project_id = pki_ll(res, row, 1);
+	snprintf(ca->name, sizeof(ca->name), "%s", PQgetvalue(res, row, 2));
+	ca->validity_days = (int)pki_ll(res, row, 5);
+	ca->cert_der = pki_unescape(res, row, 4, &ca->cert_der_len);
+	p = ca->cert_der;
+	if (p == NULL || (ca->signer.cert = d2i_X509(NULL, &p,
+	    (long)ca->cert_der_len)) == NULL) {
+		snprintf(err, errlen, "CA %s: stored certificate does not parse", ca->name);
+		goto fail;
+	}
+	ca->signer.key = p11_load_private(pki->srv->p11, PQgetvalue(res, row, 3),
+	    err, errlen);
+	if (ca->signer.key == NULL)
+		goto fail;
+	ca->id_sha1 = pki_issuer_id(ca->signer.cert, EVP_sha1());
+	ca->id_sha256 = pki_issuer_id(ca->signer.cert, EVP_sha256());
+	chain[0] = ca->signer.cert;
+	chain[1] = pki->root ? pki->root->signer.cert : NULL;
+	ca->cacerts_b64 = ca_p7_certs_b64(chain, chain[1] && ca->project_id ? 2 : 1);
+	if (ca->id_sha1 == NULL || ca->id_sha256 == NULL || ca->cacerts_b64 == NULL) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	ca->is_crl_dirty = 1;
+	return ca;
+fail:
+	pki_ca_free(ca);
+	return NULL;
+}
+
+static struct pki_ca *
+pki_find(struct pki *pki, const char *name, long long id)
+{
+	for (struct pki_ca *ca = pki->cas; ca != NULL; ca = ca->next)
+		if ((name != NULL && strcmp(ca->name, name) == 0) ||
+		    (name == NULL && ca->id == id))
+			return ca;
+	return NULL;
+}
+
+/* Keep the first copy when two loads race; returns the one to use. */
+static struct pki_ca *
+pki_add(struct pki *pki, struct pki_ca *ca)
+{
+	struct pki_ca *have = pki_find(pki, NULL, ca->id);
+
+	if (have != NULL) {
+		pki_ca_free(ca);
+		return have;
+	}
+	if (ca->project_id == 0) {
+		pki->root = ca;
+		ca->next = pki->cas;
+		pki->cas = ca;
+	} else {
+		ca->next = pki->root ? pki->root->next : pki->cas;
+		if (pki->root)
+			pki->root->next = ca;
+		else
+			pki->cas = ca;
+	}
+	X509_STORE_add_cert(pki->store, ca->signer.cert);
+	ERR_clear_error();	/* "already in store" is fine */
+	log_debug("pki: CA %s (id %lld) loaded", ca->name, ca->id);
+	return ca;
+}
+
+struct pki *
+pki_new(struct server *srv)
+{
+	struct pki *pki = calloc(1, sizeof(*pki));
+
+	if (pki == NULL)
+		return NULL;
+	pki->srv = srv;
+	if ((pki->store = X509_STORE_new()) == NULL) {
+		free(pki);
+		return NULL;
+	}
+	pki_current = pki;
+	return pki;
+}
+
+static void
+pki_ocsp_entry_free(void *p)
+{
+	struct pki_ocsp_entry *e = p;
+
+	free(e->der);
+	free(e);
+}
+
+void
+pki_free(struct pki *pki)
+{
+	struct pki_ca *ca;
+
+	if (pki == NULL)
+		return;
+	while ((ca = pki->cas) != NULL) {
+		pki->cas = ca->next;
+		pki_ca_free(ca);
+	}
+	tdestroy(pki->revoked, free);
+	tdestroy(pki->ocsp, pki_ocsp_entry_free);
+	X509_STORE_free(pki->store);
+	if (pki_current == pki)
+		pki_current = NULL;
+	free(pki);
+}
+
+struct pki_ca *
+pki_root(struct pki *pki)
+{
+	return pki->root;
+}
+
+/* ---- revocation state ---- */
+
+int
+pki_is_revoked(struct pki *pki, const char *serial)
+{
+	return tfind(serial, &pki->revoked, pki_cmp_str) != NULL;
+}
+
+static void
+pki_set_revoked(struct pki *pki, const char *serial, int is_revoked)
+{
+	void *node = tfind(serial, &pki->revoked, pki_cmp_str);
+	char *copy;
+
+	if (is_revoked && node == NULL) {
+		if ((copy = strdup(serial)) == NULL ||
+		    tsearch(copy, &pki->revoked, pki_cmp_str) == NULL)
+			fatalx("pki: out of memory");
+	} else if (!is_revoked && node != NULL) {
+		copy = *(char **)node;
+		tdelete(serial, &pki->revoked, pki_cmp_str);
+		free(copy);
+	}
+}
+
+static void
+pki_ocsp_forget(struct pki *pki, const char *serial)
+{
+	void *node = tfind(serial, &pki->ocsp, pki_cmp_str);
+	struct pki_ocsp_entry *e;
+
+	if (node == NULL)
+		return;
+	e = *(struct pki_ocsp_entry **)node;
+	tdelete(serial, &pki->ocsp, pki_cmp_str);
+	pki_ocsp_entry_free(e);
+	pki->nocsp--;
+}
+
+static void
+pki_crls_dirty(struct pki *pki)
+{
+	for (struct pki_ca *ca = pki->cas; ca != NULL; ca = ca->next)
+		ca->is_crl_dirty = 1;
+}
+
+static void
+pki_revoked_loaded(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct pki *pki = arg;
+
+	if (st != DB_OK) {
+		log_warnx("pki: cannot load revoked certificates: %s",
+		    pki_db_err(st, errstr));
+		return;
+	}
+	tdestroy(pki->revoked, free);
+	pki->revoked = NULL;
+	for (int i = 0; i < PQntuples(res); i++)
+		pki_set_revoked(pki, PQgetvalue(res, i, 0), 1);
+	log_debug("pki: %d revoked certificates loaded", PQntuples(res));
+}
+
+/* NOTIFY ql_revocation: "serial:1" or "serial:0"; NULL after a reconnect. */
+static void
+pki_on_revocation(const char *payload, void *arg)
+{
+	struct pki *pki = arg;
+	char serial[CA_SERIAL_HEX];
+	const char *colon;
+
+	pki_crls_dirty(pki);
+	if (payload == NULL) {
+		tdestroy(pki->ocsp, pki_ocsp_entry_free);
+		pki->ocsp = NULL;
+		pki->nocsp = 0;
+		db_query(pki->srv->db, &pki_revoked_all, 0, NULL, NULL,
+		    pki_revoked_loaded, pki);
+		return;
+	}
+	if ((colon = strchr(payload, ':')) == NULL ||
+	    (size_t)(colon - payload) != CA_SERIAL_HEX - 1)
+		return;
+	memcpy(serial, payload, CA_SERIAL_HEX - 1);
+	serial[CA_SERIAL_HEX - 1] = '\0';
+	pki_set_revoked(pki, serial, colon[1] == '1');
+	pki_ocsp_forget(pki, serial);
+	log_info("pki: certificate %s %s", serial,
+	    colon[1] == '1' ? "revoked" : "reinstated");
+}
+
+static void
+pki_ca_loaded(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct pki *pki = arg;
+	char err[256];
+	struct pki_ca *ca;
+
+	if (st != DB_OK || PQntuples(res) != 1)
+		return;
+	if ((ca = pki_ca_from_row(pki, res, 0, err, sizeof(err))) == NULL) {
+		log_warnx("pki: %s", err);
+		return;
+	}
+	(void)errstr;
+	pki_add(pki, ca);
+}
+
+/* NOTIFY ql_ca: a project CA was created, possibly on another node. */
+static void
+pki_on_ca(const char *payload, void *arg)
+{
+	struct pki *pki = arg;
+	const char *errstr;
+	long long id;
+
+	if (payload == NULL)
+		return;
+	id = util_strtonum(payload, 1, LLONG_MAX, &errstr);
+	if (errstr != NULL || pki_find(pki, NULL, id) != NULL)
+		return;
+	db_query(pki->srv->db, &pki_ca_by_id, 1, &payload, NULL, pki_ca_loaded, pki);
+}
+
+int
+pki_register(struct pki *pki)
+{
+	const struct db_stmt *stmts[] = {
+		&pki_root_get, &pki_root_insert, &pki_cas_all, &pki_ca_by_name,
+		&pki_ca_by_id, &pki_revoked_all, &pki_cert_status, &pki_crl_rows,
+		&pki_tls_insert, &pki_project_exists, &pki_project_insert,
+	};
+
+	for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
+		if (db_register(pki->srv->db, stmts[i]) == -1)
+			return -1;
+	if (db_listen(pki->srv->db, "ql_revocation", pki_on_revocation, pki) == -1 ||
+	    db_listen(pki->srv->db, "ql_ca", pki_on_ca, pki) == -1)
+		return -1;
+	return 0;
+}
+
+/* ---- bootstrap: root, project CAs, revoked set ---- */
+
+struct pki_boot {
+	struct pki	*pki;
+	pki_done_cb	 cb;
+	void		*arg;
+};
+
+static void	pki_boot_root(struct pki_boot *);
+
+static void
+pki_boot_finish(struct pki_boot *b, const char *err)
+{
+	b->cb(err, b->arg);
+	free(b);
+}
+
+static void
+pki_boot_revoked(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct pki_boot *b = arg;
+
+	if (st != DB_OK) {
+		pki_boot_finish(b, pki_db_err(st, errstr));
+		return;
+	}
+	pki_revoked_loaded(st, res, errstr, b->pki);
+	pki_boot_finish(b, NULL);
+}
+
+static void
+pki_boot_cas(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct pki_boot *b = arg;
+	char err[256];
+
+	if (st != DB_OK) {
+		pki_boot_finish(b, pki_db_err(st, errstr));
+		return;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct pki_ca *ca = pki_ca_from_row(b->pki, res, i, err, sizeof(err));
+
+		/* One broken project must not keep the others down. */
+		if (ca == NULL)
+			log_warnx("pki: %s", err);
+		else
+			pki_add(b->pki, ca);
+	}
+	db_query(b->pki->srv->db, &pki_revoked_all, 0, NULL, NULL,
+	    pki_boot_revoked, b);
+}
+
+static void
+pki_boot_next(struct pki_boot *b)
+{
+	db_query(b->pki->srv->db, &pki_cas_all, 0, NULL, NULL, pki_boot_cas, b);
+}
+
+static enum p11_key_type
+pki_key_type(struct pki *pki)
+{
+	return strcmp(pki->srv->conf->ca_key_type, "rsa-3072") == 0 ?
+	    P11_KEY_RSA_3072 : P11_KEY_EC_P256;
+}
+
+/* A fresh token key with a unique label: an earlier failed attempt may
+ * have left a key behind, and labels must never collide. */
+static int
+pki_new_key(struct pki *pki, const char *prefix, char *label, size_t labellen,
+    EVP_PKEY **priv, EVP_PKEY **pub, char *err, size_t errlen)
+{
+	unsigned char rnd[4];
+	char hex[9];
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		snprintf(err, errlen, "no randomness");
+		return -1;
+	}
+	util_hex(rnd, sizeof(rnd), hex);
+	snprintf(label, labellen, "%s-%s", prefix, hex);
+	if (p11_generate_key(pki->srv->p11, label, pki_key_type(pki), err, errlen) == -1)
+		return -1;
+	if ((*priv = p11_load_private(pki->srv->p11, label, err, errlen)) == NULL)
+		return -1;
+	if ((*pub = p11_load_public(pki->srv->p11, label, err, errlen)) == NULL) {
+		EVP_PKEY_free(*priv);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+pki_cert_der(X509 *cert, unsigned char **der, int *len)
+{
+	*der = NULL;
+	*len = i2d_X509(cert, der);
+	return *len > 0 ? 0 : -1;
+}
+
+static void
+pki_boot_root_inserted(enum db_status st, const PGresult *res,
+    const char *errstr, void *arg)
+{
+	struct pki_boot *b = arg;
+
+	if (st != DB_OK) {
+		pki_boot_finish(b, pki_db_err(st, errstr));
+		return;
+	}
+	if (PQntuples(res) == 0)
+		log_info("pki: another node created the root CA first");
+	else
+		log_info("pki: root CA created");
+	pki_boot_root(b);	/* load what is stored, whoever stored it */
+}
+
+static void
+pki_boot_create_root(struct pki_boot *b)
+{
+	struct pki *pki = b->pki;
+	char label[64], err[256], serial[CA_SERIAL_HEX], subject[256], notafter[32];
+	EVP_PKEY *priv = NULL, *pub = NULL;
+	unsigned char *der = NULL;
+	X509 *cert = NULL;
+	int derlen;
+	const char *values[4];
+	int lengths[4] = { -1, 0, -1, -1 };
+	struct ca_request r = {
+		.profile = CA_PROFILE_ROOT, .cn = "quarklink root CA",
+		.org = "quarklink", .days = 7305,
+	};
+
+	if (pki_new_key(pki, "ql-root", label, sizeof(label), &priv, &pub, err,
+	    sizeof(err)) == -1)
+		goto fail;
+	r.pubkey = pub;
+	r.self_key = priv;
+	if ((cert = ca_issue(&r, serial, err, sizeof(err))) == NULL ||
+	    pki_cert_der(cert, &der, &derlen) == -1 ||
+	    ca_name_text(X509_get_subject_name(cert), subject, sizeof(subject)) == -1)
+		goto fail;
+	snprintf(notafter, sizeof(notafter), "%lld",
+	    (long long)pki_asn1_time(X509_get0_notAfter(cert)));
+	values[0] = label;
+	values[1] = (const char *)der;
+	lengths[1] = derlen;
+	values[2] = subject;
+	values[3] = notafter;
+	db_query(pki->srv->db, &pki_root_insert, 4, values, lengths,
+	    pki_boot_root_inserted, b);
+	OPENSSL_free(der);
+	X509_free(cert);
+	EVP_PKEY_free(priv);
+	EVP_PKEY_free(pub);
+	return;
+fail:
+	if (err[0] == '\0')
+		snprintf(err, sizeof(err), "cannot create the root CA");
+	OPENSSL_free(der);
+	X509_free(cert);
+	EVP_PKEY_free(priv);
+	EVP_PKEY_free(pub);
+	pki_boot_finish(b, err);
+}
+
+static void
+pki_boot_root_got(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct pki_boot *b = arg;
+	char err[256];
+	struct pki_ca *ca;
+
+	if (st != DB_OK) {
+		pki_boot_finish(b, pki_db_err(st, errstr));
+		return;
+	}
+	if (PQntuples(res) == 0) {
+		pki_boot_create_root(b);
+		return;
+	}
+	if ((ca = pki_ca_from_row(b->pki, res, 0, err, sizeof(err))) == NULL) {
+		pki_boot_finish(b, err);
+		return;
+	}
+	pki_add(b->pki, ca);
+	pki_boot_next(b);
+}
+
+static void
+pki_boot_root(struct pki_boot *b)
+{
+	db_query(b->pki->srv->db, &pki_root_get, 0, NULL, NULL, pki_boot_root_got, b);
+}
+
+void
+pki_bootstrap(struct pki *pki, pki_done_cb cb, void *arg)
+{
+	struct pki_boot *b = calloc(1, sizeof(*b));
+
+	if (b == NULL) {
+		cb("out of memory", arg);
+		return;
+	}
+	b->pki = pki;
+	b->cb = cb;
+	b->arg = arg;
+	pki_boot_root(b);
+}
+
+/* ---- projects ---- */
+
+struct pki_lookup {
+	struct pki	*pki;
+	pki_ca_cb	 cb;
+	void		*arg;
+};
+
+static void
+pki_project_loaded(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct pki_lookup *l = arg;
+	struct pki_ca *ca = NULL;
+	char err[256];
+
+	if (st != DB_OK) {
+		l->cb(NULL, pki_db_err(st, errstr), l->arg);
+	} else if (PQntuples(res) == 0) {
+		l->cb(NULL, NULL, l->arg);
+	} else if ((ca = pki_ca_from_row(l->pki, res, 0, err, sizeof(err))) == NULL) {
+		log_warnx("pki: %s", err);
+		l->cb(NULL, err, l->arg);
+	} else {
+		l->cb(pki_add(l->pki, ca), NULL, l->arg);
+	}
+	free(l);
+}
+
+void
+pki_project(struct pki *pki, const char *name, pki_ca_cb cb, void *arg)
+{
+	struct pki_ca *ca = pki_find(pki, name, 0);
+	struct pki_lookup *l;
+
+	if (ca != NULL && ca->project_id != 0) {
+		cb(ca, NULL, arg);
+		return;
+	}
+	if ((l = malloc(sizeof(*l))) == NULL) {
+		cb(NULL, "out of memory", arg);
+		return;
+	}
+	l->pki = pki;
+	l->cb = cb;
+	l->arg = arg;
+	db_query(pki->srv->db, &pki_ca_by_name, 1, &name, NULL, pki_project_loaded, l);
+}
+
+struct pki_create {
+	struct pki	*pki;
+	char		 name[64];
+	int		 policy[3];
+	pki_done_cb	 cb;
+	void		*arg;
+};
+
+static void
+pki_create_done(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct pki_create *c = arg;
+
+	(void)res;
+	c->cb(st == DB_OK ? NULL : pki_db_err(st, errstr), c->arg);
+	free(c);
+}
+
+static int
+pki_issue_project_cert(struct pki *pki, const char *name, enum ca_profile prof,
+    char *label, size_t labellen, unsigned char **der, int *derlen,
+    char *subject, size_t sublen, char *notafter, size_t nalen, char *err,
+    size_t errlen)
+{
+	char cn[128], prefix[96], serial[CA_SERIAL_HEX];
+	EVP_PKEY *priv = NULL, *pub = NULL;
+	X509 *cert = NULL;
+	struct ca_request r = {
+		.profile = prof, .cn = cn, .org = name, .issuer = &pki->root->signer,
+		.days = prof == CA_PROFILE_ISSUING ? 3652 : 1826,
+	};
+	int rc = -1;
+
+	snprintf(cn, sizeof(cn), "quarklink %s %s", name,
+	    prof == CA_PROFILE_ISSUING ? "issuing CA" : "code signing");
+	snprintf(prefix, sizeof(prefix), "ql-%s-%s", name,
+	    prof == CA_PROFILE_ISSUING ? "ca" : "sign");
+	if (pki_new_key(pki, prefix, label, labellen, &priv, &pub, err, errlen) == -1)
+		return -1;
+	r.pubkey = pub;
+	if ((cert = ca_issue(&r, serial, err, errlen)) != NULL &&
+	    pki_cert_der(cert, der, derlen) == 0 &&
+	    ca_name_text(X509_get_subject_name(cert), subject, sublen) == 0) {
+		snprintf(notafter, nalen, "%lld",
+		    (long long)pki_asn1_time(X509_get0_notAfter(cert)));
+		rc = 0;
+	}
+	X509_free(cert);
+	EVP_PKEY_free(priv);
+	EVP_PKEY_free(pub);
+	return rc;
+}
+
+static void
+pki_create_exists(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct pki_create *c = arg;
+	struct pki *pki = c->pki;
+	char calabel[128], slabel[128], casub[256], ssub[256], cana[32], sna[32];
+	char err[256] = "", validity[16];
+	unsigned char *cader = NULL, *sder = NULL;
+	int calen, slen;
+	const char *v[13];
+	int lengths[13];
+
+	if (st != DB_OK || PQntuples(res) > 0) {
+		c->cb(st != DB_OK ? pki_db_err(st, errstr) : "project already exists",
+		    c->arg);
+		free(c);
+		return;
+	}
+	if (pki_issue_project_cert(pki, c->name, CA_PROFILE_ISSUING, calabel,
+	    sizeof(calabel), &cader, &calen, casub, sizeof(casub), cana,
+	    sizeof(cana), err, sizeof(err)) == -1 ||
+	    pki_issue_project_cert(pki, c->name, CA_PROFILE_CODESIGN, slabel,
+	    sizeof(slabel), &sder, &slen, ssub, sizeof(ssub), sna, sizeof(sna),
+	    err, sizeof(err)) == -1) {
+		OPENSSL_free(cader);
+		c->cb(err[0] ? err : "cannot create the project CAs", c->arg);
+		free(c);
+		return;
+	}
+	snprintf(validity, sizeof(validity), "%lld", pki->srv->conf->ca_cert_validity_days);
+	for (int i = 0; i < 13; i++)
+		lengths[i] = -1;
+	v[0] = c->name;
+	v[1] = c->policy[0] ? "true" : "false";
+	v[2] = c->policy[1] ? "true" : "false";
+	v[3] = c->policy[2] ? "true" : "false";
+	v[4] = validity;
+	v[5] = calabel; v[6] = (const char *)cader; lengths[6] = calen;
+	v[7] = casub; v[8] = cana;
+	v[9] = slabel; v[10] = (const char *)sder; lengths[10] = slen;
+	v[11] = ssub; v[12] = sna;
+	db_query(pki->srv->db, &pki_project_insert, 13, v, lengths, pki_create_done, c);
+	OPENSSL_free(cader);
+	OPENSSL_free(sder);
+}
+
+void
+pki_project_create(struct pki *pki, const char *name, int token, int allowlist,
+    int approval, pki_done_cb cb, void *arg)
+{
+	struct pki_create *c;
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 63 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") != n ||
+	    name[0] == '-') {
+		cb("project name must match [a-z0-9][a-z0-9-]{0,62}", arg);
+		return;
+	}
+	if (pki->root == NULL) {
+		cb("no root CA", arg);
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		cb("out of memory", arg);
+		return;
+	}
+	c->pki = pki;
+	memcpy(c->name, name, n + 1);
+	c->policy[0] = token;
+	c->policy[1] = allowlist;
+	c->policy[2] = approval;
+	c->cb = cb;
+	c->arg = arg;
+	db_query(pki->srv->db, &pki_project_exists, 1, &name, NULL,
+	    pki_create_exists, c);
+}
+
+/* ---- device certificates and client TLS ---- */
+
+const char *
+pki_url(struct pki *pki)
+{
+	struct conf *c = pki->srv->conf;
+	struct http_listener *l = &pki->srv->listeners[2];
+
+	if (pki->url[0] != '\0')
+		return pki->url;
+	if (c->pki_url[0] != '\0')
+		snprintf(pki->url, sizeof(pki->url), "%s", c->pki_url);
+	else if (l->bound_addr[0] != '\0')
+		snprintf(pki->url, sizeof(pki->url), "http://%s", l->bound_addr);
+	else
+		snprintf(pki->url, sizeof(pki->url), "http://localhost:8080");
+	/* No trailing slash: paths are appended. */
+	while (strlen(pki->url) > 0 && pki->url[strlen(pki->url) - 1] == '/')
+		pki->url[strlen(pki->url) - 1] = '\0';
+	return pki->url;
+}
+
+X509 *
+pki_issue_device(struct pki *pki, struct pki_ca *ca, EVP_PKEY *pub,
+    const char *device_id, char serial[CA_SERIAL_HEX], char *err, size_t errlen)
+{
+	char san[96], ocsp[320], crl[400];
+	struct ca_request r = {
+		.profile = CA_PROFILE_DEVICE, .cn = device_id, .org = ca->name,
+		.pubkey = pub, .issuer = &ca->signer, .days = ca->validity_days,
+		.san = san, .ocsp_url = ocsp, .crl_url = crl,
+	};
+
+	snprintf(san, sizeof(san), "URI:urn:quarklink:device:%s", device_id);
+	snprintf(ocsp, sizeof(ocsp), "%s/pki/ocsp", pki_url(pki));
+	snprintf(crl, sizeof(crl), "%s/pki/crl/%s.crl", pki_url(pki), ca->name);
+	return ca_issue(&r, serial, err, errlen);
+}
+
+static int
+pki_verify_cb(int ok, X509_STORE_CTX *x)
+{
+	char serial[CA_SERIAL_HEX];
+	X509 *cert;
+
+	if (!ok || X509_STORE_CTX_get_error_depth(x) != 0 || pki_current == NULL)
+		return ok;
+	cert = X509_STORE_CTX_get_current_cert(x);
+	ca_serial_hex(X509_get0_serialNumber(cert), serial);
+	if (pki_is_revoked(pki_current, serial)) {
+		X509_STORE_CTX_set_error(x, X509_V_ERR_CERT_REVOKED);
+		return 0;
+	}
+	return 1;
+}
+
+int
+pki_setup_client_tls(struct pki *pki, SSL_CTX *ctx, const char *extra_ca,
+    char *err, size_t errlen)
+{
+	if (extra_ca != NULL && extra_ca[0] != '\0' &&
+	    X509_STORE_load_file(pki->store, extra_ca) != 1) {
+		snprintf(err, errlen, "cannot load client CA %s", extra_ca);
+		ERR_clear_error();
+		return -1;
+	}
+	SSL_CTX_set1_cert_store(ctx, pki->store);
+	if (pki->root != NULL)
+		SSL_CTX_add_client_CA(ctx, pki->root->signer.cert);
+	/* Requested, not required: first enrollment has no certificate. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, pki_verify_cb);
+	return 0;
+}
+
+/* ---- CRL ---- */
+
+struct pki_crl_job {
+	struct pki	*pki;
+	struct pki_ca	*ca;
+};
+
+static void
+pki_crl_flush(struct pki_ca *ca, const char *err)
+{
+	struct pki_waiter *w;
+
+	while ((w = ca->crl_waiters) != NULL) {
+		ca->crl_waiters = w->next;
+		if (err != NULL)
+			w->cb(NULL, 0, err, w->arg);
+		else
+			w->cb(ca->crl, ca->crl_len, NULL, w->arg);
+		free(w);
+	}
+}
+
+static void
+pki_crl_built(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct pki_crl_job *j = arg;
+	struct pki_ca *ca = j->ca;
+	int hours = (int)j->pki->srv->conf->ca_crl_validity_hours;
+	struct ca_revoked *rv = NULL;
+	char err[256];
+	unsigned char *der;
+	size_t n = 0, len;
+	long long number;
+
+	free(j);
+	ca->is_crl_busy = 0;
+	if (st != DB_OK || PQntuples(res) < 1) {
+		ca->is_crl_dirty = 1;
+		pki_crl_flush(ca, pki_db_err(st, errstr));
+		return;
+	}
+	number = pki_ll(res, 0, 0);
+	if ((rv = calloc((size_t)PQntuples(res), sizeof(*rv))) == NULL) {
+		pki_crl_flush(ca, "out of memory");
+		return;
+	}
+	for (int i = 0; i < PQntuples(res); i++) {
+		if (PQgetisnull(res, i, 1))
+			continue;
+		rv[n].serial_hex = PQgetvalue(res, i, 1);
+		rv[n].revoked_at = (time_t)pki_ll(res, i, 2);
+		rv[n].reason = (int)pki_ll(res, i, 3);
+		n++;
+	}
+	if (ca_crl(&ca->signer, rv, n, number, hours, &der, &len, err,
+	    sizeof(err)) == -1) {
+		free(rv);
+		ca->is_crl_dirty = 1;
+		pki_crl_flush(ca, err);
+		return;
+	}
+	free(rv);
+	free(ca->crl);
+	ca->crl = der;
+	ca->crl_len = len;
+	/* Re-issue well before nextUpdate so relying parties never hold a
+	 * stale CRL (at least daily with the default 24 h). */
+	ca->crl_refresh = time(NULL) + hours * 3600L / 2;
+	log_info("pki: CRL %lld for %s with %zu entries", number, ca->name, n);
+	pki_crl_flush(ca, NULL);
+}
+
+void
+pki_crl(struct pki *pki, struct pki_ca *ca, pki_blob_cb cb, void *arg)
+{
+	struct pki_waiter *w;
+	struct pki_crl_job *j;
+	char id[24];
+	const char *param = id;
+
+	if (ca->crl != NULL && !ca->is_crl_dirty && time(NULL) < ca->crl_refresh) {
+		cb(ca->crl, ca->crl_len, NULL, arg);
+		return;
+	}
+	if ((w = malloc(sizeof(*w))) == NULL) {
+		cb(NULL, 0, "out of memory", arg);
+		return;
+	}
+	w->cb = cb;
+	w->arg = arg;
+	w->next = ca->crl_waiters;
+	ca->crl_waiters = w;
+	if (ca->is_crl_busy)
+		return;
+	if ((j = malloc(sizeof(*j))) == NULL) {
+		pki_crl_flush(ca, "out of memory");
+		return;
+	}
+	j->pki = pki;
+	j->ca = ca;
+	ca->is_crl_busy = 1;
+	ca->is_crl_dirty = 0;
+	snprintf(id, sizeof(id), "%lld", ca->id);
+	db_query(pki->srv->db, &pki_crl_rows, 1, &param, NULL, pki_crl_built, j);
+}
+
+/* ---- OCSP ---- */
+
+struct pki_ocsp_job {
+	struct pki	*pki;
+	struct pki_ca	*ca;
+	OCSP_REQUEST	*req;
+	OCSP_CERTID	*id;		/* points into req */
+	int		 md_nid;
+	int		 has_nonce;
+	char		 serial[CA_SERIAL_HEX];
+	pki_blob_cb	 cb;
+	void		*arg;
+};
+
+static void
+pki_ocsp_reply_error(int status, pki_blob_cb cb, void *arg)
+{
+	unsigned char *der;
+	size_t len;
+
+	if (ca_ocsp_error(status, &der, &len) == -1) {
+		cb(NULL, 0, "out of memory", arg);
+		return;
+	}
+	cb(der, len, NULL, arg);
+	free(der);
+}
+
+static void
+pki_ocsp_job_free(struct pki_ocsp_job *j)
+{
+	OCSP_REQUEST_free(j->req);
+	free(j);
+}
+
+/* Sign for the entry's status; keep the nonce-free answer for reuse. */
+static void
+pki_ocsp_answer(struct pki_ocsp_job *j, struct pki_ocsp_entry *e)
+{
+	int hours = (int)j->pki->srv->conf->ca_ocsp_validity_hours;
+	time_t now = time(NULL);
+	unsigned char *der;
+	size_t len;
+
+	if (!j->has_nonce && e->der != NULL && e->md_nid == j->md_nid &&
+	    now < e->refresh) {
+		j->cb(e->der, e->len, NULL, j->arg);
+		pki_ocsp_job_free(j);
+		return;
+	}
+	if (ca_ocsp_sign(&j->ca->signer, j->has_nonce ? j->req : NULL, j->id,
+	    e->status, e->revoked_at, e->reason, hours, &der, &len) == -1) {
+		log_openssl("pki: OCSP signing failed");
+		pki_ocsp_reply_error(OCSP_RESPONSE_STATUS_INTERNALERROR, j->cb, j->arg);
+		pki_ocsp_job_free(j);
+		return;
+	}
+	j->cb(der, len, NULL, j->arg);
+	if (j->has_nonce) {
+		free(der);
+	} else {
+		free(e->der);
+		e->der = der;
+		e->len = len;
+		e->md_nid = j->md_nid;
+		e->refresh = now + hours * 3600L / 2;
+	}
+	pki_ocsp_job_free(j);
+}
+
+static void
+pki_ocsp_status(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct pki_ocsp_job *j = arg;
+	struct pki *pki = j->pki;
+	struct pki_ocsp_entry tmp, *e;
+	void *node;
+
+	if (st != DB_OK) {
+		log_warnx("pki: OCSP status lookup: %s", pki_db_err(st, errstr));
+		pki_ocsp_reply_error(OCSP_RESPONSE_STATUS_TRYLATER, j->cb, j->arg);
+		pki_ocsp_job_free(j);
+		return;
+	}
+	memset(&tmp, 0, sizeof(tmp));
+	memcpy(tmp.serial, j->serial, sizeof(tmp.serial));
+	tmp.ca_id = j->ca->id;
+	tmp.status = CA_OCSP_UNKNOWN;
+	if (PQntuples(res) == 1) {
+		tmp.status = PQgetisnull(res, 0, 0) ? CA_OCSP_GOOD : CA_OCSP_REVOKED;
+		tmp.revoked_at = (time_t)pki_ll(res, 0, 0);
+		tmp.reason = (int)pki_ll(res, 0, 1);
+	}
+	/* A concurrent lookup may have cached it meanwhile; a full cache
+	 * answers without remembering. */
+	node = tfind(tmp.serial, &pki->ocsp, pki_cmp_str);
+	if (node != NULL) {
+		e = *(struct pki_ocsp_entry **)node;
+	} else if (pki->nocsp < PKI_OCSP_CACHE_MAX &&
+	    (e = malloc(sizeof(*e))) != NULL) {
+		*e = tmp;
+		if (tsearch(e, &pki->ocsp, pki_cmp_str) == NULL) {
+			free(e);
+			e = &tmp;
+		} else {
+			pki->nocsp++;
+		}
+	} else {
+		e = &tmp;
+	}
+	pki_ocsp_answer(j, e);
+	if (e == &tmp)
+		free(tmp.der);
+}
+
+static struct pki_ca *
+pki_ocsp_issuer(struct pki *pki, OCSP_CERTID *id, int *md_nid)
+{
+	ASN1_OBJECT *md = NULL;
+
+	OCSP_id_get0_info(NULL, &md, NULL, NULL, id);
+	*md_nid = md ? OBJ_obj2nid(md) : NID_undef;
+	for (struct pki_ca *ca = pki->cas; ca != NULL; ca = ca->next) {
+		OCSP_CERTID *mine = *md_nid == NID_sha1 ? ca->id_sha1 :
+		    *md_nid == NID_sha256 ? ca->id_sha256 : NULL;
+
+		if (mine != NULL && OCSP_id_issuer_cmp(mine, id) == 0)
+			return ca;
+	}
+	return NULL;
+}
+
+void
+pki_ocsp(struct pki *pki, const unsigned char *der, size_t len, pki_blob_cb cb,
+    void *arg)
+{
+	const unsigned char *p = der;
+	struct pki_ocsp_job *j;
+	ASN1_INTEGER *serial = NULL;
+	char id[24];
+	const char *params[2];
+	void *node;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		cb(NULL, 0, "out of memory", arg);
+		return;
+	}
+	j->pki = pki;
+	j->cb = cb;
+	j->arg = arg;
+	j->req = d2i_OCSP_REQUEST(NULL, &p, (long)len);
+	/* One certificate per request, as every OCSP client sends. */
+	if (j->req == NULL || p != der + len ||
+	    OCSP_request_onereq_count(j->req) != 1) {
+		ERR_clear_error();
+		pki_ocsp_reply_error(OCSP_RESPONSE_STATUS_MALFORMEDREQUEST, cb, arg);
+		pki_ocsp_job_free(j);
+		return;
+	}
+	j->id = OCSP_onereq_get0_id(OCSP_request_onereq_get0(j->req, 0));
+	if ((j->ca = pki_ocsp_issuer(pki, j->id, &j->md_nid)) == NULL) {
+		pki_ocsp_reply_error(OCSP_RESPONSE_STATUS_UNAUTHORIZED, cb, arg);
+		pki_ocsp_job_free(j);
+		return;
+	}
+	OCSP_id_get0_info(NULL, NULL, NULL, &serial, j->id);
+	ca_serial_hex(serial, j->serial);
+	j->has_nonce = OCSP_REQUEST_get_ext_by_NID(j->req, NID_id_pkix_OCSP_Nonce, -1) >= 0;
+	node = tfind(j->serial, &pki->ocsp, pki_cmp_str);
+	if (node != NULL && (*(struct pki_ocsp_entry **)node)->ca_id == j->ca->id) {
+		pki_ocsp_answer(j, *(struct pki_ocsp_entry **)node);
+		return;
+	}
+	snprintf(id, sizeof(id), "%lld", j->ca->id);
+	params[0] = j->serial;
+	params[1] = id;
+	db_query(pki->srv->db, &pki_cert_status, 2, params, NULL, pki_ocsp_status, j);
+}
+
+/* ---- automatic server certificates ---- */
+
+struct pki_tls {
+	struct pki	*pki;
+	char		*cert_path;
+	char		*key_path;
+	char		**out_cert;
+	char		**out_key;
+	X509		*cert;
+	EVP_PKEY	*key;
+	pki_done_cb	 cb;
+	void		*arg;
+};
+
+static void
+pki_tls_free(struct pki_tls *t)
+{
+	free(t->cert_path);
+	free(t->key_path);
+	X509_free(t->cert);
+	EVP_PKEY_free(t->key);
+	free(t);
+}
+
+static void
+pki_tls_finish(struct pki_tls *t, const char *err)
+{
+	if (err == NULL) {
+		free(*t->out_cert);
+		free(*t->out_key);
+		*t->out_cert = t->cert_path;
+		*t->out_key = t->key_path;
+		t->cert_path = t->key_path = NULL;
+	}
+	t->cb(err, t->arg);
+	pki_tls_free(t);
+}
+
+/* Write via a temporary file and rename, so a crash leaves the old pair. */
+static int
+pki_write_pem(const char *path, X509 *cert, EVP_PKEY *key, char *err, size_t errlen)
+{
+	char tmp[4096];
+	FILE *f;
+	int fd, ok;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	unlink(tmp);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1 ||
+	    (f = fdopen(fd, "w")) == NULL) {
+		snprintf(err, errlen, "%.200s: %s", tmp, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	ok = cert ? PEM_write_X509(f, cert) :
+	    PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
+	if (fclose(f) != 0 || !ok || rename(tmp, path) == -1) {
+		snprintf(err, errlen, "cannot write %s", path);
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+pki_tls_recorded(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct pki_tls *t = arg;
+	char err[256];
+
+	(void)res;
+	if (st != DB_OK) {
+		pki_tls_finish(t, pki_db_err(st, errstr));
+		return;
+	}
+	/* Recorded first, written second: a certificate in use is never
+	 * missing from the database. */
+	if (pki_write_pem(t->key_path, NULL, t->key, err, sizeof(err)) == -1 ||
+	    pki_write_pem(t->cert_path, t->cert, NULL, err, sizeof(err)) == -1) {
+		pki_tls_finish(t, err);
+		return;
+	}
+	log_info("pki: issued server certificate %s", t->cert_path);
+	pki_tls_finish(t, NULL);
+}
+
+/* "localhost,127.0.0.1" -> "DNS:localhost,IP:127.0.0.1" */
+static int
+pki_tls_san(const char *names, char *out, size_t len, char *first, size_t flen)
+{
+	char buf[512], *save = NULL, *tok;
+	unsigned char addr[16];
+	size_t off = 0;
+
+	snprintf(buf, sizeof(buf), "%s", names);
+	out[0] = first[0] = '\0';
+	for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		int is_ip = inet_pton(AF_INET, tok, addr) == 1 ||
+		    inet_pton(AF_INET6, tok, addr) == 1;
+		int w = snprintf(out + off, len - off, "%s%s:%s", off ? "," : "",
+		    is_ip ? "IP" : "DNS", tok);
+
+		if (w < 0 || (size_t)w >= len - off)
+			return -1;
+		off += (size_t)w;
+		if (first[0] == '\0')
+			snprintf(first, flen, "%s", tok);
+	}
+	return off > 0 ? 0 : -1;
+}
+
+static int
+pki_tls_reusable(struct pki *pki, const char *cert_path, const char *key_path)
+{
+	X509 *cert = NULL;
+	FILE *f;
+	int ok = 0;
+
+	if (access(key_path, R_OK) != 0 || (f = fopen(cert_path, "r")) == NULL)
+		return 0;
+	cert = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (cert != NULL &&
+	    X509_check_issued(pki->root->signer.cert, cert) == X509_V_OK &&
+	    X509_verify(cert, X509_get0_pubkey(pki->root->signer.cert)) == 1 &&
+	    X509_cmp_time(X509_get0_notAfter(cert),
+	    &(time_t){ time(NULL) + PKI_TLS_MIN_DAYS * 86400L }) > 0)
+		ok = 1;
+	ERR_clear_error();
+	X509_free(cert);
+	return ok;
+}
+
+void
+pki_tls_auto(struct pki *pki, const char *name, char **cert_path,
+    char **key_path, pki_done_cb cb, void *arg)
+{
+	char file[128], san[600], cn[256], serial[CA_SERIAL_HEX], err[256] = "";
+	char id[24], nb[32], na[32], subject[256];
+	unsigned char spki[32], *der = NULL;
+	char devid[CA_DEVICE_ID];
+	struct pki_tls *t = calloc(1, sizeof(*t));
+	struct ca_request r = {
+		.profile = CA_PROFILE_TLS_SERVER, .cn = cn, .org = "quarklink",
+		.days = 397, .san = san,
+	};
+	const char *v[7];
+	int lengths[7] = { -1, -1, -1, 0, -1, -1, 0 }, derlen;
+
+	if (t == NULL) {
+		cb("out of memory", arg);
+		return;
+	}
+	t->pki = pki;
+	t->cb = cb;
+	t->arg = arg;
+	t->out_cert = cert_path;
+	t->out_key = key_path;
+	snprintf(file, sizeof(file), "%s-auto.crt", name);
+	t->cert_path = util_path_join(pki->srv->conf->state_dir, file);
+	snprintf(file, sizeof(file), "%s-auto.key", name);
+	t->key_path = util_path_join(pki->srv->conf->state_dir, file);
+	if (t->cert_path == NULL || t->key_path == NULL) {
+		pki_tls_finish(t, "out of memory");
+		return;
+	}
+	if (pki_tls_reusable(pki, t->cert_path, t->key_path)) {
+		pki_tls_finish(t, NULL);
+		return;
+	}
+	if (pki_tls_san(pki->srv->conf->tls_names, san, sizeof(san), cn,
+	    sizeof(cn)) == -1) {
+		pki_tls_finish(t, "server.tls_names is empty or too long");
+		return;
+	}
+	r.issuer = &pki->root->signer;
+	if ((t->key = EVP_EC_gen("P-256")) == NULL) {
+		pki_tls_finish(t, "cannot generate a key");
+		return;
+	}
+	r.pubkey = t->key;
+	if ((t->cert = ca_issue(&r, serial, err, sizeof(err))) == NULL ||
+	    pki_cert_der(t->cert, &der, &derlen) == -1 ||
+	    ca_device_id(t->key, devid, spki) == -1 ||
+	    ca_name_text(X509_get_subject_name(t->cert), subject, sizeof(subject)) == -1) {
+		OPENSSL_free(der);
+		pki_tls_finish(t, err[0] ? err : "cannot issue the server certificate");
+		return;
+	}
+	snprintf(id, sizeof(id), "%lld", pki->root->id);
+	snprintf(nb, sizeof(nb), "%lld", (long long)pki_asn1_time(X509_get0_notBefore(t->cert)));
+	snprintf(na, sizeof(na), "%lld", (long long)pki_asn1_time(X509_get0_notAfter(t->cert)));
+	v[0] = serial; v[1] = id; v[2] = subject;
+	v[3] = (const char *)spki; lengths[3] = sizeof(spki);
+	v[4] = nb; v[5] = na;
+	v[6] = (const char *)der; lengths[6] = derlen;
+	db_query(pki->srv->db, &pki_tls_insert, 7, v, lengths, pki_tls_recorded, t);
+	OPENSSL_free(der);
+}

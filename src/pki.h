@@ -1,0 +1,79 @@
+/* pki.h: the installation's CAs at run time: the root, each project's
+ * issuing CA (loaded from the database, keys on the token), revocation
+ * state shared with the TLS layer, and the OCSP and CRL caches. Kept in
+ * step with other nodes through LISTEN/NOTIFY. Builds no HTTP replies. */
+#ifndef QL_PKI_H
+#define QL_PKI_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include <openssl/ssl.h>
+
+#include "ca.h"
+#include "p11.h"
+
+struct server;
+struct pki;
+
+struct pki_ca {
+	struct pki_ca		*next;
+	long long		 id;
+	long long		 project_id;	/* 0: the root */
+	char			 name[64];	/* "root" or the project name */
+	struct ca_signer	 signer;
+	int			 validity_days;
+	unsigned char		*cert_der;
+	size_t			 cert_der_len;
+	char			*cacerts_b64;	/* EST cacerts body */
+	OCSP_CERTID		*id_sha1;	/* issuer hashes for OCSP lookups */
+	OCSP_CERTID		*id_sha256;
+	unsigned char		*crl;
+	size_t			 crl_len;
+	time_t			 crl_refresh;
+	int			 is_crl_dirty;
+	int			 is_crl_busy;
+	struct pki_waiter	*crl_waiters;
+};
+
+typedef void (*pki_done_cb)(const char *err, void *arg);
+typedef void (*pki_ca_cb)(struct pki_ca *, const char *err, void *arg);
+typedef void (*pki_blob_cb)(const unsigned char *, size_t, const char *err,
+    void *arg);
+
+struct pki	*pki_new(struct server *);
+void		 pki_free(struct pki *);
+int		 pki_register(struct pki *) __attribute__((warn_unused_result));
+/* Load (or on first start create) the root, every project CA and the
+ * revocation list; cb(NULL) when done. */
+void		 pki_bootstrap(struct pki *, pki_done_cb, void *arg);
+
+struct pki_ca	*pki_root(struct pki *);
+/* A project's issuing CA: from memory, else from the database. cb(NULL,
+ * NULL) when the project does not exist, cb(NULL, err) on failure. */
+void		 pki_project(struct pki *, const char *name, pki_ca_cb, void *arg);
+void		 pki_project_create(struct pki *, const char *name, int token,
+		    int allowlist, int approval, pki_done_cb, void *arg);
+
+int		 pki_is_revoked(struct pki *, const char *serial_hex);
+/* Trust store and verify callback for the device listener's clients. */
+int		 pki_setup_client_tls(struct pki *, SSL_CTX *, const char *extra_ca,
+		    char *err, size_t errlen) __attribute__((warn_unused_result));
+
+void		 pki_crl(struct pki *, struct pki_ca *, pki_blob_cb, void *arg);
+/* der is an OCSP request; the callback gets a DER OCSP response. */
+void		 pki_ocsp(struct pki *, const unsigned char *der, size_t len,
+		    pki_blob_cb, void *arg);
+
+/* tls_cert = auto: reuse or issue STATE_DIR/NAME-auto.{crt,key}. */
+void		 pki_tls_auto(struct pki *, const char *name, char **cert_path,
+		    char **key_path, pki_done_cb, void *arg);
+
+const char	*pki_url(struct pki *);
+/* Device certificate for a verified CSR public key. */
+X509		*pki_issue_device(struct pki *, struct pki_ca *, EVP_PKEY *pub,
+		    const char *device_id, char serial[CA_SERIAL_HEX], char *err,
+		    size_t errlen);
+time_t		 pki_asn1_time(const ASN1_TIME *);
+
+#endif

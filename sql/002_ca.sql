@@ -2,6 +2,67 @@
 -- Multi-step business operations are SQL functions so that one round trip
 -- is one transaction (design.md, "Process model").
 
+-- Append-only, hash-chained: each row stores the previous row's hash and
+-- its own, so a changed or deleted row breaks the chain (ql_audit_verify).
+CREATE TABLE audit_log (
+    id          bigserial PRIMARY KEY,
+    at          timestamptz NOT NULL DEFAULT clock_timestamp(),
+    actor       text NOT NULL,
+    action      text NOT NULL,
+    object      text,
+    result      text NOT NULL,
+    detail      text,
+    project_id  bigint,
+    prev_hash   bytea NOT NULL,
+    hash        bytea NOT NULL
+);
+CREATE INDEX audit_log_project ON audit_log (project_id, id);
+
+CREATE FUNCTION ql_audit_hash(p_prev bytea, p_id bigint, p_at timestamptz,
+        p_actor text, p_action text, p_object text, p_result text,
+        p_detail text, p_project bigint)
+RETURNS bytea LANGUAGE sql STABLE AS $$
+    SELECT sha256(p_prev || convert_to(concat_ws(chr(31), p_id::text,
+        to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+        p_actor, p_action, coalesce(p_object, ''), p_result,
+        coalesce(p_detail, ''), coalesce(p_project::text, '')), 'UTF8'))
+$$;
+
+CREATE FUNCTION ql_audit(p_actor text, p_action text, p_object text,
+        p_result text, p_detail text, p_project bigint)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    prev bytea;
+    rid bigint;
+    ts timestamptz := clock_timestamp();
+BEGIN
+    -- One appender at a time, or two rows would chain to the same parent.
+    PERFORM pg_advisory_xact_lock(7166210932);
+    SELECT hash INTO prev FROM audit_log ORDER BY id DESC LIMIT 1;
+    prev := coalesce(prev, '\x'::bytea);
+    rid := nextval('audit_log_id_seq');
+    INSERT INTO audit_log (id, at, actor, action, object, result, detail,
+            project_id, prev_hash, hash)
+        VALUES (rid, ts, p_actor, p_action, p_object, p_result, p_detail,
+            p_project, prev, ql_audit_hash(prev, rid, ts, p_actor, p_action,
+            p_object, p_result, p_detail, p_project));
+    RETURN rid;
+END $$;
+
+-- The first row whose link or content does not check out, or NULL.
+CREATE FUNCTION ql_audit_verify() RETURNS TABLE (rows bigint, broken_id bigint)
+LANGUAGE sql STABLE AS $$
+    WITH c AS (
+        SELECT id, hash, prev_hash,
+            lag(hash) OVER (ORDER BY id) AS expect_prev,
+            ql_audit_hash(prev_hash, id, at, actor, action, object, result,
+                detail, project_id) AS expect_hash
+        FROM audit_log)
+    SELECT (SELECT count(*) FROM audit_log),
+        (SELECT min(id) FROM c WHERE hash <> expect_hash
+            OR prev_hash <> coalesce(expect_prev, '\x'::bytea))
+$$;
+
 CREATE TABLE projects (
     id                  bigserial PRIMARY KEY,
     name                text NOT NULL UNIQUE CHECK (name ~ '^[a-z0-9][a-z0-9-]{0,62}$'),
@@ -175,6 +236,8 @@ BEGIN
         ok := dev.status IN ('approved', 'active');
     END IF;
     IF NOT ok THEN
+        -- A refusal changes nothing; its audit row is written by the
+        -- caller outside this transaction only if it wants one.
         RETURN QUERY SELECT 'denied', why; RETURN;
     END IF;
     SELECT id INTO ca FROM cas WHERE project_id = proj.id AND kind = 'issuing';
@@ -190,6 +253,9 @@ BEGIN
     INSERT INTO certificates (serial, ca_id, device, subject, spki_sha256,
             not_before, not_after, cert_der)
         VALUES (p_serial, ca, dev.id, p_subject, p_spki, p_not_before, p_not_after, p_cert);
+    PERFORM ql_audit('device:' || p_device_id, 'device.enroll', p_serial, 'ok',
+        CASE WHEN tok.id IS NOT NULL THEN 'enrollment token ' || tok.id ELSE NULL END,
+        proj.id);
     RETURN QUERY SELECT 'issued', p_device_id;
 END $$;
 
@@ -229,13 +295,16 @@ BEGIN
     INSERT INTO certificates (serial, ca_id, device, subject, spki_sha256,
             not_before, not_after, cert_der)
         VALUES (p_serial, old.ca_id, dev.id, p_subject, p_spki, p_not_before, p_not_after, p_cert);
+    PERFORM ql_audit('device:' || dev.device_id, 'device.reenroll', p_serial, 'ok',
+        'replaces ' || p_old_serial, dev.project_id);
     RETURN QUERY SELECT 'issued', dev.device_id;
 END $$;
 
 CREATE FUNCTION ql_create_project(p_name text, p_token boolean, p_allowlist boolean,
         p_approval boolean, p_validity integer,
         p_ca_label text, p_ca_cert bytea, p_ca_subject text, p_ca_not_after timestamptz,
-        p_sign_label text, p_sign_cert bytea, p_sign_subject text, p_sign_not_after timestamptz)
+        p_sign_label text, p_sign_cert bytea, p_sign_subject text, p_sign_not_after timestamptz,
+        p_actor text)
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     pid bigint;
@@ -245,5 +314,6 @@ BEGIN
     INSERT INTO cas (project_id, kind, key_label, cert_der, subject, not_after)
         VALUES (pid, 'issuing', p_ca_label, p_ca_cert, p_ca_subject, p_ca_not_after),
                (pid, 'codesign', p_sign_label, p_sign_cert, p_sign_subject, p_sign_not_after);
+    PERFORM ql_audit(p_actor, 'project.create', p_name, 'ok', NULL, pid);
     RETURN pid;
 END $$;

@@ -121,8 +121,8 @@ admin_create_project(struct server *srv, int argc, char **argv)
 	}
 	if (argc == 2)
 		policy[0] = 1;
-	pki_project_create(srv->pki, argv[1], policy[0], policy[1], policy[2],
-	    admin_done, srv);
+	pki_project_create(srv->pki, "cli", argv[1], policy[0], policy[1],
+	    policy[2], admin_done, srv);
 }
 
 void
@@ -139,15 +139,15 @@ admin_start(struct server *srv, int argc, char **argv)
 			server_admin_done(srv, 1);
 			return;
 		}
-		enroll_token_create(srv->db, argv[1], (int)uses, (int)days,
+		enroll_token_create(srv->db, "cli", argv[1], (int)uses, (int)days,
 		    admin_secret, admin_enroll_done, srv);
 	} else if (strcmp(argv[0], "allow") == 0 || strcmp(argv[0], "approve") == 0) {
 		if (admin_device_id(argv[2]) == -1) {
 			server_admin_done(srv, 1);
 			return;
 		}
-		(argv[0][1] == 'l' ? enroll_allow : enroll_approve)(srv->db, argv[1],
-		    argv[2], admin_enroll_done, srv);
+		(argv[0][1] == 'l' ? enroll_allow : enroll_approve)(srv->db, "cli",
+		    argv[1], argv[2], admin_enroll_done, srv);
 	} else if (strcmp(argv[0], "revoke") == 0) {
 		size_t n = strlen(argv[1]);
 
@@ -161,6 +161,6 @@ admin_start(struct server *srv, int argc, char **argv)
 		for (size_t i = 0; i <= n; i++)
 			serial[i] = (char)(argv[1][i] >= 'A' && argv[1][i] <= 'F' ?
 			    argv[1][i] - 'A' + 'a' : argv[1][i]);
-		enroll_revoke(srv->db, serial, (int)reason, admin_enroll_done, srv);
+		enroll_revoke(srv->db, "cli", serial, (int)reason, admin_enroll_done, srv);
 	}
 }

@@ -9,25 +9,9 @@
 #include <openssl/bn.h>
 #include <openssl/x509.h>
 
+#include "ca.h"
 #include "http.h"
 #include "json.h"
-
-static int
-device_name_str(const X509_NAME *name, char *buf, size_t len)
-{
-	BIO *bio = BIO_new(BIO_s_mem());
-	int n;
-
-	if (bio == NULL)
-		return -1;
-	X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
-	n = BIO_read(bio, buf, (int)len - 1);
-	BIO_free(bio);
-	if (n < 0)
-		return -1;
-	buf[n] = '\0';
-	return 0;
-}
 
 static void
 device_whoami(struct http_req *hr)
@@ -43,8 +27,8 @@ device_whoami(struct http_req *hr)
 		    "a verified client certificate is required");
 		return;
 	}
-	if (device_name_str(X509_get_subject_name(cert), subject, sizeof(subject)) == -1 ||
-	    device_name_str(X509_get_issuer_name(cert), issuer, sizeof(issuer)) == -1 ||
+	if (ca_name_text(X509_get_subject_name(cert), subject, sizeof(subject)) == -1 ||
+	    ca_name_text(X509_get_issuer_name(cert), issuer, sizeof(issuer)) == -1 ||
 	    (bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL)) == NULL) {
 		http_reply_problem(hr, 500, NULL, "cannot read the client certificate");
 		return;

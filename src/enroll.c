@@ -17,22 +17,33 @@ static const struct db_stmt enroll_first = {
 static const struct db_stmt enroll_again = {
 	"enroll_again", "SELECT result, detail FROM ql_reenroll($1, $2, $3, $4, $5,"
 	" $6, to_timestamp($7::float8), to_timestamp($8::float8))", 8 };
+/* Each change and its audit row are one statement, so one transaction. */
 static const struct db_stmt enroll_token_insert = {
-	"enroll_token_insert", "INSERT INTO enrollment_tokens (project_id, token_hash,"
-	" max_uses, expires_at) SELECT id, $2, $3::integer, now() + make_interval(days => $4::integer)"
-	" FROM projects WHERE name = $1 RETURNING id", 4 };
+	"enroll_token_insert", "WITH t AS (INSERT INTO enrollment_tokens (project_id,"
+	" token_hash, max_uses, expires_at) SELECT id, $2, $3::integer,"
+	" now() + make_interval(days => $4::integer) FROM projects WHERE name = $1"
+	" RETURNING id, project_id)"
+	" SELECT t.id, ql_audit($5, 'enrollment_token.create', t.id::text, 'ok', NULL,"
+	" t.project_id) FROM t", 5 };
 static const struct db_stmt enroll_allow_insert = {
-	"enroll_allow_insert", "INSERT INTO allowlist (project_id, device_id)"
+	"enroll_allow_insert", "WITH a AS (INSERT INTO allowlist (project_id, device_id)"
 	" SELECT id, $2 FROM projects WHERE name = $1 ON CONFLICT DO NOTHING"
-	" RETURNING 1", 2 };
+	" RETURNING project_id, device_id)"
+	" SELECT ql_audit($3, 'allowlist.add', a.device_id, 'ok', NULL, a.project_id)"
+	" FROM a", 3 };
 static const struct db_stmt enroll_approve_update = {
-	"enroll_approve_update", "UPDATE devices SET status = 'approved' FROM projects p"
-	" WHERE p.id = devices.project_id AND p.name = $1 AND devices.device_id = $2"
-	" AND devices.status = 'pending' RETURNING 1", 2 };
+	"enroll_approve_update", "WITH d AS (UPDATE devices SET status = 'approved'"
+	" FROM projects p WHERE p.id = devices.project_id AND p.name = $1"
+	" AND devices.device_id = $2 AND devices.status = 'pending'"
+	" RETURNING devices.project_id, devices.device_id)"
+	" SELECT ql_audit($3, 'device.approve', d.device_id, 'ok', NULL, d.project_id)"
+	" FROM d", 3 };
 static const struct db_stmt enroll_revoke_update = {
-	"enroll_revoke_update", "UPDATE certificates SET revoked_at = now(),"
+	"enroll_revoke_update", "WITH r AS (UPDATE certificates SET revoked_at = now(),"
 	" revocation_reason = $2::smallint WHERE serial = $1 AND revoked_at IS NULL"
-	" RETURNING 1", 2 };
+	" RETURNING serial, ca_id)"
+	" SELECT ql_audit($3, 'certificate.revoke', r.serial, 'ok', 'reason ' || $2,"
+	" (SELECT project_id FROM cas WHERE cas.id = r.ca_id)) FROM r", 3 };
 
 struct enroll_ctx {
 	enroll_cb	 cb;
@@ -159,8 +170,9 @@ enroll_changed(enum db_status st, const PGresult *res, const char *errstr,
 }
 
 void
-enroll_token_create(struct db_pool *db, const char *project, int max_uses,
-    int valid_days, char secret[ENROLL_TOKEN_LEN], enroll_cb cb, void *arg)
+enroll_token_create(struct db_pool *db, const char *actor, const char *project,
+    int max_uses, int valid_days, char secret[ENROLL_TOKEN_LEN], enroll_cb cb,
+    void *arg)
 {
 	unsigned char rnd[32], hash[32];
 	char uses[16], days[16];
@@ -182,47 +194,48 @@ enroll_token_create(struct db_pool *db, const char *project, int max_uses,
 	snprintf(uses, sizeof(uses), "%d", max_uses);
 	snprintf(days, sizeof(days), "%d", valid_days);
 	{
-		const char *v[4] = { project, (const char *)hash, uses, days };
-		int len[4] = { -1, 32, -1, -1 };
+		const char *v[5] = { project, (const char *)hash, uses, days, actor };
+		int len[5] = { -1, 32, -1, -1, -1 };
 
-		db_query(db, &enroll_token_insert, 4, v, len, enroll_changed, c);
+		db_query(db, &enroll_token_insert, 5, v, len, enroll_changed, c);
 	}
 }
 
 static void
-enroll_two(struct db_pool *db, const struct db_stmt *st, const char *a,
-    const char *b, const char *missing, enroll_cb cb, void *arg)
+enroll_three(struct db_pool *db, const struct db_stmt *st, const char *a,
+    const char *b, const char *actor, const char *missing, enroll_cb cb,
+    void *arg)
 {
 	struct enroll_ctx *c = enroll_ctx_new(cb, arg, missing);
-	const char *v[2] = { a, b };
+	const char *v[3] = { a, b, actor };
 
 	if (c != NULL)
-		db_query(db, st, 2, v, NULL, enroll_changed, c);
+		db_query(db, st, 3, v, NULL, enroll_changed, c);
 }
 
 void
-enroll_allow(struct db_pool *db, const char *project, const char *device_id,
-    enroll_cb cb, void *arg)
+enroll_allow(struct db_pool *db, const char *actor, const char *project,
+    const char *device_id, enroll_cb cb, void *arg)
 {
-	enroll_two(db, &enroll_allow_insert, project, device_id,
+	enroll_three(db, &enroll_allow_insert, project, device_id, actor,
 	    "unknown project or already allowed", cb, arg);
 }
 
 void
-enroll_approve(struct db_pool *db, const char *project, const char *device_id,
-    enroll_cb cb, void *arg)
+enroll_approve(struct db_pool *db, const char *actor, const char *project,
+    const char *device_id, enroll_cb cb, void *arg)
 {
-	enroll_two(db, &enroll_approve_update, project, device_id,
+	enroll_three(db, &enroll_approve_update, project, device_id, actor,
 	    "no pending device with that ID in that project", cb, arg);
 }
 
 void
-enroll_revoke(struct db_pool *db, const char *serial, int reason, enroll_cb cb,
-    void *arg)
+enroll_revoke(struct db_pool *db, const char *actor, const char *serial,
+    int reason, enroll_cb cb, void *arg)
 {
 	char r[8];
 
 	snprintf(r, sizeof(r), "%d", reason);
-	enroll_two(db, &enroll_revoke_update, serial, r,
+	enroll_three(db, &enroll_revoke_update, serial, r, actor,
 	    "no unrevoked certificate with that serial", cb, arg);
 }

@@ -44,16 +44,19 @@ int	enroll_register(struct db_pool *) __attribute__((warn_unused_result));
 void	enroll_record(struct db_pool *, const struct enroll_record *, enroll_cb,
 	    void *arg);
 
-/* Policy objects. The token secret is returned once and stored hashed. */
+/* Policy objects. The token secret is returned once and stored hashed.
+ * actor ("cli", "user:NAME", "token:ID") goes into the audit row written
+ * in the same transaction as the change. */
 #define ENROLL_TOKEN_LEN 48
-void	enroll_token_create(struct db_pool *, const char *project, int max_uses,
-	    int valid_days, char secret[ENROLL_TOKEN_LEN], enroll_cb, void *arg);
+void	enroll_token_create(struct db_pool *, const char *actor,
+	    const char *project, int max_uses, int valid_days,
+	    char secret[ENROLL_TOKEN_LEN], enroll_cb, void *arg);
 void	enroll_token_hash(const char *secret, size_t len, unsigned char out[32]);
-void	enroll_allow(struct db_pool *, const char *project, const char *device_id,
-	    enroll_cb, void *arg);
-void	enroll_approve(struct db_pool *, const char *project, const char *device_id,
-	    enroll_cb, void *arg);
-void	enroll_revoke(struct db_pool *, const char *serial, int reason,
-	    enroll_cb, void *arg);
+void	enroll_allow(struct db_pool *, const char *actor, const char *project,
+	    const char *device_id, enroll_cb, void *arg);
+void	enroll_approve(struct db_pool *, const char *actor, const char *project,
+	    const char *device_id, enroll_cb, void *arg);
+void	enroll_revoke(struct db_pool *, const char *actor, const char *serial,
+	    int reason, enroll_cb, void *arg);
 
 #endif

@@ -66,7 +66,7 @@ static const struct db_stmt pki_project_exists = {
 	"pki_project_exists", "SELECT 1 FROM projects WHERE name = $1", 1 };
 static const struct db_stmt pki_project_insert = {
 	"pki_project_insert", "SELECT ql_create_project($1, $2, $3, $4, $5, $6, $7, $8,"
-	" to_timestamp($9::float8), $10, $11, $12, to_timestamp($13::float8))", 13 };
+	" to_timestamp($9::float8), $10, $11, $12, to_timestamp($13::float8), $14)", 14 };
 
 struct pki_waiter {
 	struct pki_waiter	*next;
@@ -710,6 +710,7 @@ pki_project(struct pki *pki, const char *name, pki_ca_cb cb, void *arg)
 struct pki_create {
 	struct pki	*pki;
 	char		 name[64];
+	char		 actor[160];
 	int		 policy[3];
 	pki_done_cb	 cb;
 	void		*arg;
@@ -771,8 +772,8 @@ pki_create_exists(enum db_status st, const PGresult *res, const char *errstr,
 	char err[256] = "", validity[16];
 	unsigned char *cader = NULL, *sder = NULL;
 	int calen, slen;
-	const char *v[13];
-	int lengths[13];
+	const char *v[14];
+	int lengths[14];
 
 	if (st != DB_OK || PQntuples(res) > 0) {
 		c->cb(st != DB_OK ? pki_db_err(st, errstr) : "project already exists",
@@ -792,7 +793,7 @@ pki_create_exists(enum db_status st, const PGresult *res, const char *errstr,
 		return;
 	}
 	snprintf(validity, sizeof(validity), "%lld", pki->srv->conf->ca_cert_validity_days);
-	for (int i = 0; i < 13; i++)
+	for (int i = 0; i < 14; i++)
 		lengths[i] = -1;
 	v[0] = c->name;
 	v[1] = c->policy[0] ? "true" : "false";
@@ -803,14 +804,15 @@ pki_create_exists(enum db_status st, const PGresult *res, const char *errstr,
 	v[7] = casub; v[8] = cana;
 	v[9] = slabel; v[10] = (const char *)sder; lengths[10] = slen;
 	v[11] = ssub; v[12] = sna;
-	db_query(pki->srv->db, &pki_project_insert, 13, v, lengths, pki_create_done, c);
+	v[13] = c->actor;
+	db_query(pki->srv->db, &pki_project_insert, 14, v, lengths, pki_create_done, c);
 	OPENSSL_free(cader);
 	OPENSSL_free(sder);
 }
 
 void
-pki_project_create(struct pki *pki, const char *name, int token, int allowlist,
-    int approval, pki_done_cb cb, void *arg)
+pki_project_create(struct pki *pki, const char *actor, const char *name,
+    int token, int allowlist, int approval, pki_done_cb cb, void *arg)
 {
 	struct pki_create *c;
 	size_t n = strlen(name);
@@ -830,6 +832,7 @@ pki_project_create(struct pki *pki, const char *name, int token, int allowlist,
 	}
 	c->pki = pki;
 	memcpy(c->name, name, n + 1);
+	snprintf(c->actor, sizeof(c->actor), "%s", actor);
 	c->policy[0] = token;
 	c->policy[1] = allowlist;
 	c->policy[2] = approval;

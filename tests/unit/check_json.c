@@ -470,32 +470,33 @@ START_TEST(test_json_gen_document_appends_and_round_trips)
 }
 END_TEST
 
-#ifdef CHECK_JSON_KNOWN_BUGS
-/*
- * Known bugs in src/json.c, reported to the lead; built only with
- * -DCHECK_JSON_KNOWN_BUGS until they are fixed, then this guard goes.
- */
-
-/* Invalid UTF-8 in a generated string must make generation fail. Today
- * yajl_gen_string returns yajl_gen_invalid_string, json_kv_str drops it,
- * and json_gen_finish returns 0 with {"a":"n"} (the next key became a). */
-static const char *const check_json_bad_utf8[] = {
-	"\xc3\x28", "\xff", "\x80", "ok\xe2\x82", "\xf8\x88\x80\x80\x80",
+/* Invalid UTF-8 in a generated string is scrubbed byte by byte to '?', so
+ * the document stays well formed and the next member keeps its place
+ * (yajl alone would drop the string and shift the keys). */
+static const struct { const char *in, *out; } check_json_bad_utf8[] = {
+	{ "\xc3\x28", "{\"a\":\"?(\",\"n\":1}" },
+	{ "\xff", "{\"a\":\"?\",\"n\":1}" },
+	{ "\x80", "{\"a\":\"?\",\"n\":1}" },
+	{ "ok\xe2\x82", "{\"a\":\"ok??\",\"n\":1}" },
+	{ "\xf8\x88\x80\x80\x80", "{\"a\":\"?????\",\"n\":1}" },
 };
 
-START_TEST(test_json_gen_invalid_utf8_fails)
+START_TEST(test_json_gen_invalid_utf8_scrubbed)
 {
 	struct evbuffer *b;
 	yajl_gen g;
+	size_t n;
 
 	ck_assert_ptr_nonnull(b = evbuffer_new());
 	ck_assert_ptr_nonnull(g = json_gen_new());
 	yajl_gen_map_open(g);
-	json_kv_str(g, "a", check_json_bad_utf8[_i]);
+	json_kv_str(g, "a", check_json_bad_utf8[_i].in);
 	json_kv_int(g, "n", 1);
 	yajl_gen_map_close(g);
-	ck_assert_int_eq(json_gen_finish(g, b), -1);
-	ck_assert_uint_eq(evbuffer_get_length(b), 0);
+	ck_assert_int_eq(json_gen_finish(g, b), 0);
+	n = evbuffer_get_length(b);
+	ck_assert_uint_eq(n, strlen(check_json_bad_utf8[_i].out));
+	ck_assert_mem_eq(evbuffer_pullup(b, -1), check_json_bad_utf8[_i].out, n);
 	evbuffer_free(b);
 }
 END_TEST
@@ -533,7 +534,6 @@ START_TEST(test_json_parse_overlong_utf8_refused)
 	ck_assert(strncmp(err, "malformed JSON", 14) == 0);
 }
 END_TEST
-#endif
 
 static Suite *
 check_json_suite(void)
@@ -565,15 +565,13 @@ check_json_suite(void)
 	tcase_add_test(tc, test_json_gen_document_appends_and_round_trips);
 	suite_add_tcase(s, tc);
 
-#ifdef CHECK_JSON_KNOWN_BUGS
-	tc = tcase_create("known_bugs");
-	tcase_add_loop_test(tc, test_json_gen_invalid_utf8_fails, 0,
+	tc = tcase_create("utf8");
+	tcase_add_loop_test(tc, test_json_gen_invalid_utf8_scrubbed, 0,
 	    (int)CHECK_JSON_N(check_json_bad_utf8));
 	tcase_add_test(tc, test_json_parse_error_is_one_line);
 	tcase_add_loop_test(tc, test_json_parse_overlong_utf8_refused, 0,
 	    (int)CHECK_JSON_N(check_json_bad_utf8_in));
 	suite_add_tcase(s, tc);
-#endif
 	return s;
 }
 

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # quickstart.sh: install the Debian packages quarklink needs, build it, and run
-# quarklinkd from the checkout with a private PostgreSQL cluster, SoftHSM token
-# and TLS certificate under var/.  Apart from installing packages, it never
-# touches the system PostgreSQL cluster or anything under /etc.
+# quarklinkd from the checkout with a private PostgreSQL cluster and SoftHSM
+# token under var/; quarklinkd issues its own TLS certificates (tls_cert =
+# auto).  It then creates project demo, an enrollment token for it and
+# var/root.crt, and prints a command that enrolls a device over EST.  Apart
+# from installing packages, it never touches the system PostgreSQL cluster or
+# anything under /etc.
 #
 #   contrib/quickstart.sh [start]   install, build, set up var/, start quarklinkd
 #   contrib/quickstart.sh stop      stop quarklinkd and the private PostgreSQL
@@ -23,7 +26,7 @@ DAEMON=$ROOT/src/quarklinkd
 PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev
 	libssl-dev libpq-dev libyajl-dev check postgresql softhsm2 opensc
 	libengine-pkcs11-openssl libp11-dev libp11-kit-dev libargon2-dev
-	libcurl4-openssl-dev curl openssl ca-certificates)
+	libcurl4-openssl-dev curl openssl ca-certificates jq)
 
 say() { printf 'quickstart: %s\n' "$*"; }
 die() { printf 'quickstart: error: %s\n' "$*" >&2; exit 1; }
@@ -66,7 +69,7 @@ tools_check() {
 	    "$PGBIN/createdb" "$SOFTHSM_MODULE"; do
 		[[ -e $f ]] || die "$f not found (is PostgreSQL 15 / softhsm2 installed?)"
 	done
-	for f in softhsm2-util pkcs11-tool openssl curl; do
+	for f in softhsm2-util pkcs11-tool openssl curl base64 jq; do
 		command -v "$f" >/dev/null 2>&1 || die "$f not found in PATH"
 	done
 	if is_root; then
@@ -299,28 +302,6 @@ softhsm_setup() {
 	chmod 600 "$VAR/pin"
 }
 
-# --- TLS --------------------------------------------------------------------
-
-tls_setup() {
-	[[ -s $VAR/tls.crt && -s $VAR/tls.key ]] && return 0
-	# A self-signed stand-in.  A later issue makes quarklinkd issue its own
-	# server certificate from the installation CA on the token (`auto`);
-	# then this step goes away.
-	say "generating self-signed ECDSA P-256 certificate var/tls.crt"
-	(
-		umask 077
-		openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
-		    -nodes -keyout "$VAR/tls.key" -out "$VAR/tls.crt" -days 365 \
-		    -subj /CN=localhost \
-		    -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1' \
-		    -addext 'basicConstraints=critical,CA:FALSE' \
-		    -addext 'keyUsage=critical,digitalSignature' \
-		    -addext 'extendedKeyUsage=serverAuth' 2>/dev/null
-	)
-	chmod 600 "$VAR/tls.key"
-	chmod 644 "$VAR/tls.crt"
-}
-
 # --- quarklinkd.conf --------------------------------------------------------
 
 conf_setup() {
@@ -339,6 +320,13 @@ conf_setup() {
 				say "note: var/quarklinkd.conf has conninfo '$old'; the private cluster is '$conninfo'"
 			fi
 		fi
+		# Earlier quick starts pointed both listeners at a self-signed
+		# var/tls.crt; quarklinkd now issues its own from the root CA.
+		if grep -Eq '^tls_(cert|key) = tls\.(crt|key)$' "$CONF"; then
+			say "switching var/quarklinkd.conf to tls_cert = auto (var/tls.* are no longer used)"
+			sed -i -e 's|^tls_cert = tls\.crt$|tls_cert = auto|' \
+			    -e '/^tls_key = tls\.key$/d' "$CONF"
+		fi
 		return 0
 	fi
 
@@ -350,6 +338,8 @@ conf_setup() {
 	# quarklinkd configuration written by contrib/quickstart.sh.
 	# Relative paths are relative to this file's directory (var/).
 	# Every option: man/quarklinkd.conf.5 and etc/quarklinkd.conf.
+	# tls_cert = auto: quarklinkd issues the listeners' certificates from its
+	# root CA (var/admin-auto.crt, var/device-auto.crt; trust var/root.crt).
 
 	[server]
 	log_level = info
@@ -367,13 +357,11 @@ conf_setup() {
 
 	[admin]
 	listen = 127.0.0.1:$admin
-	tls_cert = tls.crt
-	tls_key = tls.key
+	tls_cert = auto
 
 	[device]
 	listen = 127.0.0.1:$device
-	tls_cert = tls.crt
-	tls_key = tls.key
+	tls_cert = auto
 
 	[pki]
 	listen = 127.0.0.1:$pki
@@ -421,20 +409,39 @@ listener_enabled() {
 	return 0
 }
 
+# Offset in the log file where this start's lines begin (0: read the whole
+# log, whose last "listening" lines are the running daemon's).
+LOGOFF=0
+
+# Show the log lines of this start on stderr (after a failure).
+log_tail() {
+	local log
+	log=$(conf_path server log_file)
+	if [[ -n $log && -f $log ]]; then
+		say "last lines of $log:" >&2
+		tail -c +"$((LOGOFF + 1))" "$log" | tail -n 20 >&2
+	fi
+}
+
 print_urls() {
-	local off=${1:-0} a log
+	local a log
 	say "quarklinkd is running (pid $(daemon_pid))"
 	if listener_enabled admin; then
-		a=$(listen_addr admin "$off")
-		printf '  admin   https://%s/   (try: curl -k https://%s/readyz)\n' "$a" "$a"
+		a=$(listen_addr admin "$LOGOFF")
+		if [[ -s $VAR/root.crt ]]; then
+			printf '  admin   https://%s/   (try: curl --cacert %s https://%s/readyz)\n' \
+			    "$a" "$VAR/root.crt" "$a"
+		else
+			printf '  admin   https://%s/   (try: curl -k https://%s/readyz)\n' "$a" "$a"
+		fi
 	fi
 	if listener_enabled device; then
-		a=$(listen_addr device "$off")
+		a=$(listen_addr device "$LOGOFF")
 		printf '  device  https://%s/\n' "$a"
 	fi
 	if listener_enabled pki; then
-		a=$(listen_addr pki "$off")
-		printf '  pki     http://%s/\n' "$a"
+		a=$(listen_addr pki "$LOGOFF")
+		printf '  pki     http://%s/   (root CA: http://%s/pki/ca/root.crt)\n' "$a" "$a"
 	fi
 	log=$(conf_path server log_file)
 	printf '  log     %s\n' "${log:-stderr/syslog (log_file not set)}"
@@ -443,11 +450,10 @@ print_urls() {
 }
 
 daemon_start() {
-	local log off=0 addr deadline i ready=
+	local log addr i
 
 	if [[ -n $(daemon_pid) ]]; then
 		say "quarklinkd already running"
-		print_urls
 		return 0
 	fi
 
@@ -457,36 +463,91 @@ daemon_start() {
 	"$DAEMON" -c "$CONF" --migrate || die "quarklinkd --migrate failed"
 
 	log=$(conf_path server log_file)
-	[[ -n $log && -f $log ]] && off=$(stat -c %s "$log")
+	LOGOFF=0
+	[[ -n $log && -f $log ]] && LOGOFF=$(stat -c %s "$log")
 	say "starting quarklinkd"
-	"$DAEMON" -c "$CONF" || die "quarklinkd failed to start; log: ${log:-stderr}"
+	# The parent exits 0 only once the child serves, 1 if start-up failed
+	# (first start: creating the root CA and the TLS certificates).
+	if ! "$DAEMON" -c "$CONF"; then
+		log_tail
+		die "quarklinkd failed to start; log: ${log:-syslog}"
+	fi
 
-	# Bounded wait: at most 60 polls and about 15 seconds.
-	deadline=$((SECONDS + 15))
-	for ((i = 0; i < 60 && SECONDS < deadline; i++)); do
-		addr=$(listen_addr admin "$off")
-		if curl -gksf --max-time 1 "https://$addr/readyz" >/dev/null 2>&1; then
-			ready=1
-			break
-		fi
-		# The daemon forks before it opens the token and the database, so
-		# a failure there shows only in the log, as its last line "exit N".
-		if [[ -n $log && -f $log ]] &&
-		    tail -c +"$((off + 1))" "$log" | grep ' exit [0-9]*$' >/dev/null; then
-			ready=exited
-			break
-		fi
+	# Serving already; still make sure the admin listener answers (bounded:
+	# at most 20 polls, about 5 seconds).
+	listener_enabled admin || return 0
+	for ((i = 0; i < 20; i++)); do
+		addr=$(listen_addr admin "$LOGOFF")
+		curl -gksf --max-time 1 "https://$addr/readyz" >/dev/null 2>&1 && return 0
 		sleep 0.25
 	done
-	if [[ $ready != 1 ]]; then
-		if [[ -n $log && -f $log ]]; then
-			say "last lines of $log:" >&2
-			tail -c +"$((off + 1))" "$log" | tail -n 20 >&2
-		fi
-		[[ $ready == exited ]] && die "quarklinkd exited during start-up"
-		die "quarklinkd did not become ready within 15 seconds (GET /readyz)"
+	log_tail
+	die "quarklinkd started but GET https://$addr/readyz does not answer 200"
+}
+
+# --- demo project -----------------------------------------------------------
+
+# Project demo (policy: enrollment token) and a token for it in var/demo.token.
+demo_setup() {
+	local out rc=0 token=$VAR/demo.token
+
+	out=$("$DAEMON" -c "$CONF" admin create-project demo token 2>&1) || rc=$?
+	if [[ $rc -eq 0 ]]; then
+		say "created project demo (enrollment policy: token)"
+		# A token kept from an earlier database cannot belong to it.
+		rm -f "$token"
+	elif [[ $out == *"project already exists"* ]]; then
+		say "project demo already exists"
+	else
+		die "cannot create project demo: $out"
 	fi
-	print_urls "$off"
+
+	if [[ -s $token ]]; then
+		chmod 600 "$token"
+		return 0
+	fi
+	say "creating an enrollment token for demo in var/demo.token (1000 uses, 365 days)"
+	rm -f "$token.tmp"
+	(umask 077 && "$DAEMON" -c "$CONF" admin create-token demo 1000 365 >"$token.tmp") ||
+		{ rm -f "$token.tmp"; die "quarklinkd admin create-token demo failed"; }
+	[[ -s $token.tmp ]] || { rm -f "$token.tmp"; die "admin create-token printed nothing"; }
+	chmod 600 "$token.tmp"
+	mv -f "$token.tmp" "$token"
+}
+
+# The root CA certificate as PEM in var/root.crt, fetched on every start:
+# a new database means a new root.
+root_fetch() {
+	local a
+
+	if ! listener_enabled pki; then
+		say "pki listener disabled: not downloading var/root.crt"
+		return 0
+	fi
+	a=$(listen_addr pki "$LOGOFF")
+	rm -f "$VAR/root.crt.tmp"
+	curl -gsSf --max-time 10 "http://$a/pki/ca/root.crt" |
+	    openssl x509 -inform DER -out "$VAR/root.crt.tmp" ||
+		{ rm -f "$VAR/root.crt.tmp"; die "cannot download the root CA from http://$a/pki/ca/root.crt"; }
+	chmod 644 "$VAR/root.crt.tmp"
+	mv -f "$VAR/root.crt.tmp" "$VAR/root.crt"
+	say "root CA certificate in var/root.crt ($(openssl x509 -in "$VAR/root.crt" -noout -subject))"
+}
+
+# A device enrollment anyone can paste: new P-256 key and CSR, EST
+# simpleenroll with the demo token, the certificate printed as PEM.
+print_recipe() {
+	local a
+
+	listener_enabled device && [[ -s $VAR/root.crt && -s $VAR/demo.token ]] || return 0
+	a=$(listen_addr device "$LOGOFF")
+	say "enroll a device in project demo over EST (key in var/device1.key):"
+	printf '  cd %q\n' "$ROOT"
+	printf '  %s | base64 | %s | base64 -d | openssl pkcs7 -inform DER -print_certs\n' \
+	    "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -noenc -keyout var/device1.key -subj /CN=device1 -outform DER" \
+	    "curl -sSf --cacert var/root.crt -u \"device1:\$(cat var/demo.token)\" -H 'Content-Type: application/pkcs10' --data-binary @- https://$a/.well-known/est/demo/simpleenroll"
+	say "the device ID (the certificate's CN) of that key:"
+	printf '  %s\n' "openssl pkey -in var/device1.key -pubout -outform DER | openssl dgst -sha256 -binary | head -c 20 | base32 | tr -d = | tr A-Z a-z"
 }
 
 daemon_stop() {
@@ -553,9 +614,12 @@ run_start() {
 	chmod 700 "$VAR"
 	pg_setup
 	softhsm_setup
-	tls_setup
 	conf_setup
 	daemon_start
+	demo_setup
+	root_fetch
+	print_urls
+	print_recipe
 }
 
 run_stop() {

@@ -65,7 +65,9 @@ $$;
 
 CREATE TABLE projects (
     id                  bigserial PRIMARY KEY,
-    name                text NOT NULL UNIQUE CHECK (name ~ '^[a-z0-9][a-z0-9-]{0,62}$'),
+    -- "root" names the installation CA under /pki/ca and /pki/crl.
+    name                text NOT NULL UNIQUE CHECK (name ~ '^[a-z0-9][a-z0-9-]{0,62}$'
+                            AND name <> 'root'),
     policy_token        boolean NOT NULL DEFAULT true,
     policy_allowlist    boolean NOT NULL DEFAULT false,
     policy_approval     boolean NOT NULL DEFAULT false,

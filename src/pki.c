@@ -818,8 +818,8 @@ pki_project_create(struct pki *pki, const char *actor, const char *name,
 	size_t n = strlen(name);
 
 	if (n == 0 || n > 63 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") != n ||
-	    name[0] == '-') {
-		cb("project name must match [a-z0-9][a-z0-9-]{0,62}", arg);
+	    name[0] == '-' || strcmp(name, "root") == 0) {
+		cb("project name must match [a-z0-9][a-z0-9-]{0,62} and not be \"root\"", arg);
 		return;
 	}
 	if (pki->root == NULL) {

@@ -7,9 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
+#include "auth.h"
+#include "db.h"
 #include "enroll.h"
 #include "pki.h"
 #include "server.h"
+#include "users.h"
 #include "util.h"
 
 struct admin_cmd {
@@ -24,10 +29,12 @@ static const struct admin_cmd admin_cmds[] = {
 	{ "allow", 2, 2, "allow PROJECT DEVICE_ID" },
 	{ "approve", 2, 2, "approve PROJECT DEVICE_ID" },
 	{ "revoke", 1, 2, "revoke SERIAL_HEX [REASON_CODE]" },
+	{ "create-admin", 1, 1, "create-admin NAME (prints a generated password once)" },
 };
 #define ADMIN_NCMDS (sizeof(admin_cmds) / sizeof(admin_cmds[0]))
 
 static char admin_secret[ENROLL_TOKEN_LEN];
+static char admin_name[65];
 
 void
 admin_usage(void)
@@ -122,7 +129,63 @@ admin_create_project(struct server *srv, int argc, char **argv)
 	if (argc == 2)
 		policy[0] = 1;
 	pki_project_create(srv->pki, "cli", argv[1], policy[0], policy[1],
-	    policy[2], admin_done, srv);
+	    policy[2], 0, admin_done, srv);
+}
+
+static void
+admin_user_created(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct server *srv = arg;
+
+	if (st != DB_OK || PQntuples(res) != 1) {
+		fprintf(stderr, "quarklinkd: cannot create %s: %s\n", admin_name,
+		    errstr ? errstr : "database unavailable");
+		server_admin_done(srv, 1);
+		return;
+	}
+	printf("%s\n", admin_secret);
+	fflush(stdout);
+	OPENSSL_cleanse(admin_secret, sizeof(admin_secret));
+	server_admin_done(srv, 0);
+}
+
+static void
+admin_password_hashed(char *encoded, void *arg)
+{
+	struct server *srv = arg;
+	const char *v[5] = { admin_name, encoded, "admin", NULL, "cli" };
+
+	if (encoded == NULL) {
+		fprintf(stderr, "quarklinkd: cannot hash the password\n");
+		server_admin_done(srv, 1);
+		return;
+	}
+	db_query(srv->db, &users_create, 5, v, NULL, admin_user_created, srv);
+}
+
+/* The first admin: the password is generated, printed once, stored as
+ * Argon2id, and never written anywhere else by the daemon. */
+static void
+admin_create_admin(struct server *srv, const char *name)
+{
+	char secret[AUTH_SECRET_LEN];
+
+	if (strlen(name) > 64 || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789._@-") != strlen(name)) {
+		fprintf(stderr, "quarklinkd: user names are 1-64 of A-Z a-z 0-9 . _ @ -\n");
+		server_admin_done(srv, 1);
+		return;
+	}
+	if (auth_secret_new(secret) == -1) {
+		server_admin_done(srv, 1);
+		return;
+	}
+	/* 24 base64url characters: 144 bits. */
+	snprintf(admin_secret, sizeof(admin_secret), "%.24s", secret);
+	OPENSSL_cleanse(secret, sizeof(secret));
+	snprintf(admin_name, sizeof(admin_name), "%s", name);
+	auth_password_hash(admin_secret, admin_password_hashed, srv);
 }
 
 void
@@ -133,6 +196,8 @@ admin_start(struct server *srv, int argc, char **argv)
 
 	if (strcmp(argv[0], "create-project") == 0) {
 		admin_create_project(srv, argc, argv);
+	} else if (strcmp(argv[0], "create-admin") == 0) {
+		admin_create_admin(srv, argv[1]);
 	} else if (strcmp(argv[0], "create-token") == 0) {
 		if ((argc > 2 && admin_number(argv[2], 1, 100000000, &uses) == -1) ||
 		    (argc > 3 && admin_number(argv[3], 1, 3650, &days) == -1)) {

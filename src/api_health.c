@@ -144,9 +144,9 @@ api_health_debug_sleep(struct http_req *hr)
 }
 
 const struct route api_health_routes[] = {
-	{ "/healthz", EVHTTP_REQ_GET, ROUTE_ADMIN, api_health_healthz },
-	{ "/readyz", EVHTTP_REQ_GET, ROUTE_ADMIN, api_health_readyz },
-	{ "/debug/sleep", EVHTTP_REQ_GET, ROUTE_ADMIN, api_health_debug_sleep },
+	{ "/healthz", EVHTTP_REQ_GET, ROUTE_ADMIN, api_health_healthz, 0 },
+	{ "/readyz", EVHTTP_REQ_GET, ROUTE_ADMIN, api_health_readyz, 0 },
+	{ "/debug/sleep", EVHTTP_REQ_GET, ROUTE_ADMIN, api_health_debug_sleep, 0 },
 };
 const size_t api_health_nroutes = sizeof(api_health_routes) / sizeof(api_health_routes[0]);
 

@@ -23,7 +23,17 @@
 #include <event2/util.h>
 #include <openssl/rand.h>
 
+#include "api.h"
+#include "api_audit.h"
+#include "api_certs.h"
+#include "api_devices.h"
+#include "api_enroll.h"
 #include "api_health.h"
+#include "api_openapi.h"
+#include "api_projects.h"
+#include "api_session.h"
+#include "api_users.h"
+#include "auth.h"
 #include "conf.h"
 #include "device.h"
 #include "est.h"
@@ -50,7 +60,8 @@ static const struct { int status; const char *title; } http_titles[] = {
 	{ 405, "Method Not Allowed" }, { 409, "Conflict" },
 	{ 413, "Content Too Large" }, { 415, "Unsupported Media Type" },
 	{ 422, "Unprocessable Content" }, { 429, "Too Many Requests" },
-	{ 500, "Internal Server Error" }, { 503, "Service Unavailable" },
+	{ 500, "Internal Server Error" }, { 501, "Not Implemented" },
+	{ 503, "Service Unavailable" },
 };
 
 const char *
@@ -150,6 +161,8 @@ http_reply(struct http_req *hr, int status, const char *content_type,
 		}
 		evhttp_send_reply(hr->req, status, http_status_title(status), body);
 	}
+	if (hr->finish != NULL)
+		hr->finish(hr, status);
 	log_info("request id=%s %s %s %s %d %zuB %.2fms%s", hr->id,
 	    hr->lst->name, hr->method, hr->path, status, bytes,
 	    http_elapsed_ms(&hr->start), hr->req ? "" : " (client gone)");
@@ -266,7 +279,10 @@ http_dispatch(struct evhttp_request *req, void *arg)
 		    hr->method, hr->path, allow);
 		return;
 	case ROUTE_FOUND:
-		hr->match.route->handler(hr);
+		if (hr->match.route->role != 0)
+			api_dispatch(hr);	/* authenticates, then the handler */
+		else
+			hr->match.route->handler(hr);
 		return;
 	}
 }
@@ -431,16 +447,51 @@ http_check_tls(struct conf *c, char *err, size_t errlen)
 	return 0;
 }
 
+static void
+http_routes_init(void)
+{
+	static const struct { const struct route *r; const size_t *n; } mods[] = {
+		{ api_health_routes, &api_health_nroutes },
+		{ device_routes, &device_nroutes },
+		{ est_routes, &est_nroutes },
+		{ api_pki_routes, &api_pki_nroutes },
+		{ api_session_routes, &api_session_nroutes },
+		{ api_projects_routes, &api_projects_nroutes },
+		{ api_devices_routes, &api_devices_nroutes },
+		{ api_certs_routes, &api_certs_nroutes },
+		{ api_enroll_routes, &api_enroll_nroutes },
+		{ api_users_routes, &api_users_nroutes },
+		{ api_audit_routes, &api_audit_nroutes },
+		{ api_openapi_routes, &api_openapi_nroutes },
+	};
+
+	http_nroutes = 0;
+	for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++)
+		http_routes_add(mods[i].r, *mods[i].n);
+}
+
+void
+http_list_routes(void)
+{
+	char allow[128];
+
+	http_routes_init();
+	for (size_t i = 0; i < http_nroutes; i++) {
+		const struct route *r = &http_routes[i];
+
+		route_allow_header(r->methods, allow, sizeof(allow));
+		printf("%s\t%s\t%s\t%s\n", r->listeners & ROUTE_ADMIN ? "admin" :
+		    r->listeners & ROUTE_DEVICE ? "device" : "pki", allow,
+		    r->pattern, auth_role_name((enum auth_role)r->role));
+	}
+}
+
 int
 http_start(struct server *srv, char *err, size_t errlen)
 {
 	if (RAND_bytes((unsigned char *)&http_id_prefix, sizeof(http_id_prefix)) != 1)
 		http_id_prefix = (uint32_t)getpid();
-	http_nroutes = 0;
-	http_routes_add(api_health_routes, api_health_nroutes);
-	http_routes_add(device_routes, device_nroutes);
-	http_routes_add(est_routes, est_nroutes);
-	http_routes_add(api_pki_routes, api_pki_nroutes);
+	http_routes_init();
 	http_listeners_init(srv);
 	for (size_t i = 0; i < SERVER_NLISTENERS; i++) {
 		struct http_listener *l = &srv->listeners[i];
@@ -566,4 +617,22 @@ http_add_header(struct http_req *hr, const char *name, const char *value)
 {
 	if (hr->req != NULL)
 		evhttp_add_header(evhttp_request_get_output_headers(hr->req), name, value);
+}
+
+const char *
+http_peer_addr(struct http_req *hr)
+{
+	char *addr = NULL;
+	ev_uint16_t port;
+
+	if (hr->req == NULL)
+		return "-";
+	evhttp_connection_get_peer(evhttp_request_get_connection(hr->req), &addr, &port);
+	return addr != NULL ? addr : "-";
+}
+
+int
+http_method(struct http_req *hr)
+{
+	return hr->req ? (int)evhttp_request_get_command(hr->req) : 0;
 }

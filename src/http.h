@@ -25,6 +25,9 @@ struct http_req {
 	char			*path;
 	struct timespec		 start;
 	struct route_match	 match;
+	void			*api;		/* api.c's state, if an API route */
+	/* Runs once with the final status, before the request is freed. */
+	void			(*finish)(struct http_req *, int status);
 };
 
 int	 http_start(struct server *, char *err, size_t errlen)
@@ -53,5 +56,10 @@ void	 http_add_header(struct http_req *, const char *name, const char *value);
 /* The client certificate if one was presented and verified, else NULL. */
 X509	*http_peer_cert(struct http_req *);
 const char *http_status_title(int status);
+/* The client's address as text, for throttling and logs. */
+const char *http_peer_addr(struct http_req *);
+int	 http_method(struct http_req *);	/* evhttp_cmd_type */
+/* Every route served, for the OpenAPI check (quarklinkd --list-routes). */
+void	 http_list_routes(void);
 
 #endif

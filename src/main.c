@@ -17,7 +17,9 @@
 #include <openssl/ssl.h>
 
 #include "admin.h"
+#include "api.h"
 #include "api_health.h"
+#include "auth.h"
 #include "conf.h"
 #include "db.h"
 #include "enroll.h"
@@ -26,17 +28,25 @@
 #include "migrate.h"
 #include "p11.h"
 #include "pki.h"
+#include "projects.h"
+#include "users.h"
+#include "work.h"
 #include "server.h"
 
 #define MAIN_DEFAULT_CONF SYSCONFDIR "/quarklink/quarklinkd.conf"
 
-enum { OPT_VERSION = 256, OPT_HELP, OPT_MIGRATE, OPT_LIST_OPTIONS };
+enum {
+	OPT_VERSION = 256, OPT_HELP, OPT_MIGRATE, OPT_LIST_OPTIONS,
+	OPT_LIST_ROUTES, OPT_CREATE_ADMIN
+};
 
 static const struct option main_longopts[] = {
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "migrate", no_argument, NULL, OPT_MIGRATE },
 	{ "list-options", no_argument, NULL, OPT_LIST_OPTIONS },
+	{ "list-routes", no_argument, NULL, OPT_LIST_ROUTES },
+	{ "create-admin", required_argument, NULL, OPT_CREATE_ADMIN },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -51,6 +61,8 @@ main_usage(FILE *out)
 	    "  -t              test the configuration and exit\n"
 	    "  --migrate       apply pending database migrations and exit\n"
 	    "  --list-options  print every configuration option and its default\n"
+	    "  --list-routes   print every HTTP route: listener, methods, path, role\n"
+	    "  --create-admin NAME  create an admin user, print its password once\n"
 	    "  --version       print the version and exit\n"
 	    "  --help          print this help and exit\n"
 	    "admin commands (run against the database and token, then exit):\n"
@@ -58,7 +70,8 @@ main_usage(FILE *out)
 	    "  create-token PROJECT [MAX_USES [VALID_DAYS]]\n"
 	    "  allow PROJECT DEVICE_ID\n"
 	    "  approve PROJECT DEVICE_ID\n"
-	    "  revoke SERIAL_HEX [REASON_CODE]\n", MAIN_DEFAULT_CONF);
+	    "  revoke SERIAL_HEX [REASON_CODE]\n"
+	    "  create-admin NAME\n", MAIN_DEFAULT_CONF);
 }
 
 static struct p11 *
@@ -280,7 +293,9 @@ static int
 main_register(struct server *srv)
 {
 	return api_health_register(srv->db) == -1 || pki_register(srv->pki) == -1 ||
-	    enroll_register(srv->db) == -1 ? -1 : 0;
+	    enroll_register(srv->db) == -1 || auth_register(srv->db) == -1 ||
+	    api_register(srv->db) == -1 || users_register(srv->db) == -1 ||
+	    projects_register(srv->db) == -1 ? -1 : 0;
 }
 
 static int
@@ -326,6 +341,10 @@ main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 		log_warnx("out of memory");
 		goto out;
 	}
+	if (work_init(srv.base) == -1 || auth_init() == -1) {
+		log_warnx("cannot start the worker thread");
+		goto out;
+	}
 	if (main_register(&srv) == -1) {
 		log_warnx("cannot register database statements");
 		goto out;
@@ -348,6 +367,7 @@ out:
 			event_free(sigev[i]);
 	if (srv.drain_timer != NULL)
 		event_free(srv.drain_timer);
+	work_shutdown();
 	pki_free(srv.pki);
 	db_pool_free(srv.db);
 	if (srv.base != NULL)
@@ -364,6 +384,7 @@ int
 main(int argc, char *argv[])
 {
 	const char *path = MAIN_DEFAULT_CONF, *errstr = NULL;
+	char *create_admin[2] = { "create-admin", NULL };
 	int ch, foreground = 0, test = 0, migrate = 0, rc;
 	char err[CONF_ERRLEN];
 	struct conf c;
@@ -383,6 +404,12 @@ main(int argc, char *argv[])
 		case OPT_LIST_OPTIONS:
 			conf_list_options();
 			return 0;
+		case OPT_LIST_ROUTES:
+			http_list_routes();
+			return 0;
+		case OPT_CREATE_ADMIN:
+			create_admin[1] = optarg;
+			break;
 		default:
 			main_usage(stderr);
 			return 1;
@@ -408,11 +435,14 @@ main(int argc, char *argv[])
 		else
 			printf("migrations applied\n");
 		rc = rc == -1;
-	} else if (optind != argc) {
+	} else if (optind != argc || create_admin[1] != NULL) {
 		/* admin: errors go to stderr only, the daemon's log is not ours */
 		if (log_init(LOG_LEVEL_ERROR, "stderr", NULL, &errstr) == -1)
 			return 1;
-		rc = main_run(&c, 1, argc - optind - 1, argv + optind + 1);
+		if (create_admin[1] != NULL)
+			rc = main_run(&c, 1, 2, create_admin);
+		else
+			rc = main_run(&c, 1, argc - optind - 1, argv + optind + 1);
 	} else if (log_init(c.log_level, foreground || c.log_file[0] ?
 	    c.log_target : "syslog", c.log_file, &errstr) == -1) {
 		fprintf(stderr, "quarklinkd: log_file %s: %s\n", c.log_file, errstr);

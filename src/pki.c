@@ -46,6 +46,8 @@ static const struct db_stmt pki_ca_by_name = {
 	"pki_ca_by_name", PKI_SELECT_CA "c.kind = 'issuing' AND p.name = $1", 1 };
 static const struct db_stmt pki_ca_by_id = {
 	"pki_ca_by_id", PKI_SELECT_CA "c.kind = 'issuing' AND c.id = $1", 1 };
+static const struct db_stmt pki_ca_by_project = {
+	"pki_ca_by_project", PKI_SELECT_CA "c.kind = 'issuing' AND p.id = $1", 1 };
 static const struct db_stmt pki_revoked_all = {
 	"pki_revoked_all", "SELECT serial FROM certificates"
 	" WHERE revoked_at IS NOT NULL AND not_after > now()", 0 };
@@ -427,12 +429,59 @@ pki_on_ca(const char *payload, void *arg)
 	db_query(pki->srv->db, &pki_ca_by_id, 1, &payload, NULL, pki_ca_loaded, pki);
 }
 
+struct pki_project_ref {
+	struct pki	*pki;
+	long long	 project_id;
+};
+
+/* Requests in flight may hold a pki_ca, so a renamed or deleted project's
+ * entry is updated in place, never freed while the loop runs. */
+static void
+pki_project_changed(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct pki_project_ref *r = arg;
+
+	(void)errstr;
+	for (struct pki_ca *ca = r->pki->cas; st == DB_OK && ca != NULL; ca = ca->next) {
+		if (ca->project_id != r->project_id)
+			continue;
+		if (PQntuples(res) == 1) {
+			snprintf(ca->name, sizeof(ca->name), "%s", PQgetvalue(res, 0, 2));
+			ca->validity_days = (int)pki_ll(res, 0, 5);
+		} else {
+			ca->name[0] = '\0';
+		}
+	}
+	free(r);
+}
+
+/* NOTIFY ql_project: a project was renamed, changed or deleted. */
+static void
+pki_on_project(const char *payload, void *arg)
+{
+	struct pki *pki = arg;
+	struct pki_project_ref *r;
+	const char *errstr;
+	long long id;
+
+	if (payload == NULL)
+		return;
+	id = util_strtonum(payload, 1, LLONG_MAX, &errstr);
+	if (errstr != NULL || (r = malloc(sizeof(*r))) == NULL)
+		return;
+	r->pki = pki;
+	r->project_id = id;
+	db_query(pki->srv->db, &pki_ca_by_project, 1, &payload, NULL,
+	    pki_project_changed, r);
+}
+
 int
 pki_register(struct pki *pki)
 {
 	const struct db_stmt *stmts[] = {
 		&pki_root_get, &pki_root_insert, &pki_cas_all, &pki_ca_by_name,
-		&pki_ca_by_id, &pki_revoked_all, &pki_cert_status, &pki_crl_rows,
+		&pki_ca_by_id, &pki_ca_by_project, &pki_revoked_all, &pki_cert_status, &pki_crl_rows,
 		&pki_tls_insert, &pki_project_exists, &pki_project_insert,
 	};
 
@@ -440,7 +489,8 @@ pki_register(struct pki *pki)
 		if (db_register(pki->srv->db, stmts[i]) == -1)
 			return -1;
 	if (db_listen(pki->srv->db, "ql_revocation", pki_on_revocation, pki) == -1 ||
-	    db_listen(pki->srv->db, "ql_ca", pki_on_ca, pki) == -1)
+	    db_listen(pki->srv->db, "ql_ca", pki_on_ca, pki) == -1 ||
+	    db_listen(pki->srv->db, "ql_project", pki_on_project, pki) == -1)
 		return -1;
 	return 0;
 }
@@ -711,6 +761,7 @@ struct pki_create {
 	struct pki	*pki;
 	char		 name[64];
 	char		 actor[160];
+	int		 validity_days;
 	int		 policy[3];
 	pki_done_cb	 cb;
 	void		*arg;
@@ -792,7 +843,7 @@ pki_create_exists(enum db_status st, const PGresult *res, const char *errstr,
 		free(c);
 		return;
 	}
-	snprintf(validity, sizeof(validity), "%lld", pki->srv->conf->ca_cert_validity_days);
+	snprintf(validity, sizeof(validity), "%d", c->validity_days);
 	for (int i = 0; i < 14; i++)
 		lengths[i] = -1;
 	v[0] = c->name;
@@ -812,7 +863,8 @@ pki_create_exists(enum db_status st, const PGresult *res, const char *errstr,
 
 void
 pki_project_create(struct pki *pki, const char *actor, const char *name,
-    int token, int allowlist, int approval, pki_done_cb cb, void *arg)
+    int token, int allowlist, int approval, int validity_days, pki_done_cb cb,
+    void *arg)
 {
 	struct pki_create *c;
 	size_t n = strlen(name);
@@ -833,6 +885,8 @@ pki_project_create(struct pki *pki, const char *actor, const char *name,
 	c->pki = pki;
 	memcpy(c->name, name, n + 1);
 	snprintf(c->actor, sizeof(c->actor), "%s", actor);
+	c->validity_days = validity_days > 0 ? validity_days :
+	    (int)pki->srv->conf->ca_cert_validity_days;
 	c->policy[0] = token;
 	c->policy[1] = allowlist;
 	c->policy[2] = approval;

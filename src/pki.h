@@ -52,9 +52,10 @@ struct pki_ca	*pki_root(struct pki *);
 /* A project's issuing CA: from memory, else from the database. cb(NULL,
  * NULL) when the project does not exist, cb(NULL, err) on failure. */
 void		 pki_project(struct pki *, const char *name, pki_ca_cb, void *arg);
+/* validity_days 0: ca.cert_validity_days. */
 void		 pki_project_create(struct pki *, const char *actor,
 		    const char *name, int token, int allowlist, int approval,
-		    pki_done_cb, void *arg);
+		    int validity_days, pki_done_cb, void *arg);
 
 int		 pki_is_revoked(struct pki *, const char *serial_hex);
 /* Trust store and verify callback for the device listener's clients. */

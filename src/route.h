@@ -22,6 +22,7 @@ struct route {
 	unsigned	 methods;
 	unsigned	 listeners;
 	route_handler	 handler;
+	int		 role;		/* enum auth_role; 0: no API auth */
 };
 
 struct route_match {

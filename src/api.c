@@ -1,0 +1,498 @@
+/* api.c: the admin API's front door. Every API request is authenticated
+ * here before its handler runs; every state-changing request that fails
+ * is written to the audit log (successful ones are audited by the change's
+ * own transaction). */
+#include "api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <openssl/crypto.h>
+
+#include "json.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+#define API_PROJECT_PREFIX "/api/v1/projects/{project}"
+
+static const struct db_stmt api_project_lookup = {
+	"api_project_lookup", "SELECT id FROM projects WHERE name = $1", 1 };
+static const struct db_stmt api_audit_failure = {
+	"api_audit_failure", "SELECT ql_audit($1, $2, $3, $4, $5, $6::bigint)", 6 };
+
+struct api_ctx {
+	struct auth	*auth;
+	char		 secret[AUTH_SECRET_LEN];	/* session cookie value */
+	int		 is_session;
+	long long	 project_id;
+	char		 project[64];
+	int		 limit;		/* from api_page() */
+};
+
+int
+api_register(struct db_pool *db)
+{
+	return db_register(db, &api_project_lookup) == -1 ||
+	    db_register(db, &api_audit_failure) == -1 ? -1 : 0;
+}
+
+static struct api_ctx *
+api_ctx(struct http_req *hr)
+{
+	return hr->api;
+}
+
+const struct auth *
+api_auth(struct http_req *hr)
+{
+	return api_ctx(hr)->auth;
+}
+
+const char *
+api_actor(struct http_req *hr)
+{
+	return api_ctx(hr)->auth->actor;
+}
+
+long long
+api_project_id(struct http_req *hr)
+{
+	return api_ctx(hr)->project_id;
+}
+
+const char *
+api_project_name(struct http_req *hr)
+{
+	return api_ctx(hr)->project;
+}
+
+const char *
+api_session_secret(struct http_req *hr)
+{
+	return api_ctx(hr)->is_session ? api_ctx(hr)->secret : NULL;
+}
+
+static int
+api_is_write(struct http_req *hr)
+{
+	int m = http_method(hr);
+
+	return m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD && m != 0;
+}
+
+static void
+api_audit_done(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	(void)res;
+	(void)arg;
+	if (st != DB_OK)
+		log_warnx("audit: cannot record a refused request: %s",
+		    errstr ? errstr : "database unavailable");
+}
+
+/* Refused or failed changes leave an audit row too; nothing else happened
+ * in the database, so this row needs no shared transaction. */
+static void
+api_finish(struct http_req *hr, int status)
+{
+	struct api_ctx *c = hr->api;
+	char action[256], detail[32], project[24];
+	const char *v[6];
+
+	if (c == NULL)
+		return;
+	if (c->auth != NULL && status >= 400 && api_is_write(hr) &&
+	    hr->match.route != NULL) {
+		snprintf(action, sizeof(action), "%s %s", hr->method,
+		    hr->match.route->pattern);
+		snprintf(detail, sizeof(detail), "HTTP %d", status);
+		snprintf(project, sizeof(project), "%lld", c->project_id);
+		v[0] = c->auth->actor;
+		v[1] = action;
+		v[2] = hr->path;
+		v[3] = status >= 500 ? "error" : "denied";
+		v[4] = detail;
+		v[5] = c->project_id ? project : NULL;
+		db_query(hr->srv->db, &api_audit_failure, 6, v, NULL, api_audit_done, NULL);
+	}
+	free(c->auth);
+	OPENSSL_cleanse(c->secret, sizeof(c->secret));
+	free(c);
+	hr->api = NULL;
+}
+
+/* "a=b; ql_session=XYZ" -> XYZ */
+static int
+api_cookie(struct http_req *hr, char *out, size_t len)
+{
+	const char *h = http_header(hr, "Cookie"), *p, *end;
+	size_t name = strlen(API_COOKIE), n;
+
+	if (h == NULL)
+		return -1;
+	for (p = h; (p = strstr(p, API_COOKIE "=")) != NULL; p += name) {
+		if (p != h && p[-1] != ' ' && p[-1] != ';')
+			continue;
+		p += name + 1;
+		end = strchr(p, ';');
+		n = end ? (size_t)(end - p) : strlen(p);
+		if (n == 0 || n >= len)
+			return -1;
+		memcpy(out, p, n);
+		out[n] = '\0';
+		return 0;
+	}
+	return -1;
+}
+
+static void
+api_run(struct http_req *hr)
+{
+	struct api_ctx *c = hr->api;
+
+	if ((int)c->auth->role < hr->match.route->role) {
+		http_reply_problem(hr, 403, NULL, "the %s role may not do this",
+		    auth_role_name(c->auth->role));
+		return;
+	}
+	hr->match.route->handler(hr);
+}
+
+static void
+api_project_found(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct http_req *hr = arg;
+	struct api_ctx *c = hr->api;
+
+	if (st != DB_OK) {
+		api_db_error(hr, st, res, errstr);
+		return;
+	}
+	if (PQntuples(res) == 1)
+		c->project_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	/* Existence must not leak across project scopes. */
+	if (PQntuples(res) != 1 || !auth_sees_project(c->auth, c->project_id)) {
+		http_reply_problem(hr, 404, NULL, "no such project");
+		return;
+	}
+	api_run(hr);
+}
+
+static void
+api_authenticated(struct auth *a, enum db_status st, void *arg)
+{
+	struct http_req *hr = arg;
+	struct api_ctx *c = hr->api;
+	const char *name = c->project;
+
+	if (a == NULL) {
+		if (st != DB_OK) {
+			http_reply_problem(hr, 503, NULL, "database unavailable");
+			return;
+		}
+		http_add_header(hr, "WWW-Authenticate", "Bearer realm=\"quarklink\"");
+		http_reply_problem(hr, 401, NULL, c->is_session ?
+		    "session expired or logged out" : "invalid, expired or revoked token");
+		return;
+	}
+	c->auth = a;
+	/* A cookie rides along on cross-site requests; the CSRF token, which
+	 * only our own pages can read, must come with every change. */
+	if (c->is_session && api_is_write(hr) &&
+	    !auth_csrf_ok(c->secret, http_header(hr, API_CSRF_HEADER))) {
+		http_reply_problem(hr, 403, NULL, "missing or wrong " API_CSRF_HEADER);
+		return;
+	}
+	if (strncmp(hr->match.route->pattern, API_PROJECT_PREFIX,
+	    strlen(API_PROJECT_PREFIX)) != 0) {
+		api_run(hr);
+		return;
+	}
+	if (api_param(hr, 0, c->project, sizeof(c->project)) == -1)
+		return;
+	db_query(hr->srv->db, &api_project_lookup, 1, &name, NULL,
+	    api_project_found, hr);
+}
+
+void
+api_dispatch(struct http_req *hr)
+{
+	const char *authz = http_header(hr, "Authorization");
+	unsigned char hash[32];
+	struct api_ctx *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		return;
+	}
+	hr->api = c;
+	hr->finish = api_finish;
+	if (authz != NULL) {
+		if (strncasecmp(authz, "Bearer ", 7) != 0 ||
+		    strlen(authz + 7) >= sizeof(c->secret) + 16) {
+			http_add_header(hr, "WWW-Authenticate", "Bearer realm=\"quarklink\"");
+			http_reply_problem(hr, 401, NULL, "expected Authorization: Bearer TOKEN");
+			return;
+		}
+		auth_hash(authz + 7, hash);
+	} else if (api_cookie(hr, c->secret, sizeof(c->secret)) == 0) {
+		c->is_session = 1;
+		auth_hash(c->secret, hash);
+	} else {
+		http_add_header(hr, "WWW-Authenticate", "Bearer realm=\"quarklink\"");
+		http_reply_problem(hr, 401, NULL, "log in or present a bearer token");
+		return;
+	}
+	auth_lookup(hr->srv->db, c->is_session, hash, api_authenticated, hr);
+}
+
+int
+api_param(struct http_req *hr, size_t i, char *buf, size_t len)
+{
+	char raw[512];
+	size_t n = hr->match.param_len[i];
+	char *dec;
+	size_t dlen;
+
+	if (i >= hr->match.nparams || n >= sizeof(raw)) {
+		http_reply_problem(hr, 404, NULL, "no such resource");
+		return -1;
+	}
+	memcpy(raw, hr->match.param[i], n);
+	raw[n] = '\0';
+	dec = evhttp_uridecode(raw, 0, &dlen);
+	if (dec == NULL || dlen == 0 || dlen >= len || memchr(dec, '\0', dlen) != NULL ||
+	    !util_utf8_valid((unsigned char *)dec, dlen)) {
+		free(dec);
+		http_reply_problem(hr, 404, NULL, "no such resource");
+		return -1;
+	}
+	memcpy(buf, dec, dlen + 1);
+	free(dec);
+	return 0;
+}
+
+yajl_val
+api_body_json(struct http_req *hr)
+{
+	const char *ct = http_header(hr, "Content-Type");
+	struct evbuffer *body = http_body(hr);
+	size_t n = evbuffer_get_length(body);
+	char err[256];
+	yajl_val v;
+
+	if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
+	    (ct[16] != '\0' && ct[16] != ';')) {
+		http_reply_problem(hr, 415, NULL, "Content-Type must be application/json");
+		return NULL;
+	}
+	if (n == 0) {
+		http_reply_problem(hr, 400, NULL, "request body is empty");
+		return NULL;
+	}
+	v = json_parse((const char *)evbuffer_pullup(body, -1), n, JSON_MAX_DEPTH,
+	    err, sizeof(err));
+	if (v == NULL) {
+		http_reply_problem(hr, 400, NULL, "%s", err);
+		return NULL;
+	}
+	if (!YAJL_IS_OBJECT(v)) {
+		yajl_tree_free(v);
+		http_reply_problem(hr, 400, NULL, "request body must be a JSON object");
+		return NULL;
+	}
+	return v;
+}
+
+int
+api_json_only(struct http_req *hr, yajl_val obj, const char *const *keys)
+{
+	for (size_t i = 0; i < obj->u.object.len; i++) {
+		const char *k = obj->u.object.keys[i];
+		size_t j;
+
+		for (j = 0; keys[j] != NULL && strcmp(keys[j], k) != 0; j++)
+			;
+		if (keys[j] == NULL) {
+			http_reply_problem(hr, 400, NULL, "unknown field \"%.64s\"", k);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+api_json_str(struct http_req *hr, yajl_val obj, const char *key, int required,
+    size_t maxlen, const char **out)
+{
+	yajl_val v = json_get(obj, key);
+	const char *s;
+
+	if (v == NULL) {
+		if (!required)
+			return 0;
+		http_reply_problem(hr, 400, NULL, "field \"%s\" is required", key);
+		return -1;
+	}
+	if (!YAJL_IS_STRING(v) || (s = v->u.string) == NULL) {
+		http_reply_problem(hr, 400, NULL, "field \"%s\" must be a string", key);
+		return -1;
+	}
+	if (strlen(s) > maxlen) {
+		http_reply_problem(hr, 400, NULL, "field \"%s\" is longer than %zu bytes",
+		    key, maxlen);
+		return -1;
+	}
+	*out = s;
+	return 0;
+}
+
+int
+api_json_int(struct http_req *hr, yajl_val obj, const char *key, int required,
+    long long min, long long max, long long *out)
+{
+	yajl_val v = json_get(obj, key);
+
+	if (v == NULL) {
+		if (!required)
+			return 0;
+		http_reply_problem(hr, 400, NULL, "field \"%s\" is required", key);
+		return -1;
+	}
+	if (!YAJL_IS_INTEGER(v)) {
+		http_reply_problem(hr, 400, NULL, "field \"%s\" must be an integer", key);
+		return -1;
+	}
+	if (YAJL_GET_INTEGER(v) < min || YAJL_GET_INTEGER(v) > max) {
+		http_reply_problem(hr, 422, NULL, "field \"%s\" must be %lld-%lld",
+		    key, min, max);
+		return -1;
+	}
+	*out = YAJL_GET_INTEGER(v);
+	return 0;
+}
+
+int
+api_json_bool(struct http_req *hr, yajl_val obj, const char *key, int required,
+    int *out)
+{
+	yajl_val v = json_get(obj, key);
+
+	if (v == NULL) {
+		if (!required)
+			return 0;
+		http_reply_problem(hr, 400, NULL, "field \"%s\" is required", key);
+		return -1;
+	}
+	if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
+		http_reply_problem(hr, 400, NULL, "field \"%s\" must be true or false", key);
+		return -1;
+	}
+	*out = YAJL_IS_TRUE(v);
+	return 0;
+}
+
+int
+api_query_int(struct http_req *hr, const char *name, long long min,
+    long long max, long long *out, int *present)
+{
+	char buf[32];
+	const char *errstr;
+
+	*present = 0;
+	if (http_query_param(hr, name, buf, sizeof(buf)) == -1)
+		return 0;
+	*out = util_strtonum(buf, min, max, &errstr);
+	if (errstr != NULL) {
+		http_reply_problem(hr, 400, NULL, "query parameter %s: %s (%lld-%lld)",
+		    name, errstr, min, max);
+		return -1;
+	}
+	*present = 1;
+	return 0;
+}
+
+int
+api_page(struct http_req *hr, int *limit, char *after, size_t len)
+{
+	long long n = API_LIMIT_DEFAULT;
+	int present;
+
+	if (api_query_int(hr, "limit", 1, API_LIMIT_MAX, &n, &present) == -1)
+		return -1;
+	*limit = (int)n;
+	api_ctx(hr)->limit = (int)n;
+	after[0] = '\0';
+	if (http_query_param(hr, "after", after, len) == 0 && !util_utf8_valid(
+	    (unsigned char *)after, strlen(after))) {
+		http_reply_problem(hr, 400, NULL, "query parameter after is not valid");
+		return -1;
+	}
+	return 0;
+}
+
+yajl_gen
+api_list_begin(void)
+{
+	yajl_gen g = json_gen_new();
+
+	yajl_gen_map_open(g);
+	json_key(g, "items");
+	yajl_gen_array_open(g);
+	return g;
+}
+
+void
+api_list_end(struct http_req *hr, yajl_gen g, const char *next)
+{
+	yajl_gen_array_close(g);
+	json_kv_str(g, "next", next);
+	yajl_gen_map_close(g);
+	http_reply_json(hr, 200, g);
+}
+
+void
+api_list_page(struct http_req *hr, yajl_gen g, const PGresult *res, int key_col)
+{
+	int n = PQntuples(res);
+
+	/* A full page may have more after it: its last key is the cursor. */
+	api_list_end(hr, g, n > 0 && n == api_ctx(hr)->limit ?
+	    PQgetvalue(res, n - 1, key_col) : NULL);
+}
+
+void
+api_db_error(struct http_req *hr, enum db_status st, const PGresult *res,
+    const char *errstr)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	if (st == DB_UNAVAILABLE || state == NULL) {
+		http_reply_problem(hr, 503, NULL, "database unavailable");
+		return;
+	}
+	if (strcmp(state, "23505") == 0 || strcmp(state, "23503") == 0) {
+		http_reply_problem(hr, 409, NULL, "conflict: %s", errstr ? errstr : state);
+		return;
+	}
+	if (strncmp(state, "23", 2) == 0 || strncmp(state, "22", 2) == 0) {
+		http_reply_problem(hr, 422, NULL, "rejected: %s", errstr ? errstr : state);
+		return;
+	}
+	log_warnx("api: %s %s: SQL error %s: %s", hr->method, hr->path, state,
+	    errstr ? errstr : "");
+	http_reply_problem(hr, 500, NULL, "internal error");
+}
+
+void
+api_not_implemented(struct http_req *hr)
+{
+	http_reply_problem(hr, 501, NULL, "not implemented yet");
+}

@@ -1,0 +1,296 @@
+/* api_projects.c: list, get, create (which creates the project's CAs and
+ * signing key on the token), update, and delete when empty. */
+#include "api_projects.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/http.h>
+
+#include "api.h"
+#include "json.h"
+#include "pki.h"
+#include "projects.h"
+#include "server.h"
+
+static void
+api_projects_row(yajl_gen g, const PGresult *res, int i)
+{
+	yajl_gen_map_open(g);
+	json_kv_str(g, "name", PQgetvalue(res, i, 1));
+	json_key(g, "policy");
+	yajl_gen_map_open(g);
+	json_kv_bool(g, "token", PQgetvalue(res, i, 2)[0] == 't');
+	json_kv_bool(g, "allowlist", PQgetvalue(res, i, 3)[0] == 't');
+	json_kv_bool(g, "approval", PQgetvalue(res, i, 4)[0] == 't');
+	yajl_gen_map_close(g);
+	json_kv_int(g, "cert_validity_days", strtoll(PQgetvalue(res, i, 5), NULL, 10));
+	json_kv_str(g, "created_at", PQgetvalue(res, i, 6));
+	json_kv_int(g, "devices", strtoll(PQgetvalue(res, i, 7), NULL, 10));
+	yajl_gen_map_close(g);
+}
+
+/* "{1,2,3}" of the caller's projects, or NULL for all. */
+static char *
+api_projects_scope(const struct auth *a)
+{
+	size_t len = 3 + a->nprojects * 21, off = 1;
+	char *s;
+
+	if (a->is_all_projects || (s = malloc(len)) == NULL)
+		return NULL;
+	s[0] = '{';
+	for (size_t i = 0; i < a->nprojects; i++)
+		off += (size_t)snprintf(s + off, len - off, "%s%lld", i ? "," : "",
+		    a->projects[i]);
+	snprintf(s + off, len - off, "}");
+	return s;
+}
+
+static void
+api_projects_listed(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct http_req *hr = arg;
+	yajl_gen g;
+
+	if (st != DB_OK) {
+		api_db_error(hr, st, res, errstr);
+		return;
+	}
+	g = api_list_begin();
+	for (int i = 0; i < PQntuples(res); i++)
+		api_projects_row(g, res, i);
+	api_list_page(hr, g, res, 1);
+}
+
+static void
+api_projects_list(struct http_req *hr)
+{
+	char after[128], limit_s[16], *scope;
+	int limit;
+	const char *v[3];
+
+	if (api_page(hr, &limit, after, sizeof(after)) == -1)
+		return;
+	scope = api_projects_scope(api_auth(hr));
+	if (scope == NULL && !api_auth(hr)->is_all_projects) {
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		return;
+	}
+	snprintf(limit_s, sizeof(limit_s), "%d", limit);
+	v[0] = scope;
+	v[1] = after;
+	v[2] = limit_s;
+	db_query(hr->srv->db, &projects_list, 3, v, NULL, api_projects_listed, hr);
+	free(scope);
+}
+
+static void
+api_projects_one(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct http_req *hr = arg;
+	yajl_gen g;
+
+	if (st != DB_OK) {
+		api_db_error(hr, st, res, errstr);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		http_reply_problem(hr, 404, NULL, "no such project");
+		return;
+	}
+	g = json_gen_new();
+	api_projects_row(g, res, 0);
+	http_reply_json(hr, http_method(hr) == EVHTTP_REQ_POST ? 201 : 200, g);
+}
+
+static void
+api_projects_fetch(struct http_req *hr, long long id)
+{
+	char ids[24];
+	const char *v = ids;
+
+	snprintf(ids, sizeof(ids), "%lld", id);
+	db_query(hr->srv->db, &projects_get, 1, &v, NULL, api_projects_one, hr);
+}
+
+static void
+api_projects_get(struct http_req *hr)
+{
+	api_projects_fetch(hr, api_project_id(hr));
+}
+
+struct api_projects_new {
+	struct http_req	*hr;
+	char		 name[64];
+};
+
+static void
+api_projects_found_new(enum db_status st, const PGresult *res,
+    const char *errstr, void *arg)
+{
+	struct api_projects_new *p = arg;
+	struct http_req *hr = p->hr;
+
+	free(p);
+	if (st != DB_OK || PQntuples(res) != 1) {
+		api_db_error(hr, st, res, errstr);
+		return;
+	}
+	http_add_header(hr, "Location", "/api/v1/projects");
+	api_projects_one(st, res, errstr, hr);
+}
+
+static void
+api_projects_created(const char *err, void *arg)
+{
+	struct api_projects_new *p = arg;
+	const char *name = p->name;
+
+	if (err != NULL) {
+		http_reply_problem(p->hr, strstr(err, "exists") ? 409 :
+		    strstr(err, "must match") ? 422 : 503, NULL, "%s", err);
+		free(p);
+		return;
+	}
+	db_query(p->hr->srv->db, &projects_by_name, 1, &name, NULL,
+	    api_projects_found_new, p);
+}
+
+static int
+api_projects_policy(struct http_req *hr, yajl_val body, int *pol, int *given)
+{
+	static const char *const keys[] = { "token", "allowlist", "approval", NULL };
+	yajl_val v = json_get(body, "policy");
+
+	given[0] = given[1] = given[2] = 0;
+	if (v == NULL)
+		return 0;
+	if (!YAJL_IS_OBJECT(v)) {
+		http_reply_problem(hr, 400, NULL, "field \"policy\" must be an object");
+		return -1;
+	}
+	if (api_json_only(hr, v, keys) == -1)
+		return -1;
+	for (int i = 0; i < 3; i++) {
+		pol[i] = -1;
+		if (api_json_bool(hr, v, keys[i], 0, &pol[i]) == -1)
+			return -1;
+		given[i] = pol[i] != -1;
+	}
+	return 0;
+}
+
+static void
+api_projects_create(struct http_req *hr)
+{
+	static const char *const keys[] = { "name", "policy", "cert_validity_days", NULL };
+	int pol[3] = { 1, 0, 0 }, given[3];
+	long long days = 0;
+	const char *name = NULL;
+	struct api_projects_new *p;
+	yajl_val v;
+
+	if ((v = api_body_json(hr)) == NULL)
+		return;
+	if (api_json_only(hr, v, keys) == -1 ||
+	    api_json_str(hr, v, "name", 1, 63, &name) == -1 ||
+	    api_projects_policy(hr, v, pol, given) == -1 ||
+	    api_json_int(hr, v, "cert_validity_days", 0, 1, 3650, &days) == -1) {
+		yajl_tree_free(v);
+		return;
+	}
+	if (!given[0] && !given[1] && !given[2])
+		pol[0] = 1, pol[1] = pol[2] = 0;
+	for (int i = 0; i < 3; i++)
+		if (pol[i] == -1)
+			pol[i] = 0;
+	if (!pol[0] && !pol[1] && !pol[2]) {
+		yajl_tree_free(v);
+		http_reply_problem(hr, 422, NULL, "at least one enrollment policy must be on");
+		return;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		yajl_tree_free(v);
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		return;
+	}
+	p->hr = hr;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	yajl_tree_free(v);
+	pki_project_create(hr->srv->pki, api_actor(hr), p->name, pol[0], pol[1],
+	    pol[2], (int)days, api_projects_created, p);
+}
+
+static void
+api_projects_update(struct http_req *hr)
+{
+	static const char *const keys[] = { "name", "policy", "cert_validity_days", NULL };
+	int pol[3] = { -1, -1, -1 }, given[3];
+	long long days = 0;
+	const char *name = NULL, *v[7];
+	char id[24], days_s[16];
+	yajl_val body;
+
+	if ((body = api_body_json(hr)) == NULL)
+		return;
+	if (api_json_only(hr, body, keys) == -1 ||
+	    api_json_str(hr, body, "name", 0, 63, &name) == -1 ||
+	    api_projects_policy(hr, body, pol, given) == -1 ||
+	    api_json_int(hr, body, "cert_validity_days", 0, 1, 3650, &days) == -1) {
+		yajl_tree_free(body);
+		return;
+	}
+	if (name != NULL && strcmp(name, "root") == 0) {
+		yajl_tree_free(body);
+		http_reply_problem(hr, 422, NULL, "the name root is reserved");
+		return;
+	}
+	snprintf(id, sizeof(id), "%lld", api_project_id(hr));
+	snprintf(days_s, sizeof(days_s), "%lld", days);
+	v[0] = id;
+	v[1] = name;
+	for (int i = 0; i < 3; i++)
+		v[2 + i] = given[i] ? (pol[i] ? "true" : "false") : NULL;
+	v[5] = days ? days_s : NULL;
+	v[6] = api_actor(hr);
+	/* Values are copied by db_query before the tree goes. */
+	db_query(hr->srv->db, &projects_update, 7, v, NULL, api_projects_one, hr);
+	yajl_tree_free(body);
+}
+
+static void
+api_projects_deleted(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct http_req *hr = arg;
+
+	if (st != DB_OK)
+		api_db_error(hr, st, res, errstr);
+	else if (PQntuples(res) == 0)
+		http_reply_problem(hr, 409, NULL, "project still has devices");
+	else
+		http_reply(hr, 204, NULL, NULL);
+}
+
+static void
+api_projects_delete(struct http_req *hr)
+{
+	char id[24];
+	const char *v[2] = { id, api_actor(hr) };
+
+	snprintf(id, sizeof(id), "%lld", api_project_id(hr));
+	db_query(hr->srv->db, &projects_delete, 2, v, NULL, api_projects_deleted, hr);
+}
+
+const struct route api_projects_routes[] = {
+	{ "/api/v1/projects", EVHTTP_REQ_GET, ROUTE_ADMIN, api_projects_list, AUTH_VIEWER },
+	{ "/api/v1/projects", EVHTTP_REQ_POST, ROUTE_ADMIN, api_projects_create, AUTH_ADMIN },
+	{ "/api/v1/projects/{project}", EVHTTP_REQ_GET, ROUTE_ADMIN, api_projects_get, AUTH_VIEWER },
+	{ "/api/v1/projects/{project}", EVHTTP_REQ_PATCH, ROUTE_ADMIN, api_projects_update, AUTH_ADMIN },
+	{ "/api/v1/projects/{project}", EVHTTP_REQ_DELETE, ROUTE_ADMIN, api_projects_delete, AUTH_ADMIN },
+};
+const size_t api_projects_nroutes = sizeof(api_projects_routes) / sizeof(api_projects_routes[0]);

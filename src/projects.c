@@ -1,0 +1,45 @@
+/* projects.c: projects in SQL, each change with its audit row. */
+#include "projects.h"
+
+#include <stddef.h>
+
+#define PROJECTS_COLS "p.id, p.name, p.policy_token, p.policy_allowlist," \
+	" p.policy_approval, p.cert_validity_days," \
+	" to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')," \
+	" (SELECT count(*) FROM devices d WHERE d.project_id = p.id)"
+
+const struct db_stmt projects_list = {
+	"projects_list", "SELECT " PROJECTS_COLS " FROM projects p"
+	" WHERE ($1::bigint[] IS NULL OR p.id = ANY($1::bigint[])) AND p.name > $2"
+	" ORDER BY p.name LIMIT $3::integer", 3 };
+const struct db_stmt projects_get = {
+	"projects_get", "SELECT " PROJECTS_COLS " FROM projects p WHERE p.id = $1::bigint", 1 };
+const struct db_stmt projects_by_name = {
+	"projects_by_name", "SELECT " PROJECTS_COLS " FROM projects p WHERE p.name = $1", 1 };
+const struct db_stmt projects_update = {
+	"projects_update", "WITH p AS (UPDATE projects SET name = coalesce($2, name),"
+	" policy_token = coalesce($3::boolean, policy_token),"
+	" policy_allowlist = coalesce($4::boolean, policy_allowlist),"
+	" policy_approval = coalesce($5::boolean, policy_approval),"
+	" cert_validity_days = coalesce($6::integer, cert_validity_days)"
+	" WHERE id = $1::bigint RETURNING *), a AS (SELECT ql_audit($7, 'project.update',"
+	" p.name, 'ok', NULL, p.id) FROM p)"
+	" SELECT " PROJECTS_COLS " FROM p, a", 7 };
+const struct db_stmt projects_delete = {
+	"projects_delete", "WITH p AS (DELETE FROM projects WHERE id = $1::bigint"
+	" AND NOT EXISTS (SELECT 1 FROM devices WHERE project_id = $1::bigint)"
+	" RETURNING id, name)"
+	" SELECT ql_audit($2, 'project.delete', p.name, 'ok', NULL, p.id) FROM p", 2 };
+
+int
+projects_register(struct db_pool *db)
+{
+	const struct db_stmt *s[] = {
+		&projects_list, &projects_get, &projects_by_name, &projects_update, &projects_delete,
+	};
+
+	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		if (db_register(db, s[i]) == -1)
+			return -1;
+	return 0;
+}

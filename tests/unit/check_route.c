@@ -40,19 +40,19 @@ static void check_route_h11(struct http_req *r) { check_route_called = 11; }
 static void check_route_h12(struct http_req *r) { check_route_called = 12; }
 
 static const struct route check_route_table[] = {
-	/* 0 */ { "/health", GET, ADM | DEV | PKI, check_route_h0 },
-	/* 1 */ { "/api/v1/projects", GET, ADM, check_route_h1 },
-	/* 2 */ { "/api/v1/projects", POST, ADM, check_route_h2 },
-	/* 3 */ { "/api/v1/projects/{id}", GET | DELETE, ADM, check_route_h3 },
-	/* 4 */ { "/api/v1/projects/{pid}/devices/{did}", GET | PATCH, ADM, check_route_h4 },
-	/* 5 */ { "/.well-known/est/simpleenroll", POST, DEV, check_route_h5 },
-	/* 6 */ { "/.well-known/est/cacerts", GET, DEV | PKI, check_route_h6 },
-	/* 7 */ { "/pki/*", GET, PKI, check_route_h7 },
-	/* 8 */ { "/", GET, PKI, check_route_h8 },
-	/* 9 */ { "/config", GET, ADM, check_route_h9 },
-	/* 10 */ { "/config", PUT, DEV, check_route_h10 },
-	/* 11 */ { "/q/{a}/{b}/{c}/{d}", GET, ADM, check_route_h11 },
-	/* 12 */ { "/files/{id}/*", PUT | GET, DEV, check_route_h12 },
+	/* 0 */ { "/health", GET, ADM | DEV | PKI, check_route_h0, 0 },
+	/* 1 */ { "/api/v1/projects", GET, ADM, check_route_h1, 0 },
+	/* 2 */ { "/api/v1/projects", POST, ADM, check_route_h2, 0 },
+	/* 3 */ { "/api/v1/projects/{id}", GET | DELETE, ADM, check_route_h3, 0 },
+	/* 4 */ { "/api/v1/projects/{pid}/devices/{did}", GET | PATCH, ADM, check_route_h4, 0 },
+	/* 5 */ { "/.well-known/est/simpleenroll", POST, DEV, check_route_h5, 0 },
+	/* 6 */ { "/.well-known/est/cacerts", GET, DEV | PKI, check_route_h6, 0 },
+	/* 7 */ { "/pki/*", GET, PKI, check_route_h7, 0 },
+	/* 8 */ { "/", GET, PKI, check_route_h8, 0 },
+	/* 9 */ { "/config", GET, ADM, check_route_h9, 0 },
+	/* 10 */ { "/config", PUT, DEV, check_route_h10, 0 },
+	/* 11 */ { "/q/{a}/{b}/{c}/{d}", GET, ADM, check_route_h11, 0 },
+	/* 12 */ { "/files/{id}/*", PUT | GET, DEV, check_route_h12, 0 },
 };
 
 struct check_route_case {
@@ -231,9 +231,9 @@ END_TEST
 START_TEST(test_route_lookup_first_entry_wins)
 {
 	static const struct route table[] = {
-		{ "/a/{x}", GET, ADM, check_route_h1 },
-		{ "/a/b", GET, ADM, check_route_h2 },
-		{ "/a/*", GET | POST, ADM, check_route_h3 },
+		{ "/a/{x}", GET, ADM, check_route_h1, 0 },
+		{ "/a/b", GET, ADM, check_route_h2, 0 },
+		{ "/a/*", GET | POST, ADM, check_route_h3, 0 },
 	};
 	struct route_match m;
 

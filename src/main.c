@@ -19,6 +19,9 @@
 #include "admin.h"
 #include "api.h"
 #include "api_health.h"
+#include "audit.h"
+#include "certs.h"
+#include "devices.h"
 #include "auth.h"
 #include "conf.h"
 #include "db.h"
@@ -295,7 +298,8 @@ main_register(struct server *srv)
 	return api_health_register(srv->db) == -1 || pki_register(srv->pki) == -1 ||
 	    enroll_register(srv->db) == -1 || auth_register(srv->db) == -1 ||
 	    api_register(srv->db) == -1 || users_register(srv->db) == -1 ||
-	    projects_register(srv->db) == -1 ? -1 : 0;
+	    projects_register(srv->db) == -1 || devices_register(srv->db) == -1 ||
+	    certs_register(srv->db) == -1 || audit_register(srv->db) == -1 ? -1 : 0;
 }
 
 static int

@@ -1,0 +1,2 @@
+-- 004_devices.sql: SQL functions for the devices and certificates API.
+SELECT 1;

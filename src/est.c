@@ -514,6 +514,10 @@ est_enroll_common(struct http_req *hr, int is_reenroll)
 	}
 	if (is_reenroll) {
 		if (est_reenroll_checks(hr, e, &status, err, sizeof(err)) == -1) {
+			/* RFC 9110 15.5.2: every 401 names a scheme; here it is
+			 * the client certificate, which HTTP has no scheme for. */
+			if (status == 401)
+				http_add_header(hr, "WWW-Authenticate", "Basic realm=\"est\"");
 			http_reply_problem(hr, status, NULL, "%s", err);
 			goto fail;
 		}

@@ -484,6 +484,7 @@ ql__ready() {
 
 # ql_start [EXTRA ARGS...]: start "$QUARKLINKD -f -c $T/quarklinkd.conf" in the
 # background, wait for "info ready", set QL_PID, ADMIN_PORT, DEVICE_PORT, PKI_PORT.
+# shellcheck disable=SC2120  # callers in this file pass none; tests may
 ql_start() {
     [ -x "$QUARKLINKD" ] || hard_error "quarklinkd not built: $QUARKLINKD"
     [ -n "$QL_LOG" ] || QL_LOG="$T/quarklinkd.stderr"
@@ -622,4 +623,187 @@ ql_request_logged() {
     re="^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z info request"
     re="$re id=$(ere_quote "$1") ${5:-[a-z]+} $2 $(ere_quote "$3")(\?[^ ]*)? $4 [0-9]+B [0-9.]+ms$"
     grep -Eq -- "$re" "$QL_LOG"
+}
+
+# ---------------------------------------------------------------- PKI and EST
+
+# Set by ql_admin and est_enroll_ok for the tests that source this file.
+# shellcheck disable=SC2034
+ADMIN_OUT='' ADMIN_ERR='' SERIAL='' DEVICE_ID=''
+
+# ql_admin ARGS...: run "quarklinkd -c $T/quarklinkd.conf admin ARGS...";
+# its stdout in ADMIN_OUT, stderr in ADMIN_ERR; returns its exit status.
+ql_admin() {
+    # shellcheck disable=SC2034
+    ADMIN_OUT=$("$QUARKLINKD" -c "$T/quarklinkd.conf" admin "$@" 2>"$T/admin.err")
+    local rc=$?
+    ADMIN_ERR=$(cat "$T/admin.err")
+    return "$rc"
+}
+
+# ql_admin_ok ARGS...: ql_admin that must succeed (else the test fails).
+ql_admin_ok() {
+    ql_admin "$@" && return 0
+    ql__fail_at 1 "admin $* failed: $ADMIN_ERR"
+}
+
+# ql_pki_start [ql_config ARGS...]: PostgreSQL, token, test certificates, a
+# config (ql_config ARGS), the daemon, and the root CA as $T/root.pem.
+ql_pki_start() {
+    ql_require curl openssl
+    pg_start
+    hsm_init
+    tls_make_certs
+    ql_config "$@"
+    ql_start
+    pki_fetch_ca root "$T/root.pem"
+}
+
+# pki_fetch_ca NAME FILE: GET /pki/ca/NAME.crt (DER) from the pki listener,
+# check it is a DER certificate served as application/pkix-cert, write it
+# as PEM to FILE.
+pki_fetch_ca() {
+    ql_curl "$(pki_url "/pki/ca/$1.crt")"
+    [ "$HTTP_STATUS" = 200 ] || ql__fail_at 1 "GET /pki/ca/$1.crt: HTTP $HTTP_STATUS $(head -c 300 "$BODY")"
+    local ct
+    ct=$(ql_header Content-Type)
+    [ "$ct" = application/pkix-cert ] ||
+        ql__fail_at 1 "GET /pki/ca/$1.crt: Content-Type '$ct', expected application/pkix-cert"
+    openssl x509 -inform DER -in "$BODY" -out "$2" 2>"$T/openssl.err" ||
+        ql__fail_at 1 "GET /pki/ca/$1.crt is not a DER certificate: $(cat "$T/openssl.err")"
+}
+
+# est_key NAME [TYPE]: a new private key $T/NAME.key.  TYPE: p256 (default),
+# p384, p521, secp256k1, rsa1024, rsa2048, rsa3072, rsa4096.
+est_key() {
+    local out="$T/$1.key" type=${2:-p256}
+    case $type in
+        p256) set -- -algorithm EC -pkeyopt ec_paramgen_curve:P-256 ;;
+        p384) set -- -algorithm EC -pkeyopt ec_paramgen_curve:P-384 ;;
+        p521) set -- -algorithm EC -pkeyopt ec_paramgen_curve:P-521 ;;
+        secp256k1) set -- -algorithm EC -pkeyopt ec_paramgen_curve:secp256k1 ;;
+        rsa*) set -- -algorithm RSA -pkeyopt "rsa_keygen_bits:${type#rsa}" ;;
+        *) hard_error "est_key: unknown key type $type" ;;
+    esac
+    ql__run "key $out ($type)" openssl genpkey "$@" -out "$out"
+    chmod 600 "$out"
+}
+
+# est_csr NAME KEYNAME [SUBJECT]: CSR for $T/KEYNAME.key as $T/NAME.csr (PEM)
+# and $T/NAME.der (DER); SUBJECT defaults to /CN=NAME.
+est_csr() {
+    ql__run "CSR $1" openssl req -new -key "$T/$2.key" -subj "${3:-/CN=$1}" -out "$T/$1.csr"
+    ql__run "CSR $1 to DER" openssl req -in "$T/$1.csr" -outform DER -out "$T/$1.der"
+}
+
+# est_body DERFILE OUTFILE [none|lf|crlf]: OUTFILE = base64 of DERFILE with no
+# line breaks, LF (default, 64 columns) or CRLF line breaks.
+est_body() {
+    case ${3:-lf} in
+        none) base64 -w 0 "$1" >"$2" ;;
+        lf)   base64 -w 64 "$1" >"$2" ;;
+        crlf) base64 -w 64 "$1" | sed 's/$/\r/' >"$2" ;;
+        *) hard_error "est_body: bad line break style $3" ;;
+    esac
+}
+
+# device_id_of CSRFILE: the device ID of the CSR's key (the formula of the
+# EST contract: base32 of the first 20 bytes of SHA-256 of the DER SPKI).
+device_id_of() {
+    openssl req -in "$1" -pubkey -noout | openssl pkey -pubin -outform DER |
+        openssl dgst -sha256 -binary | head -c 20 | base32 | tr -d = | tr '[:upper:]' '[:lower:]'
+}
+
+# est_post PROJECT OP BODYFILE [CURL ARGS...]: POST BODYFILE (bytes as they
+# are) to /.well-known/est/PROJECT/OP as application/pkcs10 (extra curl
+# arguments may add -H/-u/--cert or override the Content-Type).
+est_post() {
+    local project=$1 op=$2 file=$3
+    shift 3
+    ql_curl -H 'Content-Type: application/pkcs10' "$@" --data-binary "@$file" \
+        "$(device_url "/.well-known/est/$project/$op")"
+}
+
+# est_cert_out FILE: the last response is a base64 certs-only PKCS#7 holding
+# exactly one certificate; write it to FILE (PEM).
+est_cert_out() {
+    base64 -d <"$BODY" >"$T/p7.der" 2>"$T/openssl.err" ||
+        ql__fail_at 1 "EST response is not base64: $(head -c 300 "$BODY")"
+    openssl pkcs7 -inform DER -in "$T/p7.der" -print_certs -out "$T/p7.pem" 2>"$T/openssl.err" ||
+        ql__fail_at 1 "EST response is not a DER PKCS#7: $(cat "$T/openssl.err")"
+    local n
+    n=$(grep -c -- '-----BEGIN CERTIFICATE-----' "$T/p7.pem")
+    [ "$n" = 1 ] || ql__fail_at 1 "EST response holds $n certificates, expected 1"
+    openssl x509 -in "$T/p7.pem" -out "$1" ||
+        ql__fail_at 1 "cannot extract the certificate from the EST response"
+}
+
+# est_enroll_ok PROJECT NAME [CURL ARGS...]: new P-256 key $T/NAME.key, CSR,
+# simpleenroll (credentials in the curl args), 200 expected; the certificate
+# in $T/NAME.crt, its serial (32 lowercase hex) in SERIAL, device ID in DEVICE_ID.
+est_enroll_ok() {
+    local project=$1 name=$2
+    shift 2
+    est_key "$name"
+    est_csr "$name" "$name"
+    est_body "$T/$name.der" "$T/$name.b64"
+    est_post "$project" simpleenroll "$T/$name.b64" "$@"
+    if [ "$HTTP_STATUS" != 200 ]; then
+        printf '%s\n' "---- curl rc=$CURL_RC status=$HTTP_STATUS" "---- body:"
+        head -c 2000 "$BODY"; printf '\n%s\n' "---- curl stderr:"; cat "$T/curl.err"
+        ql__fail_at 1 "enrolling $name in $project: expected 200, got $HTTP_STATUS"
+    fi
+    est_cert_out "$T/$name.crt"
+    # shellcheck disable=SC2034
+    SERIAL=$(cert_serial "$T/$name.crt")
+    # shellcheck disable=SC2034
+    DEVICE_ID=$(device_id_of "$T/$name.csr")
+}
+
+# cert_serial PEMFILE: the certificate's serial as lowercase hex.
+cert_serial() {
+    openssl x509 -in "$1" -noout -serial | sed 's/^serial=//' | tr 'A-F' 'a-f'
+}
+
+# assert_est_problem STATUS [DETAIL_ERE]: the last response is problem+json
+# with STATUS whose detail is one non-empty line (matching DETAIL_ERE if given).
+assert_est_problem() {
+    [ "$HTTP_STATUS" = "$1" ] || {
+        printf '%s\n' "---- curl rc=$CURL_RC status=$HTTP_STATUS" "---- body:"
+        head -c 2000 "$BODY"; printf '\n%s\n' "---- curl stderr:"; cat "$T/curl.err" 2>/dev/null
+        ql__fail_at 1 "expected HTTP $1, got $HTTP_STATUS"
+    }
+    local ct v
+    ct=$(ql_header Content-Type) || ql__fail_at 1 "HTTP $1 without Content-Type"
+    [[ $ct == application/problem+json* ]] ||
+        ql__fail_at 1 "HTTP $1: Content-Type '$ct', expected application/problem+json"
+    json_valid "$BODY" || ql__fail_at 1 "HTTP $1: body is not JSON: $(head -c 500 "$BODY")"
+    v=$(json_get "$BODY" status) || ql__fail_at 1 "HTTP $1: problem has no status"
+    [ "$v" = "$1" ] || ql__fail_at 1 "problem status '$v', expected $1"
+    v=$(json_get "$BODY" detail) || ql__fail_at 1 "HTTP $1: problem has no detail: $(cat "$BODY")"
+    [ -n "$v" ] || ql__fail_at 1 "HTTP $1: empty detail"
+    [ "$(printf '%s\n' "$v" | wc -l)" = 1 ] || ql__fail_at 1 "HTTP $1: detail is not one line: $v"
+    if [ $# -ge 2 ]; then
+        printf '%s\n' "$v" | grep -Eq -- "$2" ||
+            ql__fail_at 1 "HTTP $1: detail '$v' does not match /$2/"
+    fi
+}
+
+# ocsp_status ISSUERPEM CERTPEM [OPENSSL OCSP ARGS...]: run openssl ocsp against
+# the pki listener (response verified against $T/root.pem) and print the
+# status word of CERTPEM (good, revoked, unknown); full output in $T/ocsp.out.
+ocsp_status() {
+    local issuer=$1 cert=$2
+    shift 2
+    openssl ocsp -issuer "$issuer" -cert "$cert" -url "$(pki_url /pki/ocsp)" \
+        -CAfile "$T/root.pem" "$@" >"$T/ocsp.out" 2>&1 || { cat "$T/ocsp.out"; return 1; }
+    grep -q '^Response verify OK' "$T/ocsp.out" || { cat "$T/ocsp.out"; return 1; }
+    sed -nE "s|^$(ere_quote "$cert"): ([a-z]+)\$|\\1|p" "$T/ocsp.out"
+}
+
+# ocsp_says STATUS ISSUERPEM CERTPEM [ARGS...]: for wait_until.
+ocsp_says() {
+    local want=$1 got
+    shift
+    got=$(ocsp_status "$@" 2>/dev/null) && [ "$got" = "$want" ]
 }

@@ -41,6 +41,9 @@ deps_install() {
 		say "no dpkg: not Debian; make sure these are installed: ${PACKAGES[*]}"
 		return 0
 	fi
+	# Node.js runs the OpenAPI validator of make check; any packaging of it
+	# will do (Debian's, or NodeSource's nodejs that bundles npm).
+	command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 	for p in "${PACKAGES[@]}"; do
 		# dpkg -s succeeds for removed-but-not-purged packages too; read
 		# Status.  (No "| grep -q": with pipefail an early grep exit can
@@ -515,6 +518,27 @@ demo_setup() {
 	mv -f "$token.tmp" "$token"
 }
 
+# The first admin user; its generated password is printed once by the
+# daemon and kept in var/admin.credentials (mode 0600) as username:password.
+admin_setup() {
+	local cred=$VAR/admin.credentials pw out rc=0
+
+	if [[ -s $cred ]]; then
+		chmod 600 "$cred"
+		say "admin credentials in var/admin.credentials"
+		return 0
+	fi
+	pw=$("$DAEMON" -c "$CONF" --create-admin admin 2>&1) || rc=$?
+	if [[ $rc -ne 0 ]]; then
+		out=$pw
+		[[ $out == *"already exists"* || $out == *"duplicate"* ]] &&
+			die "user admin exists but var/admin.credentials is gone; reset its password with the API or remove var/ to start over"
+		die "cannot create the admin user: $out"
+	fi
+	(umask 077 && printf 'admin:%s\n' "$pw" >"$cred.tmp") && mv -f "$cred.tmp" "$cred"
+	say "created admin user: admin / $pw (kept in var/admin.credentials)"
+}
+
 # The root CA certificate as PEM in var/root.crt, fetched on every start:
 # a new database means a new root.
 root_fetch() {
@@ -617,6 +641,7 @@ run_start() {
 	conf_setup
 	daemon_start
 	demo_setup
+	admin_setup
 	root_fetch
 	print_urls
 	print_recipe

@@ -292,7 +292,7 @@ est_credentials(struct http_req *hr, struct est_enroll *e, char *err, size_t err
 			    EST_LABEL_MAX);
 			return -1;
 		}
-		snprintf(e->label, sizeof(e->label), "%s", decoded);
+		memcpy(e->label, decoded, strlen(decoded) + 1);	/* length checked */
 		token = colon + 1;
 	} else {
 		snprintf(err, errlen, "unsupported Authorization scheme");

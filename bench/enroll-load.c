@@ -5,6 +5,15 @@
  * resumption), and prints throughput, latency percentiles, failures by kind
  * and its own CPU time.  It never retries and never exceeds -n or -d.
  *
+ * Output (stdout): one line
+ *   result ok=N failed=N aborted=N not_started=N elapsed_s=S rate=R
+ *          p50_ms= p90_ms= p99_ms= max_ms= cpu_s= cpu_share= concurrency=
+ * then "failure kind=K count=N" per kind (status_NNN per HTTP status).
+ * Latencies run from connect() to the last byte of a 200 response, for
+ * enrollments whose answer is a base64 PKCS#7 with one certificate (checked
+ * after the timed phase).  cpu_s is this process's CPU over the timed phase.
+ * Exit status 1 if anything failed or -d cut the run short.
+ *
  * cc -O2 -Wall -Wextra -o enroll-load enroll-load.c \
  *     $(pkg-config --cflags --libs libevent libevent_openssl openssl)
  */

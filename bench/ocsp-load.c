@@ -5,6 +5,11 @@
  * `openssl ocsp -port` serves) or HTTP/1.1 keep-alive (-k), and checks every
  * answer is HTTP 200 holding a successful OCSPResponse.  Bounded by -n and -d.
  *
+ * Output (stdout): one "result ok=N failed=N aborted=N ... rate=R p50_ms=
+ * p99_ms= cpu_s= cpu_share= ..." line, then "failure kind=K count=N" lines.
+ * aborted = requests in flight when -d ended the run (not failures).
+ * Exit status 1 if any request failed.
+ *
  * cc -O2 -Wall -Wextra -o ocsp-load ocsp-load.c \
  *     $(pkg-config --cflags --libs libevent openssl)
  */
@@ -755,5 +760,6 @@ main(int argc, char **argv)
 		event_base_free(st.base);
 	free(st.lat_ms);
 	free(st.req);
-	return failed > 0 || st.aborted > 0 ? 1 : 0;
+	/* Requests cut off by -d are expected in a run bounded by time. */
+	return failed > 0 ? 1 : 0;
 }

@@ -1,16 +1,650 @@
-/* api_users.c: users (admin only) and API tokens (secret shown once). */
+/* api_users.c: users (admin only) and API tokens (secret shown once).
+ * Passwords are hashed on the worker thread; secrets are never stored or
+ * logged, only their SHA-256. A caller limited to some projects manages
+ * only users and tokens inside them, and grants no more than it has. */
 #include "api_users.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include <event2/http.h>
+#include <openssl/crypto.h>
 
 #include "api.h"
+#include "json.h"
+#include "log.h"
+#include "server.h"
+#include "users.h"
+#include "util.h"
+
+#define API_USERS_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@-"
+#define API_USERS_PROJECT_CHARS "abcdefghijklmnopqrstuvwxyz0123456789-"
+#define API_USERS_PW_MAX 1024
+
+static const char *
+api_users_val(const PGresult *res, int i, int col)
+{
+	return PQgetisnull(res, i, col) ? NULL : PQgetvalue(res, i, col);
+}
+
+/* "{1,2,3}" of the caller's projects, or NULL for all (*is_oom on failure). */
+static char *
+api_users_scope(struct http_req *hr, int *is_oom)
+{
+	const struct auth *a = api_auth(hr);
+	size_t len = 3 + a->nprojects * 21, off = 1;
+	char *s;
+
+	*is_oom = 0;
+	if (a->is_all_projects)
+		return NULL;
+	if ((s = malloc(len)) == NULL) {
+		*is_oom = 1;
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		return NULL;
+	}
+	s[0] = '{';
+	for (size_t i = 0; i < a->nprojects; i++)
+		off += (size_t)snprintf(s + off, len - off, "%s%lld", i ? "," : "",
+		    a->projects[i]);
+	snprintf(s + off, len - off, "}");
+	return s;
+}
+
+static int
+api_users_role(struct http_req *hr, const char *role)
+{
+	enum auth_role r;
+
+	if (role != NULL && auth_role_parse(role, &r) == -1) {
+		http_reply_problem(hr, 422, NULL,
+		    "field \"role\" must be admin, operator or viewer");
+		return -1;
+	}
+	return 0;
+}
+
+/* ?after= as an integer id cursor ("0" when absent). */
+static int
+api_users_page_id(struct http_req *hr, int *limit, char *after, size_t len)
+{
+	const char *errstr;
+	long long v;
+
+	if (api_page(hr, limit, after, len) == -1)
+		return -1;
+	if (after[0] == '\0') {
+		snprintf(after, len, "0");
+		return 0;
+	}
+	v = util_strtonum(after, 0, 9223372036854775807LL, &errstr);
+	if (errstr != NULL) {
+		http_reply_problem(hr, 400, NULL, "query parameter after is not valid");
+		return -1;
+	}
+	snprintf(after, len, "%lld", v);
+	return 0;
+}
+
+/* "projects": absent (*given 0), null (*out NULL: every project) or an
+ * array of project names as a literal "{a,b}" (caller frees). Project
+ * names are [a-z0-9-], so they need no quoting; any other name cannot
+ * exist and is refused like an unknown one. */
+static int
+api_users_projects(struct http_req *hr, yajl_val body, int *given, char **out)
+{
+	yajl_val v = json_get(body, "projects");
+	size_t len = 3, off = 1;
+	char *s;
+
+	*given = 0;
+	*out = NULL;
+	if (v == NULL)
+		return 0;
+	*given = 1;
+	if (YAJL_IS_NULL(v))
+		return 0;
+	if (!YAJL_IS_ARRAY(v)) {
+		http_reply_problem(hr, 400, NULL,
+		    "field \"projects\" must be an array of project names or null");
+		return -1;
+	}
+	if (v->u.array.len > AUTH_MAX_PROJECTS) {
+		http_reply_problem(hr, 422, NULL, "field \"projects\" lists more than %d projects",
+		    AUTH_MAX_PROJECTS);
+		return -1;
+	}
+	for (size_t i = 0; i < v->u.array.len; i++) {
+		yajl_val e = v->u.array.values[i];
+		size_t n;
+
+		if (!YAJL_IS_STRING(e)) {
+			http_reply_problem(hr, 400, NULL, "projects[%zu] must be a string", i);
+			return -1;
+		}
+		n = strlen(e->u.string);
+		if (n == 0 || n > 63 || strspn(e->u.string, API_USERS_PROJECT_CHARS) != n) {
+			http_reply_problem(hr, 422, NULL, "projects[%zu]: no such project", i);
+			return -1;
+		}
+		len += n + 1;
+	}
+	if ((s = malloc(len)) == NULL) {
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		return -1;
+	}
+	s[0] = '{';
+	for (size_t i = 0; i < v->u.array.len; i++)
+		off += (size_t)snprintf(s + off, len - off, "%s%s", i ? "," : "",
+		    v->u.array.values[i]->u.string);
+	snprintf(s + off, len - off, "}");
+	*out = s;
+	return 0;
+}
+
+/* ---- users ---- */
+
+/* Row columns from col: name, role, projects, disabled, created_at. */
+static void
+api_users_row(yajl_gen g, const PGresult *res, int i, int col)
+{
+	const char *projects = api_users_val(res, i, col + 2), *p, *comma;
+
+	yajl_gen_map_open(g);
+	json_kv_str(g, "name", PQgetvalue(res, i, col));
+	json_kv_str(g, "role", PQgetvalue(res, i, col + 1));
+	json_key(g, "projects");
+	if (projects == NULL) {
+		yajl_gen_null(g);
+	} else {
+		yajl_gen_array_open(g);
+		for (p = projects; *p != '\0'; p = *comma ? comma + 1 : comma) {
+			comma = p + strcspn(p, ",");
+			yajl_gen_string(g, (const unsigned char *)p, (size_t)(comma - p));
+		}
+		yajl_gen_array_close(g);
+	}
+	json_kv_bool(g, "disabled", PQgetvalue(res, i, col + 3)[0] == 't');
+	json_kv_str(g, "created_at", PQgetvalue(res, i, col + 4));
+	yajl_gen_map_close(g);
+}
+
+static void
+api_users_listed(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct http_req *hr = arg;
+	yajl_gen g;
+
+	if (st != DB_OK) {
+		api_db_error(hr, st, res, errstr);
+		return;
+	}
+	g = api_list_begin();
+	for (int i = 0; i < PQntuples(res); i++)
+		api_users_row(g, res, i, 0);
+	api_list_page(hr, g, res, 0);
+}
+
+static void
+api_users_list(struct http_req *hr)
+{
+	char after[128], limit_s[16], *scope;
+	const char *v[3];
+	int limit, is_oom;
+
+	if (api_page(hr, &limit, after, sizeof(after)) == -1)
+		return;
+	if ((scope = api_users_scope(hr, &is_oom)) == NULL && is_oom)
+		return;
+	snprintf(limit_s, sizeof(limit_s), "%d", limit);
+	v[0] = after;
+	v[1] = limit_s;
+	v[2] = scope;
+	db_query(hr->srv->db, &users_list, 3, v, NULL, api_users_listed, hr);
+	free(scope);
+}
+
+/* A create or an update waiting for its password hash. */
+struct api_users_change {
+	struct http_req	*hr;
+	char		 name[65];
+	char		 role[16];		/* "" = unchanged */
+	int		 disabled;		/* -1 = unchanged */
+	int		 has_projects;
+	char		*projects;		/* NULL = every project */
+	char		 password[API_USERS_PW_MAX + 1];	/* "" = unchanged */
+	int		 is_create;
+};
+
+static void
+api_users_change_free(struct api_users_change *c)
+{
+	free(c->projects);
+	OPENSSL_cleanse(c, sizeof(*c));
+	free(c);
+}
+
+static void
+api_users_done(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct api_users_change *c = arg;
+	struct http_req *hr = c->hr;
+	const char *s;
+	char loc[128];
+	yajl_gen g;
+
+	if (st != DB_OK || PQntuples(res) != 1) {
+		api_db_error(hr, st, res, errstr);
+		goto out;
+	}
+	s = PQgetvalue(res, 0, 0);
+	if (strcmp(s, "not_found") == 0) {
+		http_reply_problem(hr, 404, NULL, "no such user");
+	} else if (strcmp(s, "exists") == 0) {
+		http_reply_problem(hr, 409, NULL, "a user with that name exists");
+	} else if (strcmp(s, "self") == 0) {
+		http_reply_problem(hr, 409, NULL, "you cannot disable or demote yourself");
+	} else if (strcmp(s, "last_admin") == 0) {
+		http_reply_problem(hr, 409, NULL, "this is the last enabled admin of"
+		    " all projects; make another one first");
+	} else if (strcmp(s, "unknown_project") == 0) {
+		http_reply_problem(hr, 422, NULL, "no such project: %.63s",
+		    PQgetvalue(res, 0, 1));
+	} else if (strcmp(s, "scope") == 0) {
+		http_reply_problem(hr, 403, NULL, "you may grant only projects you"
+		    " can see; name them in \"projects\"");
+	} else if (strcmp(s, "ok") != 0) {
+		log_warnx("api: %s %s: unexpected status %s", hr->method, hr->path, s);
+		http_reply_problem(hr, 500, NULL, "internal error");
+	} else {
+		g = json_gen_new();
+		api_users_row(g, res, 0, 2);
+		if (c->is_create) {
+			snprintf(loc, sizeof(loc), "/api/v1/users/%s", c->name);
+			http_add_header(hr, "Location", loc);
+		}
+		http_reply_json(hr, c->is_create ? 201 : 200, g);
+	}
+out:
+	api_users_change_free(c);
+}
+
+static void
+api_users_hashed(char *encoded, void *arg)
+{
+	struct api_users_change *c = arg;
+	struct http_req *hr = c->hr;
+	char *scope, self[24];
+	const char *v[9];
+	int is_oom;
+
+	if (c->password[0] != '\0' && encoded == NULL) {
+		http_reply_problem(hr, 503, NULL, "cannot hash the password");
+		api_users_change_free(c);
+		return;
+	}
+	OPENSSL_cleanse(c->password, sizeof(c->password));
+	if ((scope = api_users_scope(hr, &is_oom)) == NULL && is_oom) {
+		api_users_change_free(c);
+		return;
+	}
+	if (c->is_create) {
+		v[0] = c->name;
+		v[1] = encoded;
+		v[2] = c->role;
+		v[3] = c->projects;
+		v[4] = scope;
+		v[5] = api_actor(hr);
+		db_query(hr->srv->db, &users_create_api, 6, v, NULL, api_users_done, c);
+	} else {
+		snprintf(self, sizeof(self), "%lld", api_auth(hr)->user_id);
+		v[0] = c->name;
+		v[1] = c->role[0] != '\0' ? c->role : NULL;
+		v[2] = c->disabled == -1 ? NULL : c->disabled ? "true" : "false";
+		v[3] = c->has_projects ? "true" : "false";
+		v[4] = c->projects;
+		v[5] = encoded;
+		v[6] = scope;
+		v[7] = api_auth(hr)->user_id != 0 ? self : NULL;
+		v[8] = api_actor(hr);
+		db_query(hr->srv->db, &users_update, 9, v, NULL, api_users_done, c);
+	}
+	free(scope);
+}
+
+/* Hash the new password first, if there is one. */
+static void
+api_users_run(struct api_users_change *c)
+{
+	if (c->password[0] != '\0')
+		auth_password_hash(c->password, api_users_hashed, c);
+	else
+		api_users_hashed(NULL, c);
+}
+
+static struct api_users_change *
+api_users_change_new(struct http_req *hr, yajl_val body, const char *pw,
+    const char *role)
+{
+	struct api_users_change *c;
+	const char *weak;
+
+	if (pw != NULL && (weak = auth_password_weak(pw)) != NULL) {
+		http_reply_problem(hr, 422, NULL, "%s", weak);
+		return NULL;
+	}
+	if (api_users_role(hr, role) == -1)
+		return NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		return NULL;
+	}
+	c->hr = hr;
+	c->disabled = -1;
+	if (api_users_projects(hr, body, &c->has_projects, &c->projects) == -1) {
+		api_users_change_free(c);
+		return NULL;
+	}
+	if (pw != NULL)
+		snprintf(c->password, sizeof(c->password), "%s", pw);
+	if (role != NULL)
+		snprintf(c->role, sizeof(c->role), "%s", role);
+	return c;
+}
+
+static void
+api_users_create(struct http_req *hr)
+{
+	static const char *const keys[] = { "name", "password", "role", "projects", NULL };
+	const char *name = NULL, *pw = NULL, *role = NULL;
+	struct api_users_change *c;
+	yajl_val body;
+
+	if ((body = api_body_json(hr)) == NULL)
+		return;
+	if (api_json_only(hr, body, keys) == -1 ||
+	    api_json_str(hr, body, "name", 1, 64, &name) == -1 ||
+	    api_json_str(hr, body, "password", 1, API_USERS_PW_MAX, &pw) == -1 ||
+	    api_json_str(hr, body, "role", 1, 16, &role) == -1) {
+		yajl_tree_free(body);
+		return;
+	}
+	if (name[0] == '\0' || strspn(name, API_USERS_NAME_CHARS) != strlen(name)) {
+		yajl_tree_free(body);
+		http_reply_problem(hr, 422, NULL,
+		    "field \"name\" must be 1-64 of A-Z a-z 0-9 . _ @ -");
+		return;
+	}
+	if ((c = api_users_change_new(hr, body, pw, role)) == NULL) {
+		yajl_tree_free(body);
+		return;
+	}
+	c->is_create = 1;
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	yajl_tree_free(body);
+	api_users_run(c);
+}
+
+static void
+api_users_update(struct http_req *hr)
+{
+	static const char *const keys[] = { "role", "disabled", "projects", "password", NULL };
+	const char *pw = NULL, *role = NULL;
+	struct api_users_change *c;
+	char name[65];
+	int disabled = -1;
+	yajl_val body;
+
+	if (api_param(hr, 0, name, sizeof(name)) == -1)
+		return;
+	if ((body = api_body_json(hr)) == NULL)
+		return;
+	if (api_json_only(hr, body, keys) == -1 ||
+	    api_json_str(hr, body, "role", 0, 16, &role) == -1 ||
+	    api_json_bool(hr, body, "disabled", 0, &disabled) == -1 ||
+	    api_json_str(hr, body, "password", 0, API_USERS_PW_MAX, &pw) == -1) {
+		yajl_tree_free(body);
+		return;
+	}
+	if (body->u.object.len == 0) {
+		yajl_tree_free(body);
+		http_reply_problem(hr, 400, NULL, "nothing to change: give role,"
+		    " disabled, projects or password");
+		return;
+	}
+	if ((c = api_users_change_new(hr, body, pw, role)) == NULL) {
+		yajl_tree_free(body);
+		return;
+	}
+	c->disabled = disabled;
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	yajl_tree_free(body);
+	api_users_run(c);
+}
+
+/* ---- API tokens ---- */
+
+/* Members from col: id, name, role, project, expires_at, revoked_at,
+ * last_used, created_at (the caller opens and closes the object). */
+static void
+api_users_token_fields(yajl_gen g, const PGresult *res, int i, int col)
+{
+	json_kv_int(g, "id", strtoll(PQgetvalue(res, i, col), NULL, 10));
+	json_kv_str(g, "name", PQgetvalue(res, i, col + 1));
+	json_kv_str(g, "role", PQgetvalue(res, i, col + 2));
+	json_kv_str(g, "project", api_users_val(res, i, col + 3));
+	json_kv_str(g, "expires_at", api_users_val(res, i, col + 4));
+	json_kv_str(g, "revoked_at", api_users_val(res, i, col + 5));
+	json_kv_str(g, "last_used", api_users_val(res, i, col + 6));
+	json_kv_str(g, "created_at", api_users_val(res, i, col + 7));
+}
+
+static void
+api_users_tokens_listed(enum db_status st, const PGresult *res,
+    const char *errstr, void *arg)
+{
+	struct http_req *hr = arg;
+	yajl_gen g;
+
+	if (st != DB_OK) {
+		api_db_error(hr, st, res, errstr);
+		return;
+	}
+	g = api_list_begin();
+	for (int i = 0; i < PQntuples(res); i++) {
+		yajl_gen_map_open(g);
+		api_users_token_fields(g, res, i, 0);
+		yajl_gen_map_close(g);
+	}
+	api_list_page(hr, g, res, 0);
+}
+
+static void
+api_users_tokens_list(struct http_req *hr)
+{
+	char after[32], limit_s[16], *scope;
+	const char *v[3];
+	int limit, is_oom;
+
+	if (api_users_page_id(hr, &limit, after, sizeof(after)) == -1)
+		return;
+	if ((scope = api_users_scope(hr, &is_oom)) == NULL && is_oom)
+		return;
+	snprintf(limit_s, sizeof(limit_s), "%d", limit);
+	v[0] = after;
+	v[1] = limit_s;
+	v[2] = scope;
+	db_query(hr->srv->db, &users_tokens_list, 3, v, NULL,
+	    api_users_tokens_listed, hr);
+	free(scope);
+}
+
+struct api_users_token {
+	struct http_req	*hr;
+	char		 secret[AUTH_SECRET_LEN];
+};
+
+static void
+api_users_token_free(struct api_users_token *t)
+{
+	OPENSSL_cleanse(t, sizeof(*t));
+	free(t);
+}
+
+static void
+api_users_token_created(enum db_status st, const PGresult *res,
+    const char *errstr, void *arg)
+{
+	struct api_users_token *t = arg;
+	struct http_req *hr = t->hr;
+	const char *s;
+	char loc[64];
+	yajl_gen g;
+
+	if (st != DB_OK || PQntuples(res) != 1) {
+		api_db_error(hr, st, res, errstr);
+		goto out;
+	}
+	s = PQgetvalue(res, 0, 0);
+	if (strcmp(s, "unknown_project") == 0) {
+		http_reply_problem(hr, 422, NULL, "no such project: %.63s",
+		    PQgetvalue(res, 0, 1));
+	} else if (strcmp(s, "scope") == 0) {
+		http_reply_problem(hr, 403, NULL, "you may create tokens only for"
+		    " projects you can see; name one in \"project\"");
+	} else if (strcmp(s, "ok") != 0) {
+		log_warnx("api: %s %s: unexpected status %s", hr->method, hr->path, s);
+		http_reply_problem(hr, 500, NULL, "internal error");
+	} else {
+		g = json_gen_new();
+		yajl_gen_map_open(g);
+		api_users_token_fields(g, res, 0, 2);
+		/* Shown here once; only its hash is stored. */
+		json_kv_str(g, "token", t->secret);
+		yajl_gen_map_close(g);
+		snprintf(loc, sizeof(loc), "/api/v1/api-tokens/%s", PQgetvalue(res, 0, 2));
+		http_add_header(hr, "Location", loc);
+		http_add_header(hr, "Cache-Control", "no-store");
+		http_reply_json(hr, 201, g);
+	}
+out:
+	api_users_token_free(t);
+}
+
+static void
+api_users_token_create(struct http_req *hr)
+{
+	static const char *const keys[] = { "name", "role", "project",
+	    "expires_in_days", NULL };
+	const char *name = NULL, *role = NULL, *project = NULL, *v[8];
+	char days_s[16], by[24], *scope = NULL;
+	long long days = 0;
+	unsigned char hash[32];
+	int len[8] = { -1, 32, -1, -1, -1, -1, -1, -1 }, is_oom;
+	struct api_users_token *t = NULL;
+	yajl_val body, pv;
+
+	if ((body = api_body_json(hr)) == NULL)
+		return;
+	pv = json_get(body, "project");
+	if (api_json_only(hr, body, keys) == -1 ||
+	    api_json_str(hr, body, "name", 1, 128, &name) == -1 ||
+	    api_json_str(hr, body, "role", 1, 16, &role) == -1 ||
+	    (pv != NULL && !YAJL_IS_NULL(pv) &&
+	    api_json_str(hr, body, "project", 0, 63, &project) == -1) ||
+	    api_json_int(hr, body, "expires_in_days", 0, 1, 3650, &days) == -1 ||
+	    api_users_role(hr, role) == -1)
+		goto out;
+	if (name[0] == '\0') {
+		http_reply_problem(hr, 422, NULL, "field \"name\" must not be empty");
+		goto out;
+	}
+	if ((scope = api_users_scope(hr, &is_oom)) == NULL && is_oom)
+		goto out;
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		goto out;
+	}
+	t->hr = hr;
+	if (auth_secret_new(t->secret) == -1) {
+		http_reply_problem(hr, 503, NULL, "no randomness");
+		goto out;
+	}
+	auth_hash(t->secret, hash);
+	snprintf(days_s, sizeof(days_s), "%lld", days);
+	snprintf(by, sizeof(by), "%lld", api_auth(hr)->user_id);
+	v[0] = name;
+	v[1] = (const char *)hash;
+	v[2] = role;
+	v[3] = project;
+	v[4] = days ? days_s : NULL;
+	v[5] = scope;
+	v[6] = api_auth(hr)->user_id ? by : NULL;
+	v[7] = api_actor(hr);
+	db_query(hr->srv->db, &users_token_create, 8, v, len,
+	    api_users_token_created, t);
+	t = NULL;
+out:
+	if (t != NULL)
+		api_users_token_free(t);
+	OPENSSL_cleanse(hash, sizeof(hash));
+	free(scope);
+	yajl_tree_free(body);
+}
+
+static void
+api_users_token_revoked(enum db_status st, const PGresult *res,
+    const char *errstr, void *arg)
+{
+	struct http_req *hr = arg;
+	const char *s;
+
+	if (st != DB_OK || PQntuples(res) != 1) {
+		api_db_error(hr, st, res, errstr);
+		return;
+	}
+	s = PQgetvalue(res, 0, 0);
+	if (strcmp(s, "ok") == 0)
+		http_reply(hr, 204, NULL, NULL);
+	else if (strcmp(s, "revoked") == 0)
+		http_reply_problem(hr, 409, NULL, "API token already revoked");
+	else
+		http_reply_problem(hr, 404, NULL, "no such API token");
+}
+
+static void
+api_users_token_revoke(struct http_req *hr)
+{
+	char id[32], *scope;
+	const char *v[3], *errstr;
+	int is_oom;
+
+	if (api_param(hr, 0, id, sizeof(id)) == -1)
+		return;
+	if (util_strtonum(id, 1, 9223372036854775807LL, &errstr) == 0 ||
+	    errstr != NULL) {
+		http_reply_problem(hr, 404, NULL, "no such API token");
+		return;
+	}
+	if ((scope = api_users_scope(hr, &is_oom)) == NULL && is_oom)
+		return;
+	v[0] = id;
+	v[1] = scope;
+	v[2] = api_actor(hr);
+	db_query(hr->srv->db, &users_token_revoke, 3, v, NULL,
+	    api_users_token_revoked, hr);
+	free(scope);
+}
 
 const struct route api_users_routes[] = {
-	{ "/api/v1/users", EVHTTP_REQ_GET, ROUTE_ADMIN, api_not_implemented, AUTH_ADMIN },
-	{ "/api/v1/users", EVHTTP_REQ_POST, ROUTE_ADMIN, api_not_implemented, AUTH_ADMIN },
-	{ "/api/v1/users/{user}", EVHTTP_REQ_PATCH, ROUTE_ADMIN, api_not_implemented, AUTH_ADMIN },
-	{ "/api/v1/api-tokens", EVHTTP_REQ_GET, ROUTE_ADMIN, api_not_implemented, AUTH_ADMIN },
-	{ "/api/v1/api-tokens", EVHTTP_REQ_POST, ROUTE_ADMIN, api_not_implemented, AUTH_ADMIN },
-	{ "/api/v1/api-tokens/{id}", EVHTTP_REQ_DELETE, ROUTE_ADMIN, api_not_implemented, AUTH_ADMIN },
+	{ "/api/v1/users", EVHTTP_REQ_GET, ROUTE_ADMIN, api_users_list, AUTH_ADMIN },
+	{ "/api/v1/users", EVHTTP_REQ_POST, ROUTE_ADMIN, api_users_create, AUTH_ADMIN },
+	{ "/api/v1/users/{user}", EVHTTP_REQ_PATCH, ROUTE_ADMIN, api_users_update, AUTH_ADMIN },
+	{ "/api/v1/api-tokens", EVHTTP_REQ_GET, ROUTE_ADMIN, api_users_tokens_list, AUTH_ADMIN },
+	{ "/api/v1/api-tokens", EVHTTP_REQ_POST, ROUTE_ADMIN, api_users_token_create, AUTH_ADMIN },
+	{ "/api/v1/api-tokens/{id}", EVHTTP_REQ_DELETE, ROUTE_ADMIN, api_users_token_revoke, AUTH_ADMIN },
 };
 const size_t api_users_nroutes = sizeof(api_users_routes) / sizeof(api_users_routes[0]);

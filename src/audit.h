@@ -5,6 +5,14 @@
 
 #include "db.h"
 
+/* $1 scope ("{1,2}" or NULL = all, then rows without a project too),
+ * $2 before id|NULL, $3 actor|NULL, $4 action prefix|NULL, $5 since|NULL,
+ * $6 project name|NULL, $7 limit -> id, at, actor, action, object, result,
+ * detail, project name; newest first */
+extern const struct db_stmt audit_list;
+/* -> rows, first broken id|NULL (ql_audit_verify) */
+extern const struct db_stmt audit_verify;
+
 int	audit_register(struct db_pool *) __attribute__((warn_unused_result));
 
 #endif

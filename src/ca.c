@@ -66,15 +66,14 @@ ca_serial_new(char hex[CA_SERIAL_HEX])
 	return ai;
 }
 
-int
-ca_device_id(EVP_PKEY *pk, char out[CA_DEVICE_ID], unsigned char spki_sha256[32])
+static int
+ca_device_id_der(unsigned char *der, int len, char out[CA_DEVICE_ID],
+    unsigned char spki_sha256[32])
 {
 	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
-	unsigned char *der = NULL;
 	unsigned int bits = 0, acc = 0, o = 0;
-	int len;
 
-	if ((len = i2d_PUBKEY(pk, &der)) <= 0)
+	if (len <= 0)
 		return -1;
 	EVP_Digest(der, (size_t)len, spki_sha256, NULL, EVP_sha256(), NULL);
 	OPENSSL_free(der);
@@ -89,6 +88,26 @@ ca_device_id(EVP_PKEY *pk, char out[CA_DEVICE_ID], unsigned char spki_sha256[32]
 	}
 	out[o] = '\0';
 	return 0;
+}
+
+int
+ca_device_id(EVP_PKEY *pk, char out[CA_DEVICE_ID], unsigned char spki_sha256[32])
+{
+	unsigned char *der = NULL;
+
+	return ca_device_id_der(der, i2d_PUBKEY(pk, &der), out, spki_sha256);
+}
+
+/* Same ID from the SubjectPublicKeyInfo as received (a CSR's), which is
+ * the DER ca_device_id() would produce, without re-encoding the key. */
+int
+ca_device_id_spki(X509_PUBKEY *spki, char out[CA_DEVICE_ID],
+    unsigned char spki_sha256[32])
+{
+	unsigned char *der = NULL;
+	int len = i2d_X509_PUBKEY(spki, &der);
+
+	return ca_device_id_der(der, len, out, spki_sha256);
 }
 
 int
@@ -129,6 +148,42 @@ ca_name_text(const X509_NAME *name, char *buf, size_t len)
 	if (n < 0)
 		n = 0;
 	buf[n] = '\0';
+	return 0;
+}
+
+/* Put a received SubjectPublicKeyInfo into cert unchanged. */
+static int
+ca_copy_spki(X509 *cert, X509_PUBKEY *from)
+{
+	ASN1_OBJECT *alg;
+	const ASN1_OBJECT *palg;
+	const unsigned char *pk;
+	const void *pval;
+	X509_ALGOR *pa;
+	void *param = NULL;
+	unsigned char *copy;
+	int pklen, ptype;
+
+	if (!X509_PUBKEY_get0_param(&alg, &pk, &pklen, &pa, from))
+		return -1;
+	X509_ALGOR_get0(&palg, &ptype, &pval, pa);
+	if (ptype == V_ASN1_OBJECT)
+		param = OBJ_dup(pval);
+	else if (ptype == V_ASN1_SEQUENCE)
+		param = ASN1_STRING_dup(pval);
+	else if (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF)
+		return -1;
+	if ((ptype == V_ASN1_OBJECT || ptype == V_ASN1_SEQUENCE) && param == NULL)
+		return -1;
+	if ((copy = OPENSSL_memdup(pk, (size_t)pklen)) == NULL) {
+		ptype == V_ASN1_OBJECT ? ASN1_OBJECT_free(param) : ASN1_STRING_free(param);
+		return -1;
+	}
+	if (!X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(cert), OBJ_dup(alg), ptype,
+	    param, copy, pklen)) {
+		OPENSSL_free(copy);
+		return -1;
+	}
 	return 0;
 }
 
@@ -217,7 +272,8 @@ ca_issue(const struct ca_request *r, char serial_hex[CA_SERIAL_HEX], char *err,
 	    !X509_set_subject_name(cert, name) ||
 	    !X509_set_issuer_name(cert, r->issuer ?
 	    X509_get_subject_name(r->issuer->cert) : name) ||
-	    !X509_set_pubkey(cert, r->pubkey) ||
+	    (r->spki ? ca_copy_spki(cert, r->spki) == -1 :
+	    !X509_set_pubkey(cert, r->pubkey)) ||
 	    /* Backdated a minute for clocks that run slightly behind. */
 	    X509_gmtime_adj(X509_getm_notBefore(cert), -60) == NULL ||
 	    X509_time_adj_ex(X509_getm_notAfter(cert), r->days, 0, NULL) == NULL) {

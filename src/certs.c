@@ -1,13 +1,47 @@
 /* certs.c: SQL of the certs resource; every change carries its audit row in
- * the same statement. */
+ * the same statement. A revocation is an UPDATE of revoked_at, whose trigger
+ * (sql/002_ca.sql) tells every node's OCSP and CRL before the reply. */
 #include "certs.h"
 
 #include <stddef.h>
 
+#define CERTS_TS(x) "to_char(" x " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+const struct db_stmt certs_list = {
+	"certs_list", "SELECT serial, device_id, subject, not_before, not_after,"
+	" revoked_at, revocation_reason FROM ql_certs_list($1::bigint, $2,"
+	" $3::boolean, $4::integer, $5::boolean, $6, $7::integer)", 7 };
+const struct db_stmt certs_get = {
+	"certs_get", "SELECT v.serial, v.device_id, v.subject, v.not_before,"
+	" v.not_after, v.revoked_at, v.revocation_reason, c.cert_der"
+	" FROM ql_certs_api v JOIN certificates c ON c.serial = v.serial"
+	" WHERE v.serial = $2"
+	" AND v.ca_id IN (SELECT id FROM cas WHERE project_id = $1::bigint)", 2 };
+/* A concurrent revocation makes the UPDATE find revoked_at set (READ
+ * COMMITTED re-checks the row), so r is empty and the caller says 409. */
+const struct db_stmt certs_revoke = {
+	"certs_revoke", "WITH cur AS (SELECT v.* FROM ql_certs_api v"
+	" WHERE v.serial = $2"
+	" AND v.ca_id IN (SELECT id FROM cas WHERE project_id = $1::bigint)),"
+	" r AS (UPDATE certificates c SET revoked_at = now(),"
+	" revocation_reason = $3::smallint FROM cur"
+	" WHERE c.serial = cur.serial AND c.revoked_at IS NULL"
+	" RETURNING c.serial, c.revoked_at, c.revocation_reason),"
+	" a AS (SELECT ql_audit($4, 'certificate.revoke', r.serial, 'ok', $5,"
+	" $1::bigint) AS id FROM r)"
+	" SELECT cur.serial, cur.device_id, cur.subject, cur.not_before, cur.not_after,"
+	" coalesce(" CERTS_TS("r.revoked_at") ", cur.revoked_at),"
+	" coalesce(r.revocation_reason, cur.revocation_reason), c.cert_der,"
+	" r.serial IS NOT NULL, a.id"
+	" FROM cur JOIN certificates c ON c.serial = cur.serial"
+	" LEFT JOIN r ON true LEFT JOIN a ON true", 5 };
+
 int
 certs_register(struct db_pool *db)
 {
-	static const struct db_stmt *const stmts[] = { NULL };
+	static const struct db_stmt *const stmts[] = {
+		&certs_list, &certs_get, &certs_revoke, NULL
+	};
 
 	for (size_t i = 0; stmts[i] != NULL; i++)
 		if (db_register(db, stmts[i]) == -1)

@@ -45,6 +45,38 @@ static const struct db_stmt enroll_revoke_update = {
 	" SELECT ql_audit($3, 'certificate.revoke', r.serial, 'ok', 'reason ' || $2,"
 	" (SELECT project_id FROM cas WHERE cas.id = r.ca_id)) FROM r", 3 };
 
+#define ENROLL_ISO(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define ENROLL_TOKEN_COLS "id, name, max_uses, uses, " ENROLL_ISO("expires_at") ", " \
+	ENROLL_ISO("revoked_at") ", " ENROLL_ISO("created_at")
+
+/* The admin API's statements: projects by id (already scope-checked). */
+const struct db_stmt enroll_tokens_list = {
+	"enroll_tokens_list", "SELECT " ENROLL_TOKEN_COLS " FROM enrollment_tokens"
+	" WHERE project_id = $1::bigint AND id > $2::bigint ORDER BY id"
+	" LIMIT $3::integer", 3 };
+const struct db_stmt enroll_token_new = {
+	"enroll_token_new", "WITH t AS (INSERT INTO enrollment_tokens (project_id,"
+	" token_hash, max_uses, expires_at, name) VALUES ($1::bigint, $2, $3::integer,"
+	" now() + make_interval(days => $4::integer), $5) RETURNING *)"
+	" SELECT " ENROLL_TOKEN_COLS ", ql_audit($6, 'enrollment_token.create',"
+	" t.id::text, 'ok', t.name, t.project_id) FROM t", 6 };
+const struct db_stmt enroll_token_revoke = {
+	"enroll_token_revoke", "SELECT ql_enrollment_token_revoke($1::bigint,"
+	" $2::bigint, $3)", 3 };
+const struct db_stmt enroll_allowlist_list = {
+	"enroll_allowlist_list", "SELECT device_id, " ENROLL_ISO("created_at")
+	" FROM allowlist WHERE project_id = $1::bigint AND device_id > $2"
+	" ORDER BY device_id LIMIT $3::integer", 3 };
+const struct db_stmt enroll_allowlist_add = {
+	"enroll_allowlist_add", "SELECT added, already_present FROM"
+	" ql_allowlist_add($1::bigint, $2::text[], $3)", 3 };
+const struct db_stmt enroll_allowlist_remove = {
+	"enroll_allowlist_remove", "WITH a AS (DELETE FROM allowlist"
+	" WHERE project_id = $1::bigint AND device_id = $2"
+	" RETURNING project_id, device_id)"
+	" SELECT ql_audit($3, 'allowlist.remove', a.device_id, 'ok', NULL,"
+	" a.project_id) FROM a", 3 };
+
 struct enroll_ctx {
 	enroll_cb	 cb;
 	void		*arg;
@@ -57,6 +89,9 @@ enroll_register(struct db_pool *db)
 	const struct db_stmt *s[] = {
 		&enroll_first, &enroll_again, &enroll_token_insert,
 		&enroll_allow_insert, &enroll_approve_update, &enroll_revoke_update,
+		&enroll_tokens_list, &enroll_token_new, &enroll_token_revoke,
+		&enroll_allowlist_list, &enroll_allowlist_add,
+		&enroll_allowlist_remove,
 	};
 
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)

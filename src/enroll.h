@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <time.h>
 
-struct db_pool;
+#include "db.h"
 
 enum enroll_result {
 	ENROLL_ISSUED,		/* detail: the device ID */
@@ -58,5 +58,23 @@ void	enroll_approve(struct db_pool *, const char *actor, const char *project,
 	    const char *device_id, enroll_cb, void *arg);
 void	enroll_revoke(struct db_pool *, const char *actor, const char *serial,
 	    int reason, enroll_cb, void *arg);
+
+/* The admin API's statements (project by id, already scope-checked).
+ * Token rows: id, name, max_uses, uses, expires_at, revoked_at,
+ * created_at (ISO 8601 UTC; NULL when unset). */
+/* $1 project id, $2 after id, $3 limit */
+extern const struct db_stmt enroll_tokens_list;
+/* $1 project id, $2 SHA-256 of the secret (binary), $3 max uses, $4 valid
+ * days, $5 name|NULL, $6 actor -> the token row */
+extern const struct db_stmt enroll_token_new;
+/* $1 project id, $2 token id, $3 actor -> ok | not_found | revoked */
+extern const struct db_stmt enroll_token_revoke;
+/* $1 project id, $2 after device ID, $3 limit -> device_id, created_at */
+extern const struct db_stmt enroll_allowlist_list;
+/* $1 project id, $2 "{id,id,...}" (checked), $3 actor -> added,
+ * already_present; all or nothing, one audit row */
+extern const struct db_stmt enroll_allowlist_add;
+/* $1 project id, $2 device ID, $3 actor -> 1 row when it was there */
+extern const struct db_stmt enroll_allowlist_remove;
 
 #endif

@@ -31,7 +31,6 @@ struct est_enroll {
 	struct http_req	*hr;
 	char		 project[64];
 	X509_REQ	*csr;
-	EVP_PKEY	*pub;		/* owned by csr */
 	char		 label[EST_LABEL_MAX + 1];
 	unsigned char	 token_hash[32];
 	int		 has_token;
@@ -376,8 +375,9 @@ est_issue(struct est_enroll *e, struct pki_ca *ca)
 
 	e->attempts++;
 	X509_free(e->cert);
-	e->cert = pki_issue_device(hr->srv->pki, ca, e->pub, e->device_id,
-	    e->serial, err, sizeof(err));
+	e->cert = pki_issue_device(hr->srv->pki, ca,
+	    X509_REQ_get_X509_PUBKEY(e->csr), e->device_id, e->serial, err,
+	    sizeof(err));
 	if (e->cert == NULL || (derlen = i2d_X509(e->cert, &der)) <= 0 ||
 	    ca_name_text(X509_get_subject_name(e->cert), subject, sizeof(subject)) == -1) {
 		log_warnx("est: cannot issue for %s: %s", e->device_id, err);
@@ -507,8 +507,7 @@ est_enroll_common(struct http_req *hr, int is_reenroll)
 		http_reply_problem(hr, status, NULL, "%s", err);
 		goto fail;
 	}
-	e->pub = X509_REQ_get0_pubkey(e->csr);
-	if (ca_device_id(e->pub, devid, e->spki) == -1) {
+	if (ca_device_id_spki(X509_REQ_get_X509_PUBKEY(e->csr), devid, e->spki) == -1) {
 		http_reply_problem(hr, 400, NULL, "cannot encode the CSR public key");
 		goto fail;
 	}

@@ -919,13 +919,13 @@ pki_url(struct pki *pki)
 }
 
 X509 *
-pki_issue_device(struct pki *pki, struct pki_ca *ca, EVP_PKEY *pub,
+pki_issue_device(struct pki *pki, struct pki_ca *ca, X509_PUBKEY *spki,
     const char *device_id, char serial[CA_SERIAL_HEX], char *err, size_t errlen)
 {
 	char san[96], ocsp[320], crl[400];
 	struct ca_request r = {
 		.profile = CA_PROFILE_DEVICE, .cn = device_id, .org = ca->name,
-		.pubkey = pub, .issuer = &ca->signer, .days = ca->validity_days,
+		.spki = spki, .issuer = &ca->signer, .days = ca->validity_days,
 		.san = san, .ocsp_url = ocsp, .crl_url = crl,
 	};
 

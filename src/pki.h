@@ -73,7 +73,7 @@ void		 pki_tls_auto(struct pki *, const char *name, char **cert_path,
 
 const char	*pki_url(struct pki *);
 /* Device certificate for a verified CSR public key. */
-X509		*pki_issue_device(struct pki *, struct pki_ca *, EVP_PKEY *pub,
+X509		*pki_issue_device(struct pki *, struct pki_ca *, X509_PUBKEY *spki,
 		    const char *device_id, char serial[CA_SERIAL_HEX], char *err,
 		    size_t errlen);
 time_t		 pki_asn1_time(const ASN1_TIME *);

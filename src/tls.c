@@ -39,6 +39,9 @@ tls_ctx_new(const char *cert, const char *key, char *err, size_t errlen)
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
 	    SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
+	/* Send the chain the file holds instead of building one from the
+	 * client-verify store on every handshake (clients pin the root). */
+	SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
 	if (SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS_12) != 1) {
 		tls_err(err, errlen, "cipher list", "");
 		goto fail;

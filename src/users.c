@@ -29,13 +29,40 @@ const struct db_stmt users_set_password = {
 	" password_changed_at = now() WHERE id = $1::bigint RETURNING name)"
 	" SELECT ql_audit($3, 'user.password', u.name, 'ok', NULL, NULL) FROM u", 3 };
 
+/* The admin API: users and API tokens. Rows come from the views and
+ * functions of sql/005_users.sql. */
+const struct db_stmt users_list = {
+	"users_list", "SELECT name, role, projects, disabled, created_at"
+	" FROM ql_users_v WHERE ($3::bigint[] IS NULL OR (project_ids IS NOT NULL"
+	" AND project_ids <@ $3::bigint[])) AND name > $1 ORDER BY name"
+	" LIMIT $2::integer", 3 };
+const struct db_stmt users_create_api = {
+	"users_create_api", "SELECT status, detail, name, role, projects, disabled,"
+	" created_at FROM ql_user_create($1, $2, $3, $4::text[], $5::bigint[], $6)", 6 };
+const struct db_stmt users_update = {
+	"users_update", "SELECT status, detail, name, role, projects, disabled,"
+	" created_at FROM ql_user_update($1, $2, $3::boolean, $4::boolean,"
+	" $5::text[], $6, $7::bigint[], $8::bigint, $9)", 9 };
+const struct db_stmt users_tokens_list = {
+	"users_tokens_list", "SELECT id, name, role, project, expires_at,"
+	" revoked_at, last_used, created_at FROM ql_api_tokens_v"
+	" WHERE ($3::bigint[] IS NULL OR project_id = ANY($3::bigint[]))"
+	" AND id > $1::bigint ORDER BY id LIMIT $2::integer", 3 };
+const struct db_stmt users_token_create = {
+	"users_token_create", "SELECT status, detail, id, name, role, project,"
+	" expires_at, revoked_at, last_used, created_at FROM ql_api_token_create($1,"
+	" $2, $3, $4, $5::integer, $6::bigint[], $7::bigint, $8)", 8 };
+const struct db_stmt users_token_revoke = {
+	"users_token_revoke", "SELECT ql_api_token_revoke($1::bigint, $2::bigint[], $3)", 3 };
+
 int
 users_register(struct db_pool *db)
 {
 	const struct db_stmt *s[] = {
 		&users_by_name, &users_password_of, &users_session_create,
 		&users_session_delete, &users_login_refused, &users_create,
-		&users_set_password,
+		&users_set_password, &users_list, &users_create_api, &users_update,
+		&users_tokens_list, &users_token_create, &users_token_revoke,
 	};
 
 	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)

@@ -21,6 +21,30 @@ extern const struct db_stmt users_create;
 /* $1 user id, $2 new hash, $3 actor -> 1 row */
 extern const struct db_stmt users_set_password;
 
+/* The admin API. "scope" is the caller's projects ("{1,2}") or NULL for
+ * all: a caller limited to projects sees and manages only users and
+ * tokens inside them. User rows: name, role, projects (comma-separated
+ * names, '' for none, NULL for all), disabled, created_at. Token rows: id,
+ * name, role, project name|NULL, expires_at, revoked_at, last_used,
+ * created_at. Functions answer a status word first (see 005_users.sql). */
+/* $1 after name, $2 limit, $3 scope */
+extern const struct db_stmt users_list;
+/* $1 name, $2 password hash, $3 role, $4 project names ("{a,b}"|NULL),
+ * $5 scope, $6 actor -> status, detail, user row */
+extern const struct db_stmt users_create_api;
+/* $1 name, $2 role|NULL, $3 disabled|NULL, $4 set projects, $5 project
+ * names|NULL, $6 password hash|NULL, $7 scope, $8 caller's user id|NULL,
+ * $9 actor -> status, detail, user row */
+extern const struct db_stmt users_update;
+/* $1 after id, $2 limit, $3 scope */
+extern const struct db_stmt users_tokens_list;
+/* $1 name, $2 SHA-256 of the secret (binary), $3 role, $4 project|NULL,
+ * $5 valid days|NULL, $6 scope, $7 creating user id|NULL, $8 actor ->
+ * status, detail, token row */
+extern const struct db_stmt users_token_create;
+/* $1 token id, $2 scope, $3 actor -> ok | not_found | revoked */
+extern const struct db_stmt users_token_revoke;
+
 int	users_register(struct db_pool *) __attribute__((warn_unused_result));
 
 #endif

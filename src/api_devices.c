@@ -1,19 +1,384 @@
 /* api_devices.c: devices of a project: list with filters, get, approve,
- * reject, disable, enable, tags, delete (which revokes its certificates). */
+ * reject, disable, enable, tags, delete (which revokes its certificates).
+ * Query values reach SQL only as parameters; state rules live in SQL. */
 #include "api_devices.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <event2/http.h>
 
 #include "api.h"
+#include "devices.h"
+#include "json.h"
+#include "server.h"
+#include "util.h"
+
+#define API_DEVICES_ID_LEN	32	/* base32 of 20 bytes */
+#define API_DEVICES_TAG_MAX	64
+#define API_DEVICES_TAGS_MAX	32
+#define API_DEVICES_Q_MAX	64
+/* Larger than any query value worth reading: http_query_param treats a
+ * longer one as absent. */
+#define API_DEVICES_QBUF	4096
+
+static const char *
+api_devices_val(const PGresult *res, int i, int col)
+{
+	return PQgetisnull(res, i, col) ? NULL : PQgetvalue(res, i, col);
+}
+
+/* One device row starting at column off (see devices.h). */
+static void
+api_devices_row(yajl_gen g, const PGresult *res, int i, int off)
+{
+	const char *tags = PQgetvalue(res, i, off + 3), *end;
+	const char *serial = api_devices_val(res, i, off + 7);
+
+	yajl_gen_map_open(g);
+	json_kv_str(g, "device_id", PQgetvalue(res, i, off));
+	json_kv_str(g, "label", api_devices_val(res, i, off + 1));
+	json_kv_str(g, "status", PQgetvalue(res, i, off + 2));
+	json_key(g, "tags");
+	yajl_gen_array_open(g);
+	while (*tags != '\0') {
+		if ((end = strchr(tags, DEVICES_TAG_SEP)) == NULL)
+			end = tags + strlen(tags);
+		/* ASCII when set through the API (api_devices_tag_ok). */
+		if (util_utf8_valid((const unsigned char *)tags, (size_t)(end - tags)))
+			yajl_gen_string(g, (const unsigned char *)tags,
+			    (size_t)(end - tags));
+		tags = *end ? end + 1 : end;
+	}
+	yajl_gen_array_close(g);
+	json_kv_str(g, "created_at", PQgetvalue(res, i, off + 4));
+	json_kv_str(g, "last_seen", api_devices_val(res, i, off + 5));
+	json_kv_str(g, "installed_version", api_devices_val(res, i, off + 6));
+	json_key(g, "certificate");
+	if (serial == NULL)
+		yajl_gen_null(g);
+	else {
+		yajl_gen_map_open(g);
+		json_kv_str(g, "serial", serial);
+		json_kv_str(g, "not_after", PQgetvalue(res, i, off + 8));
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_map_close(g);
+}
+
+/* The {device} path parameter; 404 unless it can be a device ID. */
+static int
+api_devices_param(struct http_req *hr, char id[API_DEVICES_ID_LEN + 1])
+{
+	if (api_param(hr, 1, id, API_DEVICES_ID_LEN + 1) == -1)
+		return -1;
+	if (strlen(id) != API_DEVICES_ID_LEN ||
+	    strspn(id, "abcdefghijklmnopqrstuvwxyz234567") != API_DEVICES_ID_LEN) {
+		http_reply_problem(hr, 404, NULL, "no such device");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+api_devices_tag_ok(const char *t, size_t len)
+{
+	return len >= 1 && len <= API_DEVICES_TAG_MAX && strspn(t,
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == len;
+}
+
+/* A text query parameter: 0 absent (out[0] = 0), 1 present, -1 after 400. */
+static int
+api_devices_query_str(struct http_req *hr, const char *name, size_t maxlen,
+    char *out, size_t outlen)
+{
+	size_t n;
+
+	out[0] = '\0';
+	if (http_query_param(hr, name, out, outlen) == -1) {
+		out[0] = '\0';
+		return 0;
+	}
+	n = strlen(out);
+	if (n > maxlen || !util_utf8_valid((const unsigned char *)out, n)) {
+		http_reply_problem(hr, 400, NULL,
+		    "query parameter %s must be at most %zu bytes of UTF-8", name, maxlen);
+		return -1;
+	}
+	return 1;
+}
+
+static void
+api_devices_listed(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct http_req *hr = arg;
+	yajl_gen g;
+
+	if (st != DB_OK) {
+		api_db_error(hr, st, res, errstr);
+		return;
+	}
+	g = api_list_begin();
+	for (int i = 0; i < PQntuples(res); i++)
+		api_devices_row(g, res, i, 0);
+	api_list_page(hr, g, res, 0);
+}
+
+static void
+api_devices_list(struct http_req *hr)
+{
+	static const char *const statuses[] = {
+		"pending", "approved", "active", "rejected", "disabled", NULL
+	};
+	char after[256], limit_s[16], project[24], status[16];
+	char tag[API_DEVICES_QBUF], q[API_DEVICES_QBUF];
+	const char *v[6];
+	int limit, has_status, has_tag, has_q;
+	size_t i;
+
+	if (api_page(hr, &limit, after, sizeof(after)) == -1 ||
+	    (has_status = api_devices_query_str(hr, "status", sizeof(status) - 1,
+	    status, sizeof(status))) == -1 ||
+	    (has_tag = api_devices_query_str(hr, "tag", API_DEVICES_TAG_MAX, tag,
+	    sizeof(tag))) == -1 ||
+	    (has_q = api_devices_query_str(hr, "q", API_DEVICES_Q_MAX, q,
+	    sizeof(q))) == -1)
+		return;
+	if (has_status) {
+		for (i = 0; statuses[i] != NULL && strcmp(statuses[i], status) != 0; i++)
+			;
+		if (statuses[i] == NULL) {
+			http_reply_problem(hr, 400, NULL, "query parameter status must be"
+			    " pending, approved, active, rejected or disabled");
+			return;
+		}
+	}
+	/* A tag that could never be set matches nothing: no error, no rows. */
+	if (has_tag && tag[0] == '\0') {
+		http_reply_problem(hr, 400, NULL, "query parameter tag is empty");
+		return;
+	}
+	snprintf(project, sizeof(project), "%lld", api_project_id(hr));
+	snprintf(limit_s, sizeof(limit_s), "%d", limit);
+	v[0] = project;
+	v[1] = has_status ? status : NULL;
+	v[2] = has_tag ? tag : NULL;
+	v[3] = has_q && q[0] != '\0' ? q : NULL;
+	v[4] = after;
+	v[5] = limit_s;
+	db_query(hr->srv->db, &devices_list, 6, v, NULL, api_devices_listed, hr);
+}
+
+static void
+api_devices_one(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct http_req *hr = arg;
+	yajl_gen g;
+
+	if (st != DB_OK) {
+		api_db_error(hr, st, res, errstr);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		http_reply_problem(hr, 404, NULL, "no such device");
+		return;
+	}
+	g = json_gen_new();
+	api_devices_row(g, res, 0, 0);
+	http_reply_json(hr, 200, g);
+}
+
+static void
+api_devices_get(struct http_req *hr)
+{
+	char id[API_DEVICES_ID_LEN + 1], project[24];
+	const char *v[2] = { project, id };
+
+	if (api_devices_param(hr, id) == -1)
+		return;
+	snprintf(project, sizeof(project), "%lld", api_project_id(hr));
+	db_query(hr->srv->db, &devices_get, 2, v, NULL, api_devices_one, hr);
+}
+
+/* result, then the device row: 'ok', 'conflict' or 'not_found'. */
+static void
+api_devices_changed(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct http_req *hr = arg;
+	const char *result;
+	yajl_gen g;
+
+	if (st != DB_OK) {
+		api_db_error(hr, st, res, errstr);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		http_reply_problem(hr, 500, NULL, "internal error");
+		return;
+	}
+	result = PQgetvalue(res, 0, 0);
+	if (strcmp(result, "not_found") == 0) {
+		http_reply_problem(hr, 404, NULL, "no such device");
+		return;
+	}
+	if (strcmp(result, "ok") != 0) {
+		http_reply_problem(hr, 409, NULL, "the device is %s",
+		    PQgetvalue(res, 0, 3));
+		return;
+	}
+	g = json_gen_new();
+	api_devices_row(g, res, 0, 1);
+	http_reply_json(hr, 200, g);
+}
+
+static void
+api_devices_set_status(struct http_req *hr, const char *action)
+{
+	char id[API_DEVICES_ID_LEN + 1], project[24];
+	const char *v[4] = { project, id, action, NULL };
+
+	if (api_devices_param(hr, id) == -1)
+		return;
+	snprintf(project, sizeof(project), "%lld", api_project_id(hr));
+	v[3] = api_actor(hr);
+	db_query(hr->srv->db, &devices_set_status, 4, v, NULL,
+	    api_devices_changed, hr);
+}
+
+static void
+api_devices_approve(struct http_req *hr)
+{
+	api_devices_set_status(hr, "approve");
+}
+
+static void
+api_devices_reject(struct http_req *hr)
+{
+	api_devices_set_status(hr, "reject");
+}
+
+static void
+api_devices_disable(struct http_req *hr)
+{
+	api_devices_set_status(hr, "disable");
+}
+
+static void
+api_devices_enable(struct http_req *hr)
+{
+	api_devices_set_status(hr, "enable");
+}
+
+/* {"tags":[...]}: joined with ',' into out (no tag may hold one). */
+static int
+api_devices_tags_body(struct http_req *hr, yajl_val body, char *out, size_t len)
+{
+	static const char *const keys[] = { "tags", NULL };
+	yajl_val tags;
+	size_t off = 0, n;
+
+	if (api_json_only(hr, body, keys) == -1)
+		return -1;
+	if ((tags = json_get(body, "tags")) == NULL) {
+		http_reply_problem(hr, 400, NULL, "field \"tags\" is required");
+		return -1;
+	}
+	if (!YAJL_IS_ARRAY(tags)) {
+		http_reply_problem(hr, 400, NULL, "field \"tags\" must be an array of strings");
+		return -1;
+	}
+	for (size_t i = 0; i < tags->u.array.len; i++)
+		if (!YAJL_IS_STRING(tags->u.array.values[i])) {
+			http_reply_problem(hr, 400, NULL,
+			    "field \"tags\" must be an array of strings");
+			return -1;
+		}
+	if (tags->u.array.len > API_DEVICES_TAGS_MAX) {
+		http_reply_problem(hr, 422, NULL, "field \"tags\" holds more than %d tags",
+		    API_DEVICES_TAGS_MAX);
+		return -1;
+	}
+	out[0] = '\0';
+	for (size_t i = 0; i < tags->u.array.len; i++) {
+		const char *t = YAJL_GET_STRING(tags->u.array.values[i]);
+
+		n = strlen(t);
+		if (!api_devices_tag_ok(t, n)) {
+			http_reply_problem(hr, 422, NULL, "field \"tags\": each tag must be"
+			    " 1-%d characters of A-Z a-z 0-9 . _ : -", API_DEVICES_TAG_MAX);
+			return -1;
+		}
+		if (off + n + 2 > len) {
+			http_reply_problem(hr, 422, NULL, "field \"tags\" is too long");
+			return -1;
+		}
+		if (off > 0)
+			out[off++] = ',';
+		memcpy(out + off, t, n + 1);
+		off += n;
+	}
+	return 0;
+}
+
+static void
+api_devices_tags(struct http_req *hr)
+{
+	char id[API_DEVICES_ID_LEN + 1], project[24];
+	char joined[API_DEVICES_TAGS_MAX * (API_DEVICES_TAG_MAX + 1) + 1];
+	const char *v[4] = { project, id, joined, NULL };
+	yajl_val body;
+
+	if (api_devices_param(hr, id) == -1 || (body = api_body_json(hr)) == NULL)
+		return;
+	if (api_devices_tags_body(hr, body, joined, sizeof(joined)) == -1) {
+		yajl_tree_free(body);
+		return;
+	}
+	yajl_tree_free(body);
+	snprintf(project, sizeof(project), "%lld", api_project_id(hr));
+	v[3] = api_actor(hr);
+	db_query(hr->srv->db, &devices_set_tags, 4, v, NULL, api_devices_changed, hr);
+}
+
+static void
+api_devices_deleted(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct http_req *hr = arg;
+
+	if (st != DB_OK)
+		api_db_error(hr, st, res, errstr);
+	else if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
+		http_reply_problem(hr, 404, NULL, "no such device");
+	else
+		http_reply(hr, 204, NULL, NULL);
+}
+
+static void
+api_devices_delete(struct http_req *hr)
+{
+	char id[API_DEVICES_ID_LEN + 1], project[24];
+	const char *v[3] = { project, id, NULL };
+
+	if (api_devices_param(hr, id) == -1)
+		return;
+	snprintf(project, sizeof(project), "%lld", api_project_id(hr));
+	v[2] = api_actor(hr);
+	db_query(hr->srv->db, &devices_delete, 3, v, NULL, api_devices_deleted, hr);
+}
 
 const struct route api_devices_routes[] = {
-	{ "/api/v1/projects/{project}/devices", EVHTTP_REQ_GET, ROUTE_ADMIN, api_not_implemented, AUTH_VIEWER },
-	{ "/api/v1/projects/{project}/devices/{device}", EVHTTP_REQ_GET, ROUTE_ADMIN, api_not_implemented, AUTH_VIEWER },
-	{ "/api/v1/projects/{project}/devices/{device}", EVHTTP_REQ_DELETE, ROUTE_ADMIN, api_not_implemented, AUTH_OPERATOR },
-	{ "/api/v1/projects/{project}/devices/{device}/approve", EVHTTP_REQ_POST, ROUTE_ADMIN, api_not_implemented, AUTH_OPERATOR },
-	{ "/api/v1/projects/{project}/devices/{device}/reject", EVHTTP_REQ_POST, ROUTE_ADMIN, api_not_implemented, AUTH_OPERATOR },
-	{ "/api/v1/projects/{project}/devices/{device}/disable", EVHTTP_REQ_POST, ROUTE_ADMIN, api_not_implemented, AUTH_OPERATOR },
-	{ "/api/v1/projects/{project}/devices/{device}/enable", EVHTTP_REQ_POST, ROUTE_ADMIN, api_not_implemented, AUTH_OPERATOR },
-	{ "/api/v1/projects/{project}/devices/{device}/tags", EVHTTP_REQ_PUT, ROUTE_ADMIN, api_not_implemented, AUTH_OPERATOR },
+	{ "/api/v1/projects/{project}/devices", EVHTTP_REQ_GET, ROUTE_ADMIN, api_devices_list, AUTH_VIEWER },
+	{ "/api/v1/projects/{project}/devices/{device}", EVHTTP_REQ_GET, ROUTE_ADMIN, api_devices_get, AUTH_VIEWER },
+	{ "/api/v1/projects/{project}/devices/{device}", EVHTTP_REQ_DELETE, ROUTE_ADMIN, api_devices_delete, AUTH_OPERATOR },
+	{ "/api/v1/projects/{project}/devices/{device}/approve", EVHTTP_REQ_POST, ROUTE_ADMIN, api_devices_approve, AUTH_OPERATOR },
+	{ "/api/v1/projects/{project}/devices/{device}/reject", EVHTTP_REQ_POST, ROUTE_ADMIN, api_devices_reject, AUTH_OPERATOR },
+	{ "/api/v1/projects/{project}/devices/{device}/disable", EVHTTP_REQ_POST, ROUTE_ADMIN, api_devices_disable, AUTH_OPERATOR },
+	{ "/api/v1/projects/{project}/devices/{device}/enable", EVHTTP_REQ_POST, ROUTE_ADMIN, api_devices_enable, AUTH_OPERATOR },
+	{ "/api/v1/projects/{project}/devices/{device}/tags", EVHTTP_REQ_PUT, ROUTE_ADMIN, api_devices_tags, AUTH_OPERATOR },
 };
 const size_t api_devices_nroutes = sizeof(api_devices_routes) / sizeof(api_devices_routes[0]);

@@ -71,6 +71,7 @@ struct db_pool {
 	struct event		*tick;
 	char			 last_error[256];
 	int			 is_started;
+	int			 is_closing;
 };
 
 static const char *const db_state_names[] = {
@@ -510,7 +511,7 @@ db_tick(evutil_socket_t fd, short what, void *arg)
 	for (int i = 0; i < p->s.size; i++) {
 		struct db_conn *c = &p->conns[i];
 
-		if (c->state == DB_CONN_BUSY &&
+		if (c->state == DB_CONN_BUSY && c->q != NULL &&
 		    c->q->deadline + DB_BUSY_GRACE_S <= now)
 			db_conn_broken(c, "server did not answer in time");
 	}
@@ -564,6 +565,34 @@ db_pool_start(struct db_pool *p)
 	p->is_started = 1;
 	for (int i = 0; i < p->s.size; i++)
 		db_conn_connect(&p->conns[i]);
+}
+
+/* Shutdown: everything queued or running fails now, so that every owner
+ * gets its callback (and frees what it holds) while the rest of the
+ * process still exists. Queries issued by those callbacks fail too. */
+void
+db_pool_drain(struct db_pool *p)
+{
+	struct db_query *q;
+
+	if (p == NULL)
+		return;
+	p->is_closing = 1;
+	for (int i = 0; i < p->s.size; i++) {
+		struct db_conn *c = &p->conns[i];
+
+		if (c->q != NULL) {
+			db_fail(p, c->q, "server shutting down");
+			c->q = NULL;
+		}
+	}
+	while ((q = TAILQ_FIRST(&p->queue)) != NULL) {
+		TAILQ_REMOVE(&p->queue, q, entry);
+		p->queued--;
+		db_fail(p, q, "server shutting down");
+	}
+	while (!TAILQ_EMPTY(&p->failed))
+		db_deliver_failed(-1, 0, p);
 }
 
 void
@@ -654,7 +683,7 @@ db_query(struct db_pool *p, const struct db_stmt *st, int nparams,
 	q->cb = cb;
 	q->arg = arg;
 	q->deadline = db_now() + p->s.query_timeout_s;
-	if (!db_usable(p)) {
+	if (!db_usable(p) || p->is_closing) {
 		db_fail(p, q, "database unavailable");
 		return;
 	}

@@ -39,6 +39,8 @@ struct db_pool	*db_pool_new(struct event_base *, const struct db_pool_settings *
 int		 db_register(struct db_pool *, const struct db_stmt *)
 		    __attribute__((warn_unused_result));
 void		 db_pool_start(struct db_pool *);
+/* Fail what is queued or running, running every callback once. */
+void		 db_pool_drain(struct db_pool *);
 void		 db_pool_free(struct db_pool *);
 
 /* values[i] NULL is SQL NULL. lengths may be NULL (all text); a param with

@@ -365,6 +365,7 @@ main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 	pki_bootstrap(srv.pki, main_bootstrapped, &srv);
 	event_base_dispatch(srv.base);
 out:
+	db_pool_drain(srv.db);
 	http_stop(&srv);
 	for (int i = 0; i < 3; i++)
 		if (sigev[i] != NULL)

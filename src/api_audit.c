@@ -15,8 +15,10 @@
 #include "server.h"
 #include "util.h"
 
-/* Longer values than a filter can match are refused, not ignored. */
+/* Longer values than a filter can match are refused, not ignored (up to
+ * API_AUDIT_QUERY_MAX: http_query_param cannot tell longer from absent). */
 #define API_AUDIT_FILTER_MAX 256
+#define API_AUDIT_QUERY_MAX 4096
 
 static const char *
 api_audit_val(const PGresult *res, int i, int col)
@@ -53,7 +55,7 @@ api_audit_scope(struct http_req *hr, int *is_oom)
 static int
 api_audit_filter(struct http_req *hr, const char *name, char *buf)
 {
-	char big[API_AUDIT_FILTER_MAX + 2];
+	char big[API_AUDIT_QUERY_MAX];
 	size_t n;
 
 	if (http_query_param(hr, name, big, sizeof(big)) == -1)

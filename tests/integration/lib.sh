@@ -807,3 +807,99 @@ ocsp_says() {
     shift
     got=$(ocsp_status "$@" 2>/dev/null) && [ "$got" = "$want" ]
 }
+
+# ---------------------------------------------------------------- admin API
+
+# Set by api_login for the tests that source this file.
+# shellcheck disable=SC2034
+API_COOKIE='' API_CSRF=''
+
+# api_routes: the admin API routes the daemon serves, one "METHOD PATTERN ROLE"
+# line per method (from quarklinkd --list-routes, so new routes are covered).
+api_routes() {
+    "$QUARKLINKD" --list-routes | awk -F'\t' '
+        $1 == "admin" && $3 ~ /^\/api\/v1\// {
+            n = split($2, m, /, */)
+            for (i = 1; i <= n; i++) print m[i], $3, $4
+        }'
+}
+
+# api_random_secret: a fresh random test secret (hex).
+api_random_secret() { od -An -tx1 -N24 /dev/urandom | tr -d ' \n'; }
+
+# api_token_new ROLE PROJECT [EXPIRES_SQL [REVOKED_SQL]]: insert an API token
+# row directly (token_hash = SHA-256 of the secret) and print its secret.
+# PROJECT "" means every project.  EXPIRES_SQL/REVOKED_SQL are SQL
+# expressions, e.g. "now() - interval '1 hour'".
+api_token_new() {
+    local role=$1 project=$2 expires=${3:-NULL} revoked=${4:-NULL} secret pid=NULL
+    secret="qlt-$(api_random_secret)"
+    if [ -n "$project" ]; then
+        pid=$(ql_psql "SELECT id FROM projects WHERE name = '$project'") && [ -n "$pid" ] ||
+            ql__fail_at 1 "api_token_new: no project $project"
+    fi
+    ql_psql "INSERT INTO api_tokens (name, token_hash, role, project_id, expires_at, revoked_at)
+             VALUES ('test $role ${project:-all}', sha256(convert_to('$secret', 'UTF8')),
+                     '$role', $pid, $expires, $revoked)" >/dev/null ||
+        ql__fail_at 1 "api_token_new: insert failed"
+    printf '%s\n' "$secret"
+}
+
+# api_user_new NAME ROLE PROJECTS LIKE_USER: insert user NAME with ROLE, the
+# comma-separated project names PROJECTS ("" = every project) and the same
+# password as the existing user LIKE_USER (its Argon2id hash is copied).
+api_user_new() {
+    local projects=NULL n
+    if [ -n "$3" ]; then
+        projects="(SELECT array_agg(id) FROM projects WHERE name = ANY('{$3}'))"
+    fi
+    n=$(ql_psql "WITH u AS (INSERT INTO users (name, password_hash, role, projects)
+                 SELECT '$1', password_hash, '$2', $projects FROM users WHERE name = '$4'
+                 RETURNING 1) SELECT count(*) FROM u") || n=0
+    [ "$n" = 1 ] || ql__fail_at 1 "api_user_new: could not create user $1 like $4"
+}
+
+# api_login USER PASSWORD [CURL ARGS...]: POST /api/v1/login; on 200 sets
+# API_COOKIE (the ql_session value) and API_CSRF.  Returns 1 unless 200.
+api_login() {
+    local user=$1 pw=$2
+    shift 2
+    API_COOKIE='' API_CSRF=''
+    ql_curl -H 'Content-Type: application/json' "$@" \
+        --data-binary "$(jq -cn --arg u "$user" --arg p "$pw" '{username: $u, password: $p}')" \
+        "$(admin_url /api/v1/login)"
+    [ "$HTTP_STATUS" = 200 ] || return 1
+    API_COOKIE=$(ql_header Set-Cookie | sed -nE 's/^ql_session=([^;]*).*/\1/p')
+    API_CSRF=$(json_get "$BODY" csrf_token)
+    [ -n "$API_COOKIE" ] && [ -n "$API_CSRF" ]
+}
+
+# api_problem_summary FILE: "type|title|status|detail|sorted keys" of a
+# problem+json body, or "not-json" (for comparing refusals field by field;
+# "instance" differs per request, so only its presence counts).
+api_problem_summary() {
+    jq -r 'if type == "object" then
+               [(.type | tostring), (.title | tostring), (.status | tostring),
+                (.detail | tostring), (keys | join(","))] | join("|")
+           else "not-object" end' "$1" 2>/dev/null || printf 'not-json\n'
+}
+
+# api_detail FILE: the problem detail of a JSON body ("" if none).
+api_detail() { jq -r 'if type == "object" then (.detail // "") else "" end' "$1" 2>/dev/null; }
+
+# api_table_counts: "table=rows ..." for every table except audit_log, to
+# prove a refused request changed nothing (a dropped table shows too).
+api_table_counts() {
+    ql_psql "SELECT string_agg(table_name || '=' ||
+                 (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I',
+                  table_name), false, true, '')))[1]::text, ' ' ORDER BY table_name)
+             FROM information_schema.tables
+             WHERE table_schema = 'public' AND table_type = 'BASE TABLE'
+               AND table_name <> 'audit_log'"
+}
+
+# api_alive: the daemon answers /healthz with 200 (for wait_until too).
+api_alive() {
+    [ "$(curl -sS --max-time 5 --cacert "$T/ca.crt" -o /dev/null -w '%{http_code}' \
+        "$(admin_url /healthz)" 2>/dev/null)" = 200 ]
+}

@@ -43,7 +43,7 @@ deps_install() {
 	fi
 	# Node.js runs the OpenAPI validator of make check; any packaging of it
 	# will do (Debian's, or NodeSource's nodejs that bundles npm).
-	command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+	{ command -v node && command -v npm; } >/dev/null 2>&1 || missing+=(nodejs npm)
 	for p in "${PACKAGES[@]}"; do
 		# dpkg -s succeeds for removed-but-not-purged packages too; read
 		# Status.  (No "| grep -q": with pipefail an early grep exit can

@@ -156,6 +156,11 @@ api_run(struct http_req *hr)
 {
 	struct api_ctx *c = hr->api;
 
+	/* The client hung up during the lookups: nothing left to serve. */
+	if (hr->req == NULL) {
+		http_reply(hr, 499, NULL, NULL);
+		return;
+	}
 	if ((int)c->auth->role < hr->match.route->role) {
 		http_reply_problem(hr, 403, NULL, "the %s role may not do this",
 		    auth_role_name(c->auth->role));

@@ -254,7 +254,7 @@ api_users_done(enum db_status st, const PGresult *res, const char *errstr,
 		http_reply_problem(hr, 422, NULL, "no such project: %.63s",
 		    PQgetvalue(res, 0, 1));
 	} else if (strcmp(s, "scope") == 0) {
-		http_reply_problem(hr, 403, NULL, "you may grant only projects you"
+		http_reply_problem(hr, 422, NULL, "you may grant only projects you"
 		    " can see; name them in \"projects\"");
 	} else if (strcmp(s, "ok") != 0) {
 		log_warnx("api: %s %s: unexpected status %s", hr->method, hr->path, s);
@@ -513,7 +513,7 @@ api_users_token_created(enum db_status st, const PGresult *res,
 		http_reply_problem(hr, 422, NULL, "no such project: %.63s",
 		    PQgetvalue(res, 0, 1));
 	} else if (strcmp(s, "scope") == 0) {
-		http_reply_problem(hr, 403, NULL, "you may create tokens only for"
+		http_reply_problem(hr, 422, NULL, "you may create tokens only for"
 		    " projects you can see; name one in \"project\"");
 	} else if (strcmp(s, "ok") != 0) {
 		log_warnx("api: %s %s: unexpected status %s", hr->method, hr->path, s);

@@ -559,7 +559,7 @@ http_stop(struct server *srv)
 int
 http_query_param(struct http_req *hr, const char *name, char *buf, size_t len)
 {
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(hr->req);
+	const struct evhttp_uri *uri = hr->req ? evhttp_request_get_evhttp_uri(hr->req) : NULL;
 	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
 	struct evkeyvalq params;
 	const char *v;

@@ -496,6 +496,35 @@ api_db_error(struct http_req *hr, enum db_status st, const PGresult *res,
 	http_reply_problem(hr, 500, NULL, "internal error");
 }
 
+char *
+api_scope(struct http_req *hr, int *is_oom)
+{
+	const struct auth *a = api_auth(hr);
+	size_t len = 3 + a->nprojects * 21, off = 1;
+	char *s;
+
+	*is_oom = 0;
+	if (a->is_all_projects)
+		return NULL;
+	if ((s = malloc(len)) == NULL) {
+		*is_oom = 1;
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		return NULL;
+	}
+	s[0] = '{';
+	for (size_t i = 0; i < a->nprojects; i++)
+		off += (size_t)snprintf(s + off, len - off, "%s%lld", i ? "," : "",
+		    a->projects[i]);
+	snprintf(s + off, len - off, "}");
+	return s;
+}
+
+const char *
+api_val(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
 void
 api_not_implemented(struct http_req *hr)
 {

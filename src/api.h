@@ -72,6 +72,13 @@ int		 api_query_int(struct http_req *, const char *name, long long min,
 		    long long max, long long *out, int *present)
 		    __attribute__((warn_unused_result));
 
+/* The caller's projects as a PostgreSQL array literal "{1,2}" for
+ * "p.id = ANY($n::bigint[])" filters, NULL for all projects. Caller frees;
+ * NULL with *is_oom set means a 503 has been sent. */
+char		*api_scope(struct http_req *, int *is_oom);
+/* A column value, NULL for SQL NULL (json_kv_str writes null). */
+const char	*api_val(const PGresult *, int row, int col);
+
 /* Placeholder handler for routes declared but not built yet: 501. */
 void		 api_not_implemented(struct http_req *);
 

@@ -20,36 +20,6 @@
 #define API_AUDIT_FILTER_MAX 256
 #define API_AUDIT_QUERY_MAX 4096
 
-static const char *
-api_audit_val(const PGresult *res, int i, int col)
-{
-	return PQgetisnull(res, i, col) ? NULL : PQgetvalue(res, i, col);
-}
-
-/* "{1,2,3}" of the caller's projects, or NULL for all (*is_oom on failure). */
-static char *
-api_audit_scope(struct http_req *hr, int *is_oom)
-{
-	const struct auth *a = api_auth(hr);
-	size_t len = 3 + a->nprojects * 21, off = 1;
-	char *s;
-
-	*is_oom = 0;
-	if (a->is_all_projects)
-		return NULL;
-	if ((s = malloc(len)) == NULL) {
-		*is_oom = 1;
-		http_reply_problem(hr, 503, NULL, "out of memory");
-		return NULL;
-	}
-	s[0] = '{';
-	for (size_t i = 0; i < a->nprojects; i++)
-		off += (size_t)snprintf(s + off, len - off, "%s%lld", i ? "," : "",
-		    a->projects[i]);
-	snprintf(s + off, len - off, "}");
-	return s;
-}
-
 /* Query parameter name into buf (API_AUDIT_FILTER_MAX + 1 bytes): 1 when
  * given, 0 when absent, -1 after a 400. */
 static int
@@ -94,10 +64,10 @@ api_audit_listed(enum db_status st, const PGresult *res, const char *errstr,
 		json_kv_str(g, "at", PQgetvalue(res, i, 1));
 		json_kv_str(g, "actor", PQgetvalue(res, i, 2));
 		json_kv_str(g, "action", PQgetvalue(res, i, 3));
-		json_kv_str(g, "object", api_audit_val(res, i, 4));
+		json_kv_str(g, "object", api_val(res, i, 4));
 		json_kv_str(g, "result", PQgetvalue(res, i, 5));
-		json_kv_str(g, "detail", api_audit_val(res, i, 6));
-		json_kv_str(g, "project", api_audit_val(res, i, 7));
+		json_kv_str(g, "detail", api_val(res, i, 6));
+		json_kv_str(g, "project", api_val(res, i, 7));
 		yajl_gen_map_close(g);
 	}
 	api_list_page(hr, g, res, 0);
@@ -129,7 +99,7 @@ api_audit_list(struct http_req *hr)
 			return;
 		v[2 + i] = rc ? f[i] : NULL;
 	}
-	if ((scope = api_audit_scope(hr, &is_oom)) == NULL && is_oom)
+	if ((scope = api_scope(hr, &is_oom)) == NULL && is_oom)
 		return;
 	snprintf(limit_s, sizeof(limit_s), "%d", limit);
 	v[0] = scope;

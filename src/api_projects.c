@@ -31,23 +31,6 @@ api_projects_row(yajl_gen g, const PGresult *res, int i)
 	yajl_gen_map_close(g);
 }
 
-/* "{1,2,3}" of the caller's projects, or NULL for all. */
-static char *
-api_projects_scope(const struct auth *a)
-{
-	size_t len = 3 + a->nprojects * 21, off = 1;
-	char *s;
-
-	if (a->is_all_projects || (s = malloc(len)) == NULL)
-		return NULL;
-	s[0] = '{';
-	for (size_t i = 0; i < a->nprojects; i++)
-		off += (size_t)snprintf(s + off, len - off, "%s%lld", i ? "," : "",
-		    a->projects[i]);
-	snprintf(s + off, len - off, "}");
-	return s;
-}
-
 static void
 api_projects_listed(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
@@ -69,16 +52,13 @@ static void
 api_projects_list(struct http_req *hr)
 {
 	char after[128], limit_s[16], *scope;
-	int limit;
+	int limit, is_oom;
 	const char *v[3];
 
 	if (api_page(hr, &limit, after, sizeof(after)) == -1)
 		return;
-	scope = api_projects_scope(api_auth(hr));
-	if (scope == NULL && !api_auth(hr)->is_all_projects) {
-		http_reply_problem(hr, 503, NULL, "out of memory");
+	if ((scope = api_scope(hr, &is_oom)) == NULL && is_oom)
 		return;
-	}
 	snprintf(limit_s, sizeof(limit_s), "%d", limit);
 	v[0] = scope;
 	v[1] = after;

@@ -22,36 +22,6 @@
 #define API_USERS_PROJECT_CHARS "abcdefghijklmnopqrstuvwxyz0123456789-"
 #define API_USERS_PW_MAX 1024
 
-static const char *
-api_users_val(const PGresult *res, int i, int col)
-{
-	return PQgetisnull(res, i, col) ? NULL : PQgetvalue(res, i, col);
-}
-
-/* "{1,2,3}" of the caller's projects, or NULL for all (*is_oom on failure). */
-static char *
-api_users_scope(struct http_req *hr, int *is_oom)
-{
-	const struct auth *a = api_auth(hr);
-	size_t len = 3 + a->nprojects * 21, off = 1;
-	char *s;
-
-	*is_oom = 0;
-	if (a->is_all_projects)
-		return NULL;
-	if ((s = malloc(len)) == NULL) {
-		*is_oom = 1;
-		http_reply_problem(hr, 503, NULL, "out of memory");
-		return NULL;
-	}
-	s[0] = '{';
-	for (size_t i = 0; i < a->nprojects; i++)
-		off += (size_t)snprintf(s + off, len - off, "%s%lld", i ? "," : "",
-		    a->projects[i]);
-	snprintf(s + off, len - off, "}");
-	return s;
-}
-
 static int
 api_users_role(struct http_req *hr, const char *role)
 {
@@ -149,7 +119,7 @@ api_users_projects(struct http_req *hr, yajl_val body, int *given, char **out)
 static void
 api_users_row(yajl_gen g, const PGresult *res, int i, int col)
 {
-	const char *projects = api_users_val(res, i, col + 2), *p, *comma;
+	const char *projects = api_val(res, i, col + 2), *p, *comma;
 
 	yajl_gen_map_open(g);
 	json_kv_str(g, "name", PQgetvalue(res, i, col));
@@ -196,7 +166,7 @@ api_users_list(struct http_req *hr)
 
 	if (api_page(hr, &limit, after, sizeof(after)) == -1)
 		return;
-	if ((scope = api_users_scope(hr, &is_oom)) == NULL && is_oom)
+	if ((scope = api_scope(hr, &is_oom)) == NULL && is_oom)
 		return;
 	snprintf(limit_s, sizeof(limit_s), "%d", limit);
 	v[0] = after;
@@ -287,7 +257,7 @@ api_users_hashed(char *encoded, void *arg)
 		return;
 	}
 	OPENSSL_cleanse(c->password, sizeof(c->password));
-	if ((scope = api_users_scope(hr, &is_oom)) == NULL && is_oom) {
+	if ((scope = api_scope(hr, &is_oom)) == NULL && is_oom) {
 		api_users_change_free(c);
 		return;
 	}
@@ -435,11 +405,11 @@ api_users_token_fields(yajl_gen g, const PGresult *res, int i, int col)
 	json_kv_int(g, "id", strtoll(PQgetvalue(res, i, col), NULL, 10));
 	json_kv_str(g, "name", PQgetvalue(res, i, col + 1));
 	json_kv_str(g, "role", PQgetvalue(res, i, col + 2));
-	json_kv_str(g, "project", api_users_val(res, i, col + 3));
-	json_kv_str(g, "expires_at", api_users_val(res, i, col + 4));
-	json_kv_str(g, "revoked_at", api_users_val(res, i, col + 5));
-	json_kv_str(g, "last_used", api_users_val(res, i, col + 6));
-	json_kv_str(g, "created_at", api_users_val(res, i, col + 7));
+	json_kv_str(g, "project", api_val(res, i, col + 3));
+	json_kv_str(g, "expires_at", api_val(res, i, col + 4));
+	json_kv_str(g, "revoked_at", api_val(res, i, col + 5));
+	json_kv_str(g, "last_used", api_val(res, i, col + 6));
+	json_kv_str(g, "created_at", api_val(res, i, col + 7));
 }
 
 static void
@@ -471,7 +441,7 @@ api_users_tokens_list(struct http_req *hr)
 
 	if (api_users_page_id(hr, &limit, after, sizeof(after)) == -1)
 		return;
-	if ((scope = api_users_scope(hr, &is_oom)) == NULL && is_oom)
+	if ((scope = api_scope(hr, &is_oom)) == NULL && is_oom)
 		return;
 	snprintf(limit_s, sizeof(limit_s), "%d", limit);
 	v[0] = after;
@@ -562,7 +532,7 @@ api_users_token_create(struct http_req *hr)
 		http_reply_problem(hr, 422, NULL, "field \"name\" must not be empty");
 		goto out;
 	}
-	if ((scope = api_users_scope(hr, &is_oom)) == NULL && is_oom)
+	if ((scope = api_scope(hr, &is_oom)) == NULL && is_oom)
 		goto out;
 	if ((t = calloc(1, sizeof(*t))) == NULL) {
 		http_reply_problem(hr, 503, NULL, "out of memory");
@@ -629,7 +599,7 @@ api_users_token_revoke(struct http_req *hr)
 		http_reply_problem(hr, 404, NULL, "no such API token");
 		return;
 	}
-	if ((scope = api_users_scope(hr, &is_oom)) == NULL && is_oom)
+	if ((scope = api_scope(hr, &is_oom)) == NULL && is_oom)
 		return;
 	v[0] = id;
 	v[1] = scope;

@@ -27,6 +27,9 @@
 
 #define API_CERTS_SERIAL_LEN	32
 #define API_CERTS_DEVICE_LEN	32
+/* Larger than any query value worth reading: http_query_param treats a
+ * longer one as absent, which would drop a filter without a word. */
+#define API_CERTS_QBUF		4096
 
 /* RFC 5280 section 5.3.1 CRLReason; 7 is not used. */
 static const char *const api_certs_reasons[] = {
@@ -58,21 +61,27 @@ api_certs_val(const PGresult *res, int i, int col)
 	return PQgetisnull(res, i, col) ? NULL : PQgetvalue(res, i, col);
 }
 
-/* A value string that came from a certificate: bounded, valid UTF-8 (bad
- * bytes replaced) and without NULs. */
+/* A string that came from a certificate: as it is when it is valid UTF-8
+ * without NULs, else a copy cut at the first NUL with bad bytes replaced. */
 static void
 api_certs_str(yajl_gen g, const char *s, size_t len)
 {
-	char buf[1024];
+	char *copy;
 
-	if (len >= sizeof(buf))
-		len = sizeof(buf) - 1;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	len = strlen(buf);
-	if (!util_utf8_valid((const unsigned char *)buf, len))
-		util_utf8_scrub(buf);
-	yajl_gen_string(g, (const unsigned char *)buf, strlen(buf));
+	if (memchr(s, '\0', len) == NULL &&
+	    util_utf8_valid((const unsigned char *)s, len)) {
+		yajl_gen_string(g, (const unsigned char *)s, len);
+		return;
+	}
+	if ((copy = malloc(len + 1)) == NULL) {
+		yajl_gen_null(g);
+		return;
+	}
+	memcpy(copy, s, len);
+	copy[len] = '\0';
+	util_utf8_scrub(copy);
+	yajl_gen_string(g, (const unsigned char *)copy, strlen(copy));
+	free(copy);
 }
 
 static void
@@ -82,7 +91,7 @@ api_certs_bio_str(yajl_gen g, const char *key, BIO *b)
 	long n = BIO_get_mem_data(b, &p);
 
 	json_key(g, key);
-	if (n < 0)
+	if (n < 0 || p == NULL)
 		yajl_gen_null(g);
 	else
 		api_certs_str(g, p, (size_t)n);
@@ -276,7 +285,7 @@ api_certs_listed(enum db_status st, const PGresult *res, const char *errstr,
 static int
 api_certs_query_bool(struct http_req *hr, const char *name, const char **out)
 {
-	char buf[8];
+	char buf[API_CERTS_QBUF];
 
 	if (http_query_param(hr, name, buf, sizeof(buf)) == -1)
 		return 0;
@@ -295,7 +304,7 @@ api_certs_query_bool(struct http_req *hr, const char *name, const char **out)
 static void
 api_certs_list_for(struct http_req *hr, const char *device)
 {
-	char after[256], limit_s[16], project[24], days_s[16];
+	char after[API_CERTS_QBUF], limit_s[16], project[24], days_s[16];
 	const char *v[7] = { project, device, NULL, NULL, NULL, after, limit_s };
 	long long days;
 	int limit, has_days;
@@ -317,7 +326,7 @@ api_certs_list_for(struct http_req *hr, const char *device)
 static void
 api_certs_list(struct http_req *hr)
 {
-	char device[256];
+	char device[API_CERTS_QBUF];
 
 	/* An unknown device in the filter simply matches nothing. */
 	if (http_query_param(hr, "device", device, sizeof(device)) == -1) {

@@ -20,7 +20,7 @@
 #define API_DEVICES_TAGS_MAX	32
 #define API_DEVICES_Q_MAX	64
 /* Larger than any query value worth reading: http_query_param treats a
- * longer one as absent. */
+ * longer one as absent, which would drop a filter without a word. */
 #define API_DEVICES_QBUF	4096
 
 static const char *
@@ -132,15 +132,15 @@ api_devices_list(struct http_req *hr)
 	static const char *const statuses[] = {
 		"pending", "approved", "active", "rejected", "disabled", NULL
 	};
-	char after[256], limit_s[16], project[24], status[16];
-	char tag[API_DEVICES_QBUF], q[API_DEVICES_QBUF];
+	char after[API_DEVICES_QBUF], status[API_DEVICES_QBUF];
+	char tag[API_DEVICES_QBUF], q[API_DEVICES_QBUF], limit_s[16], project[24];
 	const char *v[6];
 	int limit, has_status, has_tag, has_q;
 	size_t i;
 
 	if (api_page(hr, &limit, after, sizeof(after)) == -1 ||
-	    (has_status = api_devices_query_str(hr, "status", sizeof(status) - 1,
-	    status, sizeof(status))) == -1 ||
+	    (has_status = api_devices_query_str(hr, "status", 16, status,
+	    sizeof(status))) == -1 ||
 	    (has_tag = api_devices_query_str(hr, "tag", API_DEVICES_TAG_MAX, tag,
 	    sizeof(tag))) == -1 ||
 	    (has_q = api_devices_query_str(hr, "q", API_DEVICES_Q_MAX, q,

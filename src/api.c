@@ -161,9 +161,14 @@ api_run(struct http_req *hr)
 		http_reply(hr, 499, NULL, NULL);
 		return;
 	}
-	if ((int)c->auth->role < hr->match.route->role) {
+	if ((int)c->auth->role < ROUTE_ROLE(hr->match.route->role)) {
 		http_reply_problem(hr, 403, NULL, "the %s role may not do this",
 		    auth_role_name(c->auth->role));
+		return;
+	}
+	if ((hr->match.route->role & ROUTE_GLOBAL) && !c->auth->is_all_projects) {
+		http_reply_problem(hr, 403, NULL,
+		    "only a caller with access to every project may do this");
 		return;
 	}
 	hr->match.route->handler(hr);

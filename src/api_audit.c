@@ -137,6 +137,6 @@ api_audit_verify(struct http_req *hr)
 
 const struct route api_audit_routes[] = {
 	{ "/api/v1/audit", EVHTTP_REQ_GET, ROUTE_ADMIN, api_audit_list, AUTH_VIEWER },
-	{ "/api/v1/audit/verify", EVHTTP_REQ_GET, ROUTE_ADMIN, api_audit_verify, AUTH_ADMIN },
+	{ "/api/v1/audit/verify", EVHTTP_REQ_GET, ROUTE_ADMIN, api_audit_verify, AUTH_ADMIN | ROUTE_GLOBAL },
 };
 const size_t api_audit_nroutes = sizeof(api_audit_routes) / sizeof(api_audit_routes[0]);

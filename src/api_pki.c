@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "http.h"
+#include "ocsp.h"
 #include "pki.h"
 
 #define API_PKI_OCSP_MAX 8192	/* a one-certificate request is ~100 bytes */
@@ -144,7 +145,7 @@ api_pki_ocsp_post(struct http_req *hr)
 		    "OCSP request must be 1-%d bytes", API_PKI_OCSP_MAX);
 		return;
 	}
-	pki_ocsp(hr->srv->pki, evbuffer_pullup(body, -1), n, api_pki_ocsp_done, hr);
+	ocsp_answer(hr->srv->ocsp, evbuffer_pullup(body, -1), n, api_pki_ocsp_done, hr);
 }
 
 /* RFC 6960 appendix A.1: GET {url}/{url-encoding of base64 of DER}. */
@@ -176,7 +177,7 @@ api_pki_ocsp_get(struct http_req *hr)
 		http_reply_problem(hr, 400, NULL, "malformed OCSP GET request");
 		return;
 	}
-	pki_ocsp(hr->srv->pki, der, (size_t)len - pad, api_pki_ocsp_done, hr);
+	ocsp_answer(hr->srv->ocsp, der, (size_t)len - pad, api_pki_ocsp_done, hr);
 	free(der);
 }
 

@@ -268,7 +268,7 @@ api_projects_delete(struct http_req *hr)
 
 const struct route api_projects_routes[] = {
 	{ "/api/v1/projects", EVHTTP_REQ_GET, ROUTE_ADMIN, api_projects_list, AUTH_VIEWER },
-	{ "/api/v1/projects", EVHTTP_REQ_POST, ROUTE_ADMIN, api_projects_create, AUTH_ADMIN },
+	{ "/api/v1/projects", EVHTTP_REQ_POST, ROUTE_ADMIN, api_projects_create, AUTH_ADMIN | ROUTE_GLOBAL },
 	{ "/api/v1/projects/{project}", EVHTTP_REQ_GET, ROUTE_ADMIN, api_projects_get, AUTH_VIEWER },
 	{ "/api/v1/projects/{project}", EVHTTP_REQ_PATCH, ROUTE_ADMIN, api_projects_update, AUTH_ADMIN },
 	{ "/api/v1/projects/{project}", EVHTTP_REQ_DELETE, ROUTE_ADMIN, api_projects_delete, AUTH_ADMIN },

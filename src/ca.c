@@ -91,6 +91,14 @@ ca_device_id_der(unsigned char *der, int len, char out[CA_DEVICE_ID],
 }
 
 int
+ca_der(X509 *cert, unsigned char **der, int *len)
+{
+	*der = NULL;
+	*len = i2d_X509(cert, der);
+	return *len > 0 ? 0 : -1;
+}
+
+int
 ca_device_id(EVP_PKEY *pk, char out[CA_DEVICE_ID], unsigned char spki_sha256[32])
 {
 	unsigned char *der = NULL;

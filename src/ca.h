@@ -56,6 +56,8 @@ int	 ca_device_id_spki(X509_PUBKEY *, char out[CA_DEVICE_ID],
 int	 ca_key_acceptable(EVP_PKEY *, char *err, size_t errlen)
 	    __attribute__((warn_unused_result));
 void	 ca_serial_hex(const ASN1_INTEGER *, char out[CA_SERIAL_HEX]);
+/* DER of cert into *der (OPENSSL_free it); -1 on failure. */
+int	 ca_der(X509 *, unsigned char **der, int *len) __attribute__((warn_unused_result));
 /* One line RFC 2253 text of a name, for the database and messages. */
 int	 ca_name_text(const X509_NAME *, char *buf, size_t len)
 	    __attribute__((warn_unused_result));

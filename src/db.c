@@ -719,3 +719,11 @@ db_last_error(struct db_pool *p)
 {
 	return p->last_error;
 }
+
+const char *
+db_errstr(enum db_status st, const char *errstr)
+{
+	if (errstr != NULL)
+		return errstr;
+	return st == DB_UNAVAILABLE ? "database unavailable" : "database error";
+}

@@ -56,6 +56,8 @@ int		 db_listen(struct db_pool *, const char *channel, db_notify_cb,
 		    void *arg) __attribute__((warn_unused_result));
 
 int		 db_connected(struct db_pool *);	/* connections ready */
+/* errstr as handed to a callback, or a generic reason when it is NULL. */
+const char	*db_errstr(enum db_status, const char *errstr);
 const char	*db_last_error(struct db_pool *);
 
 #endif

@@ -480,9 +480,10 @@ http_list_routes(void)
 		const struct route *r = &http_routes[i];
 
 		route_allow_header(r->methods, allow, sizeof(allow));
-		printf("%s\t%s\t%s\t%s\n", r->listeners & ROUTE_ADMIN ? "admin" :
+		printf("%s\t%s\t%s\t%s\t%s\n", r->listeners & ROUTE_ADMIN ? "admin" :
 		    r->listeners & ROUTE_DEVICE ? "device" : "pki", allow,
-		    r->pattern, auth_role_name((enum auth_role)r->role));
+		    r->pattern, auth_role_name((enum auth_role)ROUTE_ROLE(r->role)),
+		    r->role & ROUTE_GLOBAL ? "global" : "scoped");
 	}
 }
 

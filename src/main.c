@@ -30,8 +30,10 @@
 #include "log.h"
 #include "migrate.h"
 #include "p11.h"
+#include "ocsp.h"
 #include "pki.h"
 #include "projects.h"
+#include "tlsauto.h"
 #include "users.h"
 #include "work.h"
 #include "server.h"
@@ -281,7 +283,7 @@ main_bootstrapped(const char *err, void *arg)
 	}
 	for (int i = 0; i < 2 && srv->tls_pending > 0; i++)
 		if (ls[i]->enabled && strcmp(ls[i]->tls_cert, "auto") == 0)
-			pki_tls_auto(srv->pki, names[i], &ls[i]->tls_cert,
+			tlsauto_issue(srv, names[i], &ls[i]->tls_cert,
 			    &ls[i]->tls_key, main_tls_done, srv);
 }
 
@@ -299,7 +301,8 @@ main_register(struct server *srv)
 	    enroll_register(srv->db) == -1 || auth_register(srv->db) == -1 ||
 	    api_register(srv->db) == -1 || users_register(srv->db) == -1 ||
 	    projects_register(srv->db) == -1 || devices_register(srv->db) == -1 ||
-	    certs_register(srv->db) == -1 || audit_register(srv->db) == -1 ? -1 : 0;
+	    certs_register(srv->db) == -1 || audit_register(srv->db) == -1 ||
+	    ocsp_register(srv->db) == -1 || tlsauto_register(srv->db) == -1 ? -1 : 0;
 }
 
 static int
@@ -341,7 +344,8 @@ main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 	}
 	if ((srv.base = event_base_new()) == NULL ||
 	    (srv.db = db_pool_new(srv.base, &dbs)) == NULL ||
-	    (srv.pki = pki_new(&srv)) == NULL) {
+	    (srv.pki = pki_new(&srv)) == NULL ||
+	    (srv.ocsp = ocsp_new(&srv)) == NULL) {
 		log_warnx("out of memory");
 		goto out;
 	}
@@ -373,6 +377,7 @@ out:
 	if (srv.drain_timer != NULL)
 		event_free(srv.drain_timer);
 	work_shutdown();
+	ocsp_free(srv.ocsp);
 	pki_free(srv.pki);
 	db_pool_free(srv.db);
 	if (srv.base != NULL)

@@ -23,6 +23,7 @@
 #include "conf.h"
 #include "db.h"
 #include "log.h"
+#include "ocsp.h"
 #include "server.h"
 #include "util.h"
 
@@ -51,19 +52,12 @@ static const struct db_stmt pki_ca_by_project = {
 static const struct db_stmt pki_revoked_all = {
 	"pki_revoked_all", "SELECT serial FROM certificates"
 	" WHERE revoked_at IS NOT NULL AND not_after > now()", 0 };
-static const struct db_stmt pki_cert_status = {
-	"pki_cert_status", "SELECT extract(epoch FROM revoked_at)::bigint,"
-	" coalesce(revocation_reason, 0) FROM certificates WHERE serial = $1 AND ca_id = $2", 2 };
 static const struct db_stmt pki_crl_rows = {
 	"pki_crl_rows", "WITH n AS (UPDATE cas SET crl_number = crl_number + 1"
 	" WHERE id = $1 RETURNING crl_number)"
 	" SELECT n.crl_number, c.serial, extract(epoch FROM c.revoked_at)::bigint,"
 	" coalesce(c.revocation_reason, 0) FROM n LEFT JOIN certificates c"
 	" ON c.ca_id = $1 AND c.revoked_at IS NOT NULL AND c.not_after > now()", 1 };
-static const struct db_stmt pki_tls_insert = {
-	"pki_tls_insert", "INSERT INTO certificates (serial, ca_id, kind, subject,"
-	" spki_sha256, not_before, not_after, cert_der) VALUES ($1, $2, 'tls', $3, $4,"
-	" to_timestamp($5::float8), to_timestamp($6::float8), $7)", 7 };
 static const struct db_stmt pki_project_exists = {
 	"pki_project_exists", "SELECT 1 FROM projects WHERE name = $1", 1 };
 static const struct db_stmt pki_project_insert = {
@@ -76,26 +70,12 @@ struct pki_waiter {
 	void			*arg;
 };
 
-struct pki_ocsp_entry {
-	char			 serial[CA_SERIAL_HEX];	/* tree key: first */
-	long long		 ca_id;
-	enum ca_ocsp_status	 status;
-	time_t			 revoked_at;
-	int			 reason;
-	int			 md_nid;	/* CertID hash the cached der answers */
-	unsigned char		*der;
-	size_t			 len;
-	time_t			 refresh;
-};
-
 struct pki {
 	struct server		*srv;
 	struct pki_ca		*cas;		/* root first, then projects */
 	struct pki_ca		*root;
 	X509_STORE		*store;
 	void			*revoked;	/* tsearch tree of serial strings */
-	void			*ocsp;		/* tsearch tree of pki_ocsp_entry */
-	size_t			 nocsp;
 	char			 url[256];
 };
 
@@ -106,14 +86,6 @@ static int
 pki_cmp_str(const void *a, const void *b)
 {
 	return strcmp(a, b);
-}
-
-static const char *
-pki_db_err(enum db_status st, const char *errstr)
-{
-	if (st == DB_UNAVAILABLE)
-		return errstr ? errstr : "database unavailable";
-	return errstr ? errstr : "database error";
 }
 
 time_t
@@ -269,15 +241,6 @@ pki_new(struct server *srv)
 	return pki;
 }
 
-static void
-pki_ocsp_entry_free(void *p)
-{
-	struct pki_ocsp_entry *e = p;
-
-	free(e->der);
-	free(e);
-}
-
 void
 pki_free(struct pki *pki)
 {
@@ -290,7 +253,6 @@ pki_free(struct pki *pki)
 		pki_ca_free(ca);
 	}
 	tdestroy(pki->revoked, free);
-	tdestroy(pki->ocsp, pki_ocsp_entry_free);
 	X509_STORE_free(pki->store);
 	if (pki_current == pki)
 		pki_current = NULL;
@@ -301,6 +263,12 @@ struct pki_ca *
 pki_root(struct pki *pki)
 {
 	return pki->root;
+}
+
+struct pki_ca *
+pki_cas(struct pki *pki)
+{
+	return pki->cas;
 }
 
 /* ---- revocation state ---- */
@@ -329,20 +297,6 @@ pki_set_revoked(struct pki *pki, const char *serial, int is_revoked)
 }
 
 static void
-pki_ocsp_forget(struct pki *pki, const char *serial)
-{
-	void *node = tfind(serial, &pki->ocsp, pki_cmp_str);
-	struct pki_ocsp_entry *e;
-
-	if (node == NULL)
-		return;
-	e = *(struct pki_ocsp_entry **)node;
-	tdelete(serial, &pki->ocsp, pki_cmp_str);
-	pki_ocsp_entry_free(e);
-	pki->nocsp--;
-}
-
-static void
 pki_crls_dirty(struct pki *pki)
 {
 	for (struct pki_ca *ca = pki->cas; ca != NULL; ca = ca->next)
@@ -357,7 +311,7 @@ pki_revoked_loaded(enum db_status st, const PGresult *res, const char *errstr,
 
 	if (st != DB_OK) {
 		log_warnx("pki: cannot load revoked certificates: %s",
-		    pki_db_err(st, errstr));
+		    db_errstr(st, errstr));
 		return;
 	}
 	tdestroy(pki->revoked, free);
@@ -377,9 +331,7 @@ pki_on_revocation(const char *payload, void *arg)
 
 	pki_crls_dirty(pki);
 	if (payload == NULL) {
-		tdestroy(pki->ocsp, pki_ocsp_entry_free);
-		pki->ocsp = NULL;
-		pki->nocsp = 0;
+		ocsp_clear(pki->srv->ocsp);
 		db_query(pki->srv->db, &pki_revoked_all, 0, NULL, NULL,
 		    pki_revoked_loaded, pki);
 		return;
@@ -390,7 +342,7 @@ pki_on_revocation(const char *payload, void *arg)
 	memcpy(serial, payload, CA_SERIAL_HEX - 1);
 	serial[CA_SERIAL_HEX - 1] = '\0';
 	pki_set_revoked(pki, serial, colon[1] == '1');
-	pki_ocsp_forget(pki, serial);
+	ocsp_forget(pki->srv->ocsp, serial);
 	log_info("pki: certificate %s %s", serial,
 	    colon[1] == '1' ? "revoked" : "reinstated");
 }
@@ -481,8 +433,8 @@ pki_register(struct pki *pki)
 {
 	const struct db_stmt *stmts[] = {
 		&pki_root_get, &pki_root_insert, &pki_cas_all, &pki_ca_by_name,
-		&pki_ca_by_id, &pki_ca_by_project, &pki_revoked_all, &pki_cert_status, &pki_crl_rows,
-		&pki_tls_insert, &pki_project_exists, &pki_project_insert,
+		&pki_ca_by_id, &pki_ca_by_project, &pki_revoked_all, &pki_crl_rows,
+		&pki_project_exists, &pki_project_insert,
 	};
 
 	for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
@@ -519,7 +471,7 @@ pki_boot_revoked(enum db_status st, const PGresult *res, const char *errstr,
 	struct pki_boot *b = arg;
 
 	if (st != DB_OK) {
-		pki_boot_finish(b, pki_db_err(st, errstr));
+		pki_boot_finish(b, db_errstr(st, errstr));
 		return;
 	}
 	pki_revoked_loaded(st, res, errstr, b->pki);
@@ -534,7 +486,7 @@ pki_boot_cas(enum db_status st, const PGresult *res, const char *errstr,
 	char err[256];
 
 	if (st != DB_OK) {
-		pki_boot_finish(b, pki_db_err(st, errstr));
+		pki_boot_finish(b, db_errstr(st, errstr));
 		return;
 	}
 	for (int i = 0; i < PQntuples(res); i++) {
@@ -589,14 +541,6 @@ pki_new_key(struct pki *pki, const char *prefix, char *label, size_t labellen,
 	return 0;
 }
 
-static int
-pki_cert_der(X509 *cert, unsigned char **der, int *len)
-{
-	*der = NULL;
-	*len = i2d_X509(cert, der);
-	return *len > 0 ? 0 : -1;
-}
-
 static void
 pki_boot_root_inserted(enum db_status st, const PGresult *res,
     const char *errstr, void *arg)
@@ -604,7 +548,7 @@ pki_boot_root_inserted(enum db_status st, const PGresult *res,
 	struct pki_boot *b = arg;
 
 	if (st != DB_OK) {
-		pki_boot_finish(b, pki_db_err(st, errstr));
+		pki_boot_finish(b, db_errstr(st, errstr));
 		return;
 	}
 	if (PQntuples(res) == 0)
@@ -636,7 +580,7 @@ pki_boot_create_root(struct pki_boot *b)
 	r.pubkey = pub;
 	r.self_key = priv;
 	if ((cert = ca_issue(&r, serial, err, sizeof(err))) == NULL ||
-	    pki_cert_der(cert, &der, &derlen) == -1 ||
+	    ca_der(cert, &der, &derlen) == -1 ||
 	    ca_name_text(X509_get_subject_name(cert), subject, sizeof(subject)) == -1)
 		goto fail;
 	snprintf(notafter, sizeof(notafter), "%lld",
@@ -672,7 +616,7 @@ pki_boot_root_got(enum db_status st, const PGresult *res, const char *errstr,
 	struct pki_ca *ca;
 
 	if (st != DB_OK) {
-		pki_boot_finish(b, pki_db_err(st, errstr));
+		pki_boot_finish(b, db_errstr(st, errstr));
 		return;
 	}
 	if (PQntuples(res) == 0) {
@@ -725,7 +669,7 @@ pki_project_loaded(enum db_status st, const PGresult *res, const char *errstr,
 	char err[256];
 
 	if (st != DB_OK) {
-		l->cb(NULL, pki_db_err(st, errstr), l->arg);
+		l->cb(NULL, db_errstr(st, errstr), l->arg);
 	} else if (PQntuples(res) == 0) {
 		l->cb(NULL, NULL, l->arg);
 	} else if ((ca = pki_ca_from_row(l->pki, res, 0, err, sizeof(err))) == NULL) {
@@ -774,7 +718,7 @@ pki_create_done(enum db_status st, const PGresult *res, const char *errstr,
 	struct pki_create *c = arg;
 
 	(void)res;
-	c->cb(st == DB_OK ? NULL : pki_db_err(st, errstr), c->arg);
+	c->cb(st == DB_OK ? NULL : db_errstr(st, errstr), c->arg);
 	free(c);
 }
 
@@ -801,7 +745,7 @@ pki_issue_project_cert(struct pki *pki, const char *name, enum ca_profile prof,
 		return -1;
 	r.pubkey = pub;
 	if ((cert = ca_issue(&r, serial, err, errlen)) != NULL &&
-	    pki_cert_der(cert, der, derlen) == 0 &&
+	    ca_der(cert, der, derlen) == 0 &&
 	    ca_name_text(X509_get_subject_name(cert), subject, sublen) == 0) {
 		snprintf(notafter, nalen, "%lld",
 		    (long long)pki_asn1_time(X509_get0_notAfter(cert)));
@@ -827,7 +771,7 @@ pki_create_exists(enum db_status st, const PGresult *res, const char *errstr,
 	int lengths[14];
 
 	if (st != DB_OK || PQntuples(res) > 0) {
-		c->cb(st != DB_OK ? pki_db_err(st, errstr) : "project already exists",
+		c->cb(st != DB_OK ? db_errstr(st, errstr) : "project already exists",
 		    c->arg);
 		free(c);
 		return;
@@ -1009,7 +953,7 @@ pki_crl_built(enum db_status st, const PGresult *res, const char *errstr,
 	ca->is_crl_busy = 0;
 	if (st != DB_OK || PQntuples(res) < 1) {
 		ca->is_crl_dirty = 1;
-		pki_crl_flush(ca, pki_db_err(st, errstr));
+		pki_crl_flush(ca, db_errstr(st, errstr));
 		return;
 	}
 	number = pki_ll(res, 0, 0);
@@ -1077,384 +1021,3 @@ pki_crl(struct pki *pki, struct pki_ca *ca, pki_blob_cb cb, void *arg)
 	db_query(pki->srv->db, &pki_crl_rows, 1, &param, NULL, pki_crl_built, j);
 }
 
-/* ---- OCSP ---- */
-
-struct pki_ocsp_job {
-	struct pki	*pki;
-	struct pki_ca	*ca;
-	OCSP_REQUEST	*req;
-	OCSP_CERTID	*id;		/* points into req */
-	int		 md_nid;
-	int		 has_nonce;
-	char		 serial[CA_SERIAL_HEX];
-	pki_blob_cb	 cb;
-	void		*arg;
-};
-
-static void
-pki_ocsp_reply_error(int status, pki_blob_cb cb, void *arg)
-{
-	unsigned char *der;
-	size_t len;
-
-	if (ca_ocsp_error(status, &der, &len) == -1) {
-		cb(NULL, 0, "out of memory", arg);
-		return;
-	}
-	cb(der, len, NULL, arg);
-	free(der);
-}
-
-static void
-pki_ocsp_job_free(struct pki_ocsp_job *j)
-{
-	OCSP_REQUEST_free(j->req);
-	free(j);
-}
-
-/* Sign for the entry's status; keep the nonce-free answer for reuse. */
-static void
-pki_ocsp_answer(struct pki_ocsp_job *j, struct pki_ocsp_entry *e)
-{
-	int hours = (int)j->pki->srv->conf->ca_ocsp_validity_hours;
-	time_t now = time(NULL);
-	unsigned char *der;
-	size_t len;
-
-	if (!j->has_nonce && e->der != NULL && e->md_nid == j->md_nid &&
-	    now < e->refresh) {
-		j->cb(e->der, e->len, NULL, j->arg);
-		pki_ocsp_job_free(j);
-		return;
-	}
-	if (ca_ocsp_sign(&j->ca->signer, j->has_nonce ? j->req : NULL, j->id,
-	    e->status, e->revoked_at, e->reason, hours, &der, &len) == -1) {
-		log_openssl("pki: OCSP signing failed");
-		pki_ocsp_reply_error(OCSP_RESPONSE_STATUS_INTERNALERROR, j->cb, j->arg);
-		pki_ocsp_job_free(j);
-		return;
-	}
-	j->cb(der, len, NULL, j->arg);
-	if (j->has_nonce) {
-		free(der);
-	} else {
-		free(e->der);
-		e->der = der;
-		e->len = len;
-		e->md_nid = j->md_nid;
-		e->refresh = now + hours * 3600L / 2;
-	}
-	pki_ocsp_job_free(j);
-}
-
-static void
-pki_ocsp_status(enum db_status st, const PGresult *res, const char *errstr,
-    void *arg)
-{
-	struct pki_ocsp_job *j = arg;
-	struct pki *pki = j->pki;
-	struct pki_ocsp_entry tmp, *e;
-	void *node;
-
-	if (st != DB_OK) {
-		log_warnx("pki: OCSP status lookup: %s", pki_db_err(st, errstr));
-		pki_ocsp_reply_error(OCSP_RESPONSE_STATUS_TRYLATER, j->cb, j->arg);
-		pki_ocsp_job_free(j);
-		return;
-	}
-	memset(&tmp, 0, sizeof(tmp));
-	memcpy(tmp.serial, j->serial, sizeof(tmp.serial));
-	tmp.ca_id = j->ca->id;
-	tmp.status = CA_OCSP_UNKNOWN;
-	if (PQntuples(res) == 1) {
-		tmp.status = PQgetisnull(res, 0, 0) ? CA_OCSP_GOOD : CA_OCSP_REVOKED;
-		tmp.revoked_at = (time_t)pki_ll(res, 0, 0);
-		tmp.reason = (int)pki_ll(res, 0, 1);
-	}
-	/* A concurrent lookup may have cached it meanwhile; a full cache
-	 * answers without remembering. */
-	node = tfind(tmp.serial, &pki->ocsp, pki_cmp_str);
-	if (node != NULL) {
-		e = *(struct pki_ocsp_entry **)node;
-	} else if (pki->nocsp < PKI_OCSP_CACHE_MAX &&
-	    (e = malloc(sizeof(*e))) != NULL) {
-		*e = tmp;
-		if (tsearch(e, &pki->ocsp, pki_cmp_str) == NULL) {
-			free(e);
-			e = &tmp;
-		} else {
-			pki->nocsp++;
-		}
-	} else {
-		e = &tmp;
-	}
-	pki_ocsp_answer(j, e);
-	if (e == &tmp)
-		free(tmp.der);
-}
-
-static struct pki_ca *
-pki_ocsp_issuer(struct pki *pki, OCSP_CERTID *id, int *md_nid)
-{
-	ASN1_OBJECT *md = NULL;
-
-	OCSP_id_get0_info(NULL, &md, NULL, NULL, id);
-	*md_nid = md ? OBJ_obj2nid(md) : NID_undef;
-	for (struct pki_ca *ca = pki->cas; ca != NULL; ca = ca->next) {
-		OCSP_CERTID *mine = *md_nid == NID_sha1 ? ca->id_sha1 :
-		    *md_nid == NID_sha256 ? ca->id_sha256 : NULL;
-
-		if (mine != NULL && OCSP_id_issuer_cmp(mine, id) == 0)
-			return ca;
-	}
-	return NULL;
-}
-
-void
-pki_ocsp(struct pki *pki, const unsigned char *der, size_t len, pki_blob_cb cb,
-    void *arg)
-{
-	const unsigned char *p = der;
-	struct pki_ocsp_job *j;
-	ASN1_INTEGER *serial = NULL;
-	char id[24];
-	const char *params[2];
-	void *node;
-
-	if ((j = calloc(1, sizeof(*j))) == NULL) {
-		cb(NULL, 0, "out of memory", arg);
-		return;
-	}
-	j->pki = pki;
-	j->cb = cb;
-	j->arg = arg;
-	j->req = d2i_OCSP_REQUEST(NULL, &p, (long)len);
-	/* One certificate per request, as every OCSP client sends. */
-	if (j->req == NULL || p != der + len ||
-	    OCSP_request_onereq_count(j->req) != 1) {
-		ERR_clear_error();
-		pki_ocsp_reply_error(OCSP_RESPONSE_STATUS_MALFORMEDREQUEST, cb, arg);
-		pki_ocsp_job_free(j);
-		return;
-	}
-	j->id = OCSP_onereq_get0_id(OCSP_request_onereq_get0(j->req, 0));
-	if ((j->ca = pki_ocsp_issuer(pki, j->id, &j->md_nid)) == NULL) {
-		pki_ocsp_reply_error(OCSP_RESPONSE_STATUS_UNAUTHORIZED, cb, arg);
-		pki_ocsp_job_free(j);
-		return;
-	}
-	OCSP_id_get0_info(NULL, NULL, NULL, &serial, j->id);
-	ca_serial_hex(serial, j->serial);
-	j->has_nonce = OCSP_REQUEST_get_ext_by_NID(j->req, NID_id_pkix_OCSP_Nonce, -1) >= 0;
-	node = tfind(j->serial, &pki->ocsp, pki_cmp_str);
-	if (node != NULL && (*(struct pki_ocsp_entry **)node)->ca_id == j->ca->id) {
-		pki_ocsp_answer(j, *(struct pki_ocsp_entry **)node);
-		return;
-	}
-	snprintf(id, sizeof(id), "%lld", j->ca->id);
-	params[0] = j->serial;
-	params[1] = id;
-	db_query(pki->srv->db, &pki_cert_status, 2, params, NULL, pki_ocsp_status, j);
-}
-
-/* ---- automatic server certificates ---- */
-
-struct pki_tls {
-	struct pki	*pki;
-	char		*cert_path;
-	char		*key_path;
-	char		**out_cert;
-	char		**out_key;
-	X509		*cert;
-	EVP_PKEY	*key;
-	pki_done_cb	 cb;
-	void		*arg;
-};
-
-static void
-pki_tls_free(struct pki_tls *t)
-{
-	free(t->cert_path);
-	free(t->key_path);
-	X509_free(t->cert);
-	EVP_PKEY_free(t->key);
-	free(t);
-}
-
-static void
-pki_tls_finish(struct pki_tls *t, const char *err)
-{
-	if (err == NULL) {
-		free(*t->out_cert);
-		free(*t->out_key);
-		*t->out_cert = t->cert_path;
-		*t->out_key = t->key_path;
-		t->cert_path = t->key_path = NULL;
-	}
-	t->cb(err, t->arg);
-	pki_tls_free(t);
-}
-
-/* Write via a temporary file and rename, so a crash leaves the old pair. */
-static int
-pki_write_pem(const char *path, X509 *cert, EVP_PKEY *key, char *err, size_t errlen)
-{
-	char tmp[4096];
-	FILE *f;
-	int fd, ok;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	unlink(tmp);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) == -1 ||
-	    (f = fdopen(fd, "w")) == NULL) {
-		snprintf(err, errlen, "%.200s: %s", tmp, strerror(errno));
-		if (fd != -1)
-			close(fd);
-		return -1;
-	}
-	ok = cert ? PEM_write_X509(f, cert) :
-	    PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL);
-	if (fclose(f) != 0 || !ok || rename(tmp, path) == -1) {
-		snprintf(err, errlen, "cannot write %s", path);
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
-}
-
-static void
-pki_tls_recorded(enum db_status st, const PGresult *res, const char *errstr,
-    void *arg)
-{
-	struct pki_tls *t = arg;
-	char err[256];
-
-	(void)res;
-	if (st != DB_OK) {
-		pki_tls_finish(t, pki_db_err(st, errstr));
-		return;
-	}
-	/* Recorded first, written second: a certificate in use is never
-	 * missing from the database. */
-	if (pki_write_pem(t->key_path, NULL, t->key, err, sizeof(err)) == -1 ||
-	    pki_write_pem(t->cert_path, t->cert, NULL, err, sizeof(err)) == -1) {
-		pki_tls_finish(t, err);
-		return;
-	}
-	log_info("pki: issued server certificate %s", t->cert_path);
-	pki_tls_finish(t, NULL);
-}
-
-/* "localhost,127.0.0.1" -> "DNS:localhost,IP:127.0.0.1" */
-static int
-pki_tls_san(const char *names, char *out, size_t len, char *first, size_t flen)
-{
-	char buf[512], *save = NULL, *tok;
-	unsigned char addr[16];
-	size_t off = 0;
-
-	snprintf(buf, sizeof(buf), "%s", names);
-	out[0] = first[0] = '\0';
-	for (tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-		int is_ip = inet_pton(AF_INET, tok, addr) == 1 ||
-		    inet_pton(AF_INET6, tok, addr) == 1;
-		int w = snprintf(out + off, len - off, "%s%s:%s", off ? "," : "",
-		    is_ip ? "IP" : "DNS", tok);
-
-		if (w < 0 || (size_t)w >= len - off)
-			return -1;
-		off += (size_t)w;
-		if (first[0] == '\0')
-			snprintf(first, flen, "%s", tok);
-	}
-	return off > 0 ? 0 : -1;
-}
-
-static int
-pki_tls_reusable(struct pki *pki, const char *cert_path, const char *key_path)
-{
-	X509 *cert = NULL;
-	FILE *f;
-	int ok = 0;
-
-	if (access(key_path, R_OK) != 0 || (f = fopen(cert_path, "r")) == NULL)
-		return 0;
-	cert = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
-	if (cert != NULL &&
-	    X509_check_issued(pki->root->signer.cert, cert) == X509_V_OK &&
-	    X509_verify(cert, X509_get0_pubkey(pki->root->signer.cert)) == 1 &&
-	    X509_cmp_time(X509_get0_notAfter(cert),
-	    &(time_t){ time(NULL) + PKI_TLS_MIN_DAYS * 86400L }) > 0)
-		ok = 1;
-	ERR_clear_error();
-	X509_free(cert);
-	return ok;
-}
-
-void
-pki_tls_auto(struct pki *pki, const char *name, char **cert_path,
-    char **key_path, pki_done_cb cb, void *arg)
-{
-	char file[128], san[600], cn[256], serial[CA_SERIAL_HEX], err[256] = "";
-	char id[24], nb[32], na[32], subject[256];
-	unsigned char spki[32], *der = NULL;
-	char devid[CA_DEVICE_ID];
-	struct pki_tls *t = calloc(1, sizeof(*t));
-	struct ca_request r = {
-		.profile = CA_PROFILE_TLS_SERVER, .cn = cn, .org = "quarklink",
-		.days = 397, .san = san,
-	};
-	const char *v[7];
-	int lengths[7] = { -1, -1, -1, 0, -1, -1, 0 }, derlen;
-
-	if (t == NULL) {
-		cb("out of memory", arg);
-		return;
-	}
-	t->pki = pki;
-	t->cb = cb;
-	t->arg = arg;
-	t->out_cert = cert_path;
-	t->out_key = key_path;
-	snprintf(file, sizeof(file), "%s-auto.crt", name);
-	t->cert_path = util_path_join(pki->srv->conf->state_dir, file);
-	snprintf(file, sizeof(file), "%s-auto.key", name);
-	t->key_path = util_path_join(pki->srv->conf->state_dir, file);
-	if (t->cert_path == NULL || t->key_path == NULL) {
-		pki_tls_finish(t, "out of memory");
-		return;
-	}
-	if (pki_tls_reusable(pki, t->cert_path, t->key_path)) {
-		pki_tls_finish(t, NULL);
-		return;
-	}
-	if (pki_tls_san(pki->srv->conf->tls_names, san, sizeof(san), cn,
-	    sizeof(cn)) == -1) {
-		pki_tls_finish(t, "server.tls_names is empty or too long");
-		return;
-	}
-	r.issuer = &pki->root->signer;
-	if ((t->key = EVP_EC_gen("P-256")) == NULL) {
-		pki_tls_finish(t, "cannot generate a key");
-		return;
-	}
-	r.pubkey = t->key;
-	if ((t->cert = ca_issue(&r, serial, err, sizeof(err))) == NULL ||
-	    pki_cert_der(t->cert, &der, &derlen) == -1 ||
-	    ca_device_id(t->key, devid, spki) == -1 ||
-	    ca_name_text(X509_get_subject_name(t->cert), subject, sizeof(subject)) == -1) {
-		OPENSSL_free(der);
-		pki_tls_finish(t, err[0] ? err : "cannot issue the server certificate");
-		return;
-	}
-	snprintf(id, sizeof(id), "%lld", pki->root->id);
-	snprintf(nb, sizeof(nb), "%lld", (long long)pki_asn1_time(X509_get0_notBefore(t->cert)));
-	snprintf(na, sizeof(na), "%lld", (long long)pki_asn1_time(X509_get0_notAfter(t->cert)));
-	v[0] = serial; v[1] = id; v[2] = subject;
-	v[3] = (const char *)spki; lengths[3] = sizeof(spki);
-	v[4] = nb; v[5] = na;
-	v[6] = (const char *)der; lengths[6] = derlen;
-	db_query(pki->srv->db, &pki_tls_insert, 7, v, lengths, pki_tls_recorded, t);
-	OPENSSL_free(der);
-}

@@ -1,7 +1,8 @@
 /* pki.h: the installation's CAs at run time: the root, each project's
  * issuing CA (loaded from the database, keys on the token), revocation
- * state shared with the TLS layer, and the OCSP and CRL caches. Kept in
- * step with other nodes through LISTEN/NOTIFY. Builds no HTTP replies. */
+ * state shared with the TLS layer, and the CRL cache. Kept in
+ * step with other nodes through LISTEN/NOTIFY. Builds no HTTP replies.
+ * The OCSP responder (ocsp.c) and tls_cert = auto (tlsauto.c) build on it. */
 #ifndef QL_PKI_H
 #define QL_PKI_H
 
@@ -49,6 +50,8 @@ int		 pki_register(struct pki *) __attribute__((warn_unused_result));
 void		 pki_bootstrap(struct pki *, pki_done_cb, void *arg);
 
 struct pki_ca	*pki_root(struct pki *);
+/* Every CA loaded, root first, linked through next. */
+struct pki_ca	*pki_cas(struct pki *);
 /* A project's issuing CA: from memory, else from the database. cb(NULL,
  * NULL) when the project does not exist, cb(NULL, err) on failure. */
 void		 pki_project(struct pki *, const char *name, pki_ca_cb, void *arg);
@@ -63,13 +66,6 @@ int		 pki_setup_client_tls(struct pki *, SSL_CTX *, const char *extra_ca,
 		    char *err, size_t errlen) __attribute__((warn_unused_result));
 
 void		 pki_crl(struct pki *, struct pki_ca *, pki_blob_cb, void *arg);
-/* der is an OCSP request; the callback gets a DER OCSP response. */
-void		 pki_ocsp(struct pki *, const unsigned char *der, size_t len,
-		    pki_blob_cb, void *arg);
-
-/* tls_cert = auto: reuse or issue STATE_DIR/NAME-auto.{crt,key}. */
-void		 pki_tls_auto(struct pki *, const char *name, char **cert_path,
-		    char **key_path, pki_done_cb, void *arg);
 
 const char	*pki_url(struct pki *);
 /* Device certificate for a verified CSR public key. */

@@ -25,6 +25,11 @@ struct route {
 	int		 role;		/* enum auth_role; 0: no API auth */
 };
 
+/* Or'ed into role: only callers that see every project may call it (a
+ * caller limited to some projects must not create or survey the rest). */
+#define ROUTE_GLOBAL	0x100
+#define ROUTE_ROLE(r)	((r) & 0xff)
+
 struct route_match {
 	const struct route	*route;
 	size_t			 nparams;

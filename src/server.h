@@ -14,6 +14,7 @@ struct conf_listener;
 struct db_pool;
 struct p11;
 struct pki;
+struct ocsp;
 struct server;
 
 struct http_listener {
@@ -37,6 +38,7 @@ struct server {
 	struct db_pool		*db;
 	struct p11		*p11;
 	struct pki		*pki;
+	struct ocsp		*ocsp;
 	struct http_listener	 listeners[SERVER_NLISTENERS];
 	int			 is_draining;
 	unsigned		 inflight;	/* requests not yet replied to */

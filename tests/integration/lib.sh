@@ -820,7 +820,7 @@ api_routes() {
     "$QUARKLINKD" --list-routes | awk -F'\t' '
         $1 == "admin" && $3 ~ /^\/api\/v1\// {
             n = split($2, m, /, */)
-            for (i = 1; i <= n; i++) print m[i], $3, $4
+            for (i = 1; i <= n; i++) print m[i], $3, $4, $5
         }'
 }
 

@@ -1,0 +1,288 @@
+/* ocsp.c: the OCSP responder (RFC 6960). One signed response per
+ * certificate is cached and re-signed when its status changes (NOTIFY, via
+ * ocsp_forget) or half its validity has passed; a request with a nonce gets
+ * a fresh signature. Signing goes through ca.c with the issuing CA's token
+ * key; statuses come from the database. */
+#include "ocsp.h"
+
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "conf.h"
+#include "db.h"
+#include "log.h"
+#include "server.h"
+
+#define OCSP_CACHE_MAX	200000
+
+static const struct db_stmt ocsp_cert_status = {
+	"ocsp_cert_status", "SELECT extract(epoch FROM revoked_at)::bigint,"
+	" coalesce(revocation_reason, 0) FROM certificates WHERE serial = $1 AND ca_id = $2", 2 };
+struct ocsp_entry {
+	char			 serial[CA_SERIAL_HEX];	/* tree key: first */
+	long long		 ca_id;
+	enum ca_ocsp_status	 status;
+	time_t			 revoked_at;
+	int			 reason;
+	int			 md_nid;	/* CertID hash the cached der answers */
+	unsigned char		*der;
+	size_t			 len;
+	time_t			 refresh;
+};
+
+struct ocsp {
+	struct server	*srv;
+	void		*tree;		/* tsearch tree of ocsp_entry by serial */
+	size_t		 n;
+};
+
+static int
+ocsp_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static long long
+ocsp_ll(const PGresult *res, int row, int col)
+{
+	return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+static void
+ocsp_entry_free(void *p)
+{
+	struct ocsp_entry *e = p;
+
+	free(e->der);
+	free(e);
+}
+
+struct ocsp *
+ocsp_new(struct server *srv)
+{
+	struct ocsp *o = calloc(1, sizeof(*o));
+
+	if (o != NULL)
+		o->srv = srv;
+	return o;
+}
+
+void
+ocsp_free(struct ocsp *o)
+{
+	if (o == NULL)
+		return;
+	tdestroy(o->tree, ocsp_entry_free);
+	free(o);
+}
+
+int
+ocsp_register(struct db_pool *db)
+{
+	return db_register(db, &ocsp_cert_status);
+}
+
+void
+ocsp_clear(struct ocsp *o)
+{
+	tdestroy(o->tree, ocsp_entry_free);
+	o->tree = NULL;
+	o->n = 0;
+}
+
+void
+ocsp_forget(struct ocsp *o, const char *serial)
+{
+	void *node = tfind(serial, &o->tree, ocsp_cmp);
+	struct ocsp_entry *e;
+
+	if (node == NULL)
+		return;
+	e = *(struct ocsp_entry **)node;
+	tdelete(serial, &o->tree, ocsp_cmp);
+	ocsp_entry_free(e);
+	o->n--;
+}
+
+struct ocsp_job {
+	struct ocsp	*ocsp;
+	struct pki_ca	*ca;
+	OCSP_REQUEST	*req;
+	OCSP_CERTID	*id;		/* points into req */
+	int		 md_nid;
+	int		 has_nonce;
+	char		 serial[CA_SERIAL_HEX];
+	pki_blob_cb	 cb;
+	void		*arg;
+};
+
+static void
+ocsp_reply_error(int status, pki_blob_cb cb, void *arg)
+{
+	unsigned char *der;
+	size_t len;
+
+	if (ca_ocsp_error(status, &der, &len) == -1) {
+		cb(NULL, 0, "out of memory", arg);
+		return;
+	}
+	cb(der, len, NULL, arg);
+	free(der);
+}
+
+static void
+ocsp_job_free(struct ocsp_job *j)
+{
+	OCSP_REQUEST_free(j->req);
+	free(j);
+}
+
+/* Sign for the entry's status; keep the nonce-free answer for reuse. */
+static void
+ocsp_reply_entry(struct ocsp_job *j, struct ocsp_entry *e)
+{
+	int hours = (int)j->ocsp->srv->conf->ca_ocsp_validity_hours;
+	time_t now = time(NULL);
+	unsigned char *der;
+	size_t len;
+
+	if (!j->has_nonce && e->der != NULL && e->md_nid == j->md_nid &&
+	    now < e->refresh) {
+		j->cb(e->der, e->len, NULL, j->arg);
+		ocsp_job_free(j);
+		return;
+	}
+	if (ca_ocsp_sign(&j->ca->signer, j->has_nonce ? j->req : NULL, j->id,
+	    e->status, e->revoked_at, e->reason, hours, &der, &len) == -1) {
+		log_openssl("pki: OCSP signing failed");
+		ocsp_reply_error(OCSP_RESPONSE_STATUS_INTERNALERROR, j->cb, j->arg);
+		ocsp_job_free(j);
+		return;
+	}
+	j->cb(der, len, NULL, j->arg);
+	if (j->has_nonce) {
+		free(der);
+	} else {
+		free(e->der);
+		e->der = der;
+		e->len = len;
+		e->md_nid = j->md_nid;
+		e->refresh = now + hours * 3600L / 2;
+	}
+	ocsp_job_free(j);
+}
+
+static void
+ocsp_status(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct ocsp_job *j = arg;
+	struct ocsp *o = j->ocsp;
+	struct ocsp_entry tmp, *e;
+	void *node;
+
+	if (st != DB_OK) {
+		log_warnx("pki: OCSP status lookup: %s", db_errstr(st, errstr));
+		ocsp_reply_error(OCSP_RESPONSE_STATUS_TRYLATER, j->cb, j->arg);
+		ocsp_job_free(j);
+		return;
+	}
+	memset(&tmp, 0, sizeof(tmp));
+	memcpy(tmp.serial, j->serial, sizeof(tmp.serial));
+	tmp.ca_id = j->ca->id;
+	tmp.status = CA_OCSP_UNKNOWN;
+	if (PQntuples(res) == 1) {
+		tmp.status = PQgetisnull(res, 0, 0) ? CA_OCSP_GOOD : CA_OCSP_REVOKED;
+		tmp.revoked_at = (time_t)ocsp_ll(res, 0, 0);
+		tmp.reason = (int)ocsp_ll(res, 0, 1);
+	}
+	/* A concurrent lookup may have cached it meanwhile; a full cache
+	 * answers without remembering. */
+	node = tfind(tmp.serial, &o->tree, ocsp_cmp);
+	if (node != NULL) {
+		e = *(struct ocsp_entry **)node;
+	} else if (o->n < OCSP_CACHE_MAX &&
+	    (e = malloc(sizeof(*e))) != NULL) {
+		*e = tmp;
+		if (tsearch(e, &o->tree, ocsp_cmp) == NULL) {
+			free(e);
+			e = &tmp;
+		} else {
+			o->n++;
+		}
+	} else {
+		e = &tmp;
+	}
+	ocsp_reply_entry(j, e);
+	if (e == &tmp)
+		free(tmp.der);
+}
+
+static struct pki_ca *
+ocsp_issuer(struct pki *pki, OCSP_CERTID *id, int *md_nid)
+{
+	ASN1_OBJECT *md = NULL;
+
+	OCSP_id_get0_info(NULL, &md, NULL, NULL, id);
+	*md_nid = md ? OBJ_obj2nid(md) : NID_undef;
+	for (struct pki_ca *ca = pki_cas(pki); ca != NULL; ca = ca->next) {
+		OCSP_CERTID *mine = *md_nid == NID_sha1 ? ca->id_sha1 :
+		    *md_nid == NID_sha256 ? ca->id_sha256 : NULL;
+
+		if (mine != NULL && OCSP_id_issuer_cmp(mine, id) == 0)
+			return ca;
+	}
+	return NULL;
+}
+
+void
+ocsp_answer(struct ocsp *o, const unsigned char *der, size_t len, pki_blob_cb cb,
+    void *arg)
+{
+	const unsigned char *p = der;
+	struct ocsp_job *j;
+	ASN1_INTEGER *serial = NULL;
+	char id[24];
+	const char *params[2];
+	void *node;
+
+	if ((j = calloc(1, sizeof(*j))) == NULL) {
+		cb(NULL, 0, "out of memory", arg);
+		return;
+	}
+	j->ocsp = o;
+	j->cb = cb;
+	j->arg = arg;
+	j->req = d2i_OCSP_REQUEST(NULL, &p, (long)len);
+	/* One certificate per request, as every OCSP client sends. */
+	if (j->req == NULL || p != der + len ||
+	    OCSP_request_onereq_count(j->req) != 1) {
+		ERR_clear_error();
+		ocsp_reply_error(OCSP_RESPONSE_STATUS_MALFORMEDREQUEST, cb, arg);
+		ocsp_job_free(j);
+		return;
+	}
+	j->id = OCSP_onereq_get0_id(OCSP_request_onereq_get0(j->req, 0));
+	if ((j->ca = ocsp_issuer(o->srv->pki, j->id, &j->md_nid)) == NULL) {
+		ocsp_reply_error(OCSP_RESPONSE_STATUS_UNAUTHORIZED, cb, arg);
+		ocsp_job_free(j);
+		return;
+	}
+	OCSP_id_get0_info(NULL, NULL, NULL, &serial, j->id);
+	ca_serial_hex(serial, j->serial);
+	j->has_nonce = OCSP_REQUEST_get_ext_by_NID(j->req, NID_id_pkix_OCSP_Nonce, -1) >= 0;
+	node = tfind(j->serial, &o->tree, ocsp_cmp);
+	if (node != NULL && (*(struct ocsp_entry **)node)->ca_id == j->ca->id) {
+		ocsp_reply_entry(j, *(struct ocsp_entry **)node);
+		return;
+	}
+	snprintf(id, sizeof(id), "%lld", j->ca->id);
+	params[0] = j->serial;
+	params[1] = id;
+	db_query(o->srv->db, &ocsp_cert_status, 2, params, NULL, ocsp_status, j);
+}
+

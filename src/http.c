@@ -387,6 +387,9 @@ http_listener_start(struct http_listener *l, char *err, size_t errlen)
 	}
 	evhttp_set_allowed_methods(l->http, HTTP_METHODS);
 	evhttp_set_max_body_size(l->http, c->max_body_size);
+	/* Read and drop the rest of an oversized body before answering 413,
+	 * so the client is still listening when the answer comes. */
+	evhttp_set_flags(l->http, EVHTTP_SERVER_LINGERING_CLOSE);
 	evhttp_set_max_headers_size(l->http, c->max_header_size);
 	evhttp_set_timeout(l->http, (int)c->request_timeout);
 	evhttp_set_gencb(l->http, http_dispatch, l);

@@ -171,7 +171,7 @@ admin_create_admin(struct server *srv, const char *name)
 {
 	char secret[AUTH_SECRET_LEN];
 
-	if (strlen(name) > 64 || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	if (name[0] == '\0' || strlen(name) > 64 || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	    "abcdefghijklmnopqrstuvwxyz0123456789._@-") != strlen(name)) {
 		fprintf(stderr, "quarklinkd: user names are 1-64 of A-Z a-z 0-9 . _ @ -\n");
 		server_admin_done(srv, 1);

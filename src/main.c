@@ -59,7 +59,8 @@ static void
 main_usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: quarklinkd [-c FILE] [-f] [-t] [--migrate] [--version] [--help]\n"
+	    "usage: quarklinkd [-c FILE] [-f] [-t] [--migrate] [--create-admin NAME]\n"
+	    "                  [--list-options] [--list-routes] [--version] [--help]\n"
 	    "       quarklinkd [-c FILE] admin COMMAND ARGS...\n"
 	    "  -c FILE         configuration file (default %s)\n"
 	    "  -f              stay in the foreground\n"

@@ -4,6 +4,7 @@
  * own transaction). */
 #include "api.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ struct api_ctx {
 	char		 secret[AUTH_SECRET_LEN];	/* session cookie value */
 	int		 is_session;
 	long long	 project_id;
+	char		 project_id_str[API_ID_LEN];
 	char		 project[64];
 	int		 limit;		/* from api_page() */
 };
@@ -63,6 +65,12 @@ long long
 api_project_id(struct http_req *hr)
 {
 	return api_ctx(hr)->project_id;
+}
+
+const char *
+api_project_id_str(struct http_req *hr)
+{
+	return api_ctx(hr)->project_id_str;
 }
 
 const char *
@@ -102,7 +110,7 @@ static void
 api_finish(struct http_req *hr, int status)
 {
 	struct api_ctx *c = hr->api;
-	char action[256], detail[32], project[24];
+	char action[256], detail[32];
 	const char *v[6];
 
 	if (c == NULL)
@@ -112,13 +120,12 @@ api_finish(struct http_req *hr, int status)
 		snprintf(action, sizeof(action), "%s %s", hr->method,
 		    hr->match.route->pattern);
 		snprintf(detail, sizeof(detail), "HTTP %d", status);
-		snprintf(project, sizeof(project), "%lld", c->project_id);
 		v[0] = c->auth->actor;
 		v[1] = action;
 		v[2] = hr->path;
 		v[3] = status >= 500 ? "error" : "denied";
 		v[4] = detail;
-		v[5] = c->project_id ? project : NULL;
+		v[5] = c->project_id ? c->project_id_str : NULL;
 		db_query(hr->srv->db, &api_audit_failure, 6, v, NULL, api_audit_done, NULL);
 	}
 	free(c->auth);
@@ -185,8 +192,11 @@ api_project_found(enum db_status st, const PGresult *res, const char *errstr,
 		api_db_error(hr, st, res, errstr);
 		return;
 	}
-	if (PQntuples(res) == 1)
-		c->project_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	if (PQntuples(res) == 1) {
+		c->project_id = api_val_int(res, 0, 0);
+		snprintf(c->project_id_str, sizeof(c->project_id_str), "%lld",
+		    c->project_id);
+	}
 	/* Existence must not leak across project scopes. */
 	if (PQntuples(res) != 1 || !auth_sees_project(c->auth, c->project_id)) {
 		http_reply_problem(hr, 404, NULL, "no such project");
@@ -238,10 +248,8 @@ api_dispatch(struct http_req *hr)
 	unsigned char hash[32];
 	struct api_ctx *c;
 
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		http_reply_problem(hr, 503, NULL, "out of memory");
+	if ((c = api_alloc(hr, sizeof(*c))) == NULL)
 		return;
-	}
 	hr->api = c;
 	hr->finish = api_finish;
 	if (authz != NULL) {
@@ -289,8 +297,34 @@ api_param(struct http_req *hr, size_t i, char *buf, size_t len)
 	return 0;
 }
 
+int
+api_param_id(struct http_req *hr, size_t i, char *buf, size_t len,
+    const char *missing)
+{
+	const char *errstr;
+
+	if (api_param(hr, i, buf, len) == -1)
+		return -1;
+	/* Ids start at 1: anything else cannot exist, so it is not found. */
+	if (util_strtonum(buf, 1, LLONG_MAX, &errstr) == 0 || errstr != NULL) {
+		http_reply_problem(hr, 404, NULL, "%s", missing);
+		return -1;
+	}
+	return 0;
+}
+
+void *
+api_alloc(struct http_req *hr, size_t size)
+{
+	void *p;
+
+	if ((p = calloc(1, size)) == NULL)
+		http_reply_problem(hr, 503, NULL, "out of memory");
+	return p;
+}
+
 yajl_val
-api_body_json(struct http_req *hr)
+api_body_json(struct http_req *hr, const char *const *keys)
 {
 	const char *ct = http_header(hr, "Content-Type");
 	struct evbuffer *body = http_body(hr);
@@ -318,6 +352,10 @@ api_body_json(struct http_req *hr)
 		http_reply_problem(hr, 400, NULL, "request body must be a JSON object");
 		return NULL;
 	}
+	if (api_json_only(hr, v, keys) == -1) {
+		yajl_tree_free(v);
+		return NULL;
+	}
 	return v;
 }
 
@@ -338,19 +376,29 @@ api_json_only(struct http_req *hr, yajl_val obj, const char *const *keys)
 	return 0;
 }
 
+/* Member key: 1 with *v set, 0 when absent and optional, -1 after a 400. */
+static int
+api_json_member(struct http_req *hr, yajl_val obj, const char *key,
+    int required, yajl_val *v)
+{
+	if ((*v = json_get(obj, key)) != NULL)
+		return 1;
+	if (!required)
+		return 0;
+	http_reply_problem(hr, 400, NULL, "field \"%s\" is required", key);
+	return -1;
+}
+
 int
 api_json_str(struct http_req *hr, yajl_val obj, const char *key, int required,
     size_t maxlen, const char **out)
 {
-	yajl_val v = json_get(obj, key);
 	const char *s;
+	yajl_val v;
+	int rc;
 
-	if (v == NULL) {
-		if (!required)
-			return 0;
-		http_reply_problem(hr, 400, NULL, "field \"%s\" is required", key);
-		return -1;
-	}
+	if ((rc = api_json_member(hr, obj, key, required, &v)) != 1)
+		return rc;
 	if (!YAJL_IS_STRING(v) || (s = v->u.string) == NULL) {
 		http_reply_problem(hr, 400, NULL, "field \"%s\" must be a string", key);
 		return -1;
@@ -368,14 +416,11 @@ int
 api_json_int(struct http_req *hr, yajl_val obj, const char *key, int required,
     long long min, long long max, long long *out)
 {
-	yajl_val v = json_get(obj, key);
+	yajl_val v;
+	int rc;
 
-	if (v == NULL) {
-		if (!required)
-			return 0;
-		http_reply_problem(hr, 400, NULL, "field \"%s\" is required", key);
-		return -1;
-	}
+	if ((rc = api_json_member(hr, obj, key, required, &v)) != 1)
+		return rc;
 	if (!YAJL_IS_INTEGER(v)) {
 		http_reply_problem(hr, 400, NULL, "field \"%s\" must be an integer", key);
 		return -1;
@@ -393,14 +438,11 @@ int
 api_json_bool(struct http_req *hr, yajl_val obj, const char *key, int required,
     int *out)
 {
-	yajl_val v = json_get(obj, key);
+	yajl_val v;
+	int rc;
 
-	if (v == NULL) {
-		if (!required)
-			return 0;
-		http_reply_problem(hr, 400, NULL, "field \"%s\" is required", key);
-		return -1;
-	}
+	if ((rc = api_json_member(hr, obj, key, required, &v)) != 1)
+		return rc;
 	if (!YAJL_IS_TRUE(v) && !YAJL_IS_FALSE(v)) {
 		http_reply_problem(hr, 400, NULL, "field \"%s\" must be true or false", key);
 		return -1;
@@ -430,14 +472,37 @@ api_query_int(struct http_req *hr, const char *name, long long min,
 }
 
 int
-api_page(struct http_req *hr, int *limit, char *after, size_t len)
+api_query_str(struct http_req *hr, const char *name, size_t maxlen, char *out,
+    const char *detail)
+{
+	char buf[API_QUERY_MAX];
+	size_t n;
+
+	out[0] = '\0';
+	if (http_query_param(hr, name, buf, sizeof(buf)) == -1)
+		return 0;
+	n = strlen(buf);
+	if (n <= maxlen && util_utf8_valid((const unsigned char *)buf, n)) {
+		memcpy(out, buf, n + 1);
+		return 1;
+	}
+	if (detail != NULL)
+		http_reply_problem(hr, 400, NULL, "query parameter %s %s", name, detail);
+	else
+		http_reply_problem(hr, 400, NULL,
+		    "query parameter %s must be at most %zu bytes of UTF-8", name, maxlen);
+	return -1;
+}
+
+int
+api_page(struct http_req *hr, char limit[API_LIMIT_LEN], char *after, size_t len)
 {
 	long long n = API_LIMIT_DEFAULT;
 	int present;
 
 	if (api_query_int(hr, "limit", 1, API_LIMIT_MAX, &n, &present) == -1)
 		return -1;
-	*limit = (int)n;
+	snprintf(limit, API_LIMIT_LEN, "%lld", n);
 	api_ctx(hr)->limit = (int)n;
 	after[0] = '\0';
 	if (http_query_param(hr, "after", after, len) == 0 && !util_utf8_valid(
@@ -445,6 +510,29 @@ api_page(struct http_req *hr, int *limit, char *after, size_t len)
 		http_reply_problem(hr, 400, NULL, "query parameter after is not valid");
 		return -1;
 	}
+	return 0;
+}
+
+int
+api_page_id(struct http_req *hr, char limit[API_LIMIT_LEN], char *after,
+    size_t len)
+{
+	const char *errstr;
+	long long v;
+
+	if (api_page(hr, limit, after, len) == -1)
+		return -1;
+	if (after[0] == '\0') {
+		snprintf(after, len, "0");
+		return 0;
+	}
+	v = util_strtonum(after, 0, LLONG_MAX, &errstr);
+	if (errstr != NULL) {
+		http_reply_problem(hr, 400, NULL, "query parameter after is not valid");
+		return -1;
+	}
+	/* Canonical digits: the SQL compares it as a bigint. */
+	snprintf(after, len, "%lld", v);
 	return 0;
 }
 
@@ -476,6 +564,122 @@ api_list_page(struct http_req *hr, yajl_gen g, const PGresult *res, int key_col)
 	/* A full page may have more after it: its last key is the cursor. */
 	api_list_end(hr, g, n > 0 && n == api_ctx(hr)->limit ?
 	    PQgetvalue(res, n - 1, key_col) : NULL);
+}
+
+void
+api_reply_list(struct http_req *hr, enum db_status st, const PGresult *res,
+    const char *errstr, api_fields_fn fields, int key_col)
+{
+	yajl_gen g;
+
+	if (st != DB_OK) {
+		api_db_error(hr, st, res, errstr);
+		return;
+	}
+	g = api_list_begin();
+	for (int i = 0; i < PQntuples(res); i++) {
+		yajl_gen_map_open(g);
+		fields(g, res, i, 0);
+		yajl_gen_map_close(g);
+	}
+	api_list_page(hr, g, res, key_col);
+}
+
+void
+api_reply_object(struct http_req *hr, int status, api_fields_fn fields,
+    const PGresult *res, int col)
+{
+	yajl_gen g = json_gen_new();
+
+	yajl_gen_map_open(g);
+	fields(g, res, 0, col);
+	yajl_gen_map_close(g);
+	http_reply_json(hr, status, g);
+}
+
+void
+api_reply_one(struct http_req *hr, enum db_status st, const PGresult *res,
+    const char *errstr, int status, api_fields_fn fields, int col,
+    const char *missing)
+{
+	if (st != DB_OK)
+		api_db_error(hr, st, res, errstr);
+	else if (PQntuples(res) != 1)
+		http_reply_problem(hr, 404, NULL, "%s", missing);
+	else
+		api_reply_object(hr, status, fields, res, col);
+}
+
+void
+api_reply_done(struct http_req *hr, enum db_status st, const PGresult *res,
+    const char *errstr, int status, const char *detail)
+{
+	if (st != DB_OK)
+		api_db_error(hr, st, res, errstr);
+	else if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
+		http_reply_problem(hr, status, NULL, "%s", detail);
+	else
+		http_reply(hr, 204, NULL, NULL);
+}
+
+void
+api_reply_word(struct http_req *hr, enum db_status st, const PGresult *res,
+    const char *errstr, const char *conflict, const char *missing)
+{
+	const char *s;
+
+	if (st != DB_OK || PQntuples(res) != 1) {
+		api_db_error(hr, st, res, errstr);
+		return;
+	}
+	s = PQgetvalue(res, 0, 0);
+	if (strcmp(s, "ok") == 0)
+		http_reply(hr, 204, NULL, NULL);
+	else if (strcmp(s, "revoked") == 0)
+		http_reply_problem(hr, 409, NULL, "%s", conflict);
+	else
+		http_reply_problem(hr, 404, NULL, "%s", missing);
+}
+
+struct api_secret *
+api_secret_new(struct http_req *hr, unsigned char hash[32])
+{
+	struct api_secret *s;
+
+	if ((s = api_alloc(hr, sizeof(*s))) == NULL)
+		return NULL;
+	s->hr = hr;
+	if (auth_secret_new(s->secret) == -1) {
+		api_secret_free(s);
+		http_reply_problem(hr, 503, NULL, "no randomness");
+		return NULL;
+	}
+	/* Lookups (bearer auth, EST) go by the SHA-256 of the string. */
+	auth_hash(s->secret, hash);
+	return s;
+}
+
+void
+api_secret_free(struct api_secret *s)
+{
+	OPENSSL_cleanse(s, sizeof(*s));
+	free(s);
+}
+
+void
+api_secret_reply(struct api_secret *s, const PGresult *res,
+    api_fields_fn fields, int col, const char *location)
+{
+	yajl_gen g = json_gen_new();
+
+	yajl_gen_map_open(g);
+	fields(g, res, 0, col);
+	/* Shown here once; only its hash is stored. */
+	json_kv_str(g, "token", s->secret);
+	yajl_gen_map_close(g);
+	http_add_header(s->hr, "Location", location);
+	http_add_header(s->hr, "Cache-Control", "no-store");
+	http_reply_json(s->hr, 201, g);
 }
 
 void
@@ -528,6 +732,12 @@ const char *
 api_val(const PGresult *res, int row, int col)
 {
 	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+long long
+api_val_int(const PGresult *res, int row, int col)
+{
+	return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
 void

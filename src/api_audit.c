@@ -15,28 +15,20 @@
 #include "server.h"
 #include "util.h"
 
-/* Longer values than a filter can match are refused, not ignored (up to
- * API_AUDIT_QUERY_MAX: http_query_param cannot tell longer from absent). */
+/* Longer values than a filter can match are refused, not ignored. */
 #define API_AUDIT_FILTER_MAX 256
-#define API_AUDIT_QUERY_MAX 4096
 
-/* Query parameter name into buf (API_AUDIT_FILTER_MAX + 1 bytes): 1 when
- * given, 0 when absent, -1 after a 400. */
-static int
-api_audit_filter(struct http_req *hr, const char *name, char *buf)
+static void
+api_audit_fields(yajl_gen g, const PGresult *res, int i, int col)
 {
-	char big[API_AUDIT_QUERY_MAX];
-	size_t n;
-
-	if (http_query_param(hr, name, big, sizeof(big)) == -1)
-		return 0;
-	n = strlen(big);
-	if (n > API_AUDIT_FILTER_MAX || !util_utf8_valid((unsigned char *)big, n)) {
-		http_reply_problem(hr, 400, NULL, "query parameter %s is not valid", name);
-		return -1;
-	}
-	memcpy(buf, big, n + 1);
-	return 1;
+	json_kv_int(g, "id", api_val_int(res, i, col));
+	json_kv_str(g, "at", PQgetvalue(res, i, col + 1));
+	json_kv_str(g, "actor", PQgetvalue(res, i, col + 2));
+	json_kv_str(g, "action", PQgetvalue(res, i, col + 3));
+	json_kv_str(g, "object", api_val(res, i, col + 4));
+	json_kv_str(g, "result", PQgetvalue(res, i, col + 5));
+	json_kv_str(g, "detail", api_val(res, i, col + 6));
+	json_kv_str(g, "project", api_val(res, i, col + 7));
 }
 
 static void
@@ -45,7 +37,6 @@ api_audit_listed(enum db_status st, const PGresult *res, const char *errstr,
 {
 	struct http_req *hr = arg;
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	yajl_gen g;
 
 	if (st == DB_SQL_ERROR && state != NULL && strncmp(state, "22", 2) == 0) {
 		/* The only value PostgreSQL parses is since. */
@@ -53,36 +44,19 @@ api_audit_listed(enum db_status st, const PGresult *res, const char *errstr,
 		    "query parameter since is not an ISO 8601 timestamp");
 		return;
 	}
-	if (st != DB_OK) {
-		api_db_error(hr, st, res, errstr);
-		return;
-	}
-	g = api_list_begin();
-	for (int i = 0; i < PQntuples(res); i++) {
-		yajl_gen_map_open(g);
-		json_kv_int(g, "id", strtoll(PQgetvalue(res, i, 0), NULL, 10));
-		json_kv_str(g, "at", PQgetvalue(res, i, 1));
-		json_kv_str(g, "actor", PQgetvalue(res, i, 2));
-		json_kv_str(g, "action", PQgetvalue(res, i, 3));
-		json_kv_str(g, "object", api_val(res, i, 4));
-		json_kv_str(g, "result", PQgetvalue(res, i, 5));
-		json_kv_str(g, "detail", api_val(res, i, 6));
-		json_kv_str(g, "project", api_val(res, i, 7));
-		yajl_gen_map_close(g);
-	}
-	api_list_page(hr, g, res, 0);
+	api_reply_list(hr, st, res, errstr, api_audit_fields, 0);
 }
 
 static void
 api_audit_list(struct http_req *hr)
 {
 	static const char *const names[] = { "actor", "action", "since", "project" };
-	char f[4][API_AUDIT_FILTER_MAX + 1], after[32], limit_s[16], *scope;
+	char f[4][API_AUDIT_FILTER_MAX + 1], after[32], limit[API_LIMIT_LEN], *scope;
 	const char *v[7], *errstr;
 	long long before;
-	int limit, is_oom, rc;
+	int is_oom, rc;
 
-	if (api_page(hr, &limit, after, sizeof(after)) == -1)
+	if (api_page(hr, limit, after, sizeof(after)) == -1)
 		return;
 	v[1] = NULL;
 	if (after[0] != '\0') {
@@ -95,15 +69,15 @@ api_audit_list(struct http_req *hr)
 		v[1] = after;
 	}
 	for (int i = 0; i < 4; i++) {
-		if ((rc = api_audit_filter(hr, names[i], f[i])) == -1)
+		if ((rc = api_query_str(hr, names[i], API_AUDIT_FILTER_MAX, f[i],
+		    "is not valid")) == -1)
 			return;
 		v[2 + i] = rc ? f[i] : NULL;
 	}
 	if ((scope = api_scope(hr, &is_oom)) == NULL && is_oom)
 		return;
-	snprintf(limit_s, sizeof(limit_s), "%d", limit);
 	v[0] = scope;
-	v[6] = limit_s;
+	v[6] = limit;
 	db_query(hr->srv->db, &audit_list, 7, v, NULL, api_audit_listed, hr);
 	free(scope);
 }
@@ -121,10 +95,10 @@ api_audit_verified(enum db_status st, const PGresult *res, const char *errstr,
 	}
 	g = json_gen_new();
 	yajl_gen_map_open(g);
-	json_kv_int(g, "rows", strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+	json_kv_int(g, "rows", api_val_int(res, 0, 0));
 	json_kv_bool(g, "ok", PQgetisnull(res, 0, 1));
 	if (!PQgetisnull(res, 0, 1))
-		json_kv_int(g, "first_broken_id", strtoll(PQgetvalue(res, 0, 1), NULL, 10));
+		json_kv_int(g, "first_broken_id", api_val_int(res, 0, 1));
 	yajl_gen_map_close(g);
 	http_reply_json(hr, 200, g);
 }

@@ -55,12 +55,6 @@ static const struct {
 	{ KU_DECIPHER_ONLY, "decipherOnly" },
 };
 
-static const char *
-api_certs_val(const PGresult *res, int i, int col)
-{
-	return PQgetisnull(res, i, col) ? NULL : PQgetvalue(res, i, col);
-}
-
 /* A string that came from a certificate: as it is when it is valid UTF-8
  * without NULs, else a copy cut at the first NUL with bad bytes replaced. */
 static void
@@ -210,41 +204,40 @@ out:
 	return rc;
 }
 
-/* One certificate row (see certs.h); with_der: the parsed fields too. */
-static int
-api_certs_row(yajl_gen g, const PGresult *res, int i, int with_der)
+/* One certificate row from column col (see certs.h). */
+static void
+api_certs_fields(yajl_gen g, const PGresult *res, int i, int col)
 {
-	const char *reason = api_certs_val(res, i, 6);
+	const char *reason = api_val(res, i, col + 6);
 	long long code;
 
-	yajl_gen_map_open(g);
-	json_kv_str(g, "serial", PQgetvalue(res, i, 0));
-	json_kv_str(g, "device_id", api_certs_val(res, i, 1));
-	json_kv_str(g, "subject", PQgetvalue(res, i, 2));
-	json_kv_str(g, "not_before", PQgetvalue(res, i, 3));
-	json_kv_str(g, "not_after", PQgetvalue(res, i, 4));
-	json_kv_str(g, "revoked_at", api_certs_val(res, i, 5));
+	json_kv_str(g, "serial", PQgetvalue(res, i, col));
+	json_kv_str(g, "device_id", api_val(res, i, col + 1));
+	json_kv_str(g, "subject", PQgetvalue(res, i, col + 2));
+	json_kv_str(g, "not_before", PQgetvalue(res, i, col + 3));
+	json_kv_str(g, "not_after", PQgetvalue(res, i, col + 4));
+	json_kv_str(g, "revoked_at", api_val(res, i, col + 5));
 	code = reason ? strtoll(reason, NULL, 10) : -1;
 	json_kv_str(g, "revocation_reason", code >= 0 && code < API_CERTS_NREASONS ?
 	    api_certs_reasons[code] : NULL);
-	if (with_der && api_certs_parsed(g, res, i, CERTS_NCOLS) == -1)
-		return -1;
-	yajl_gen_map_close(g);
-	return 0;
 }
 
+/* Row 0 with the fields parsed from its DER. */
 static void
 api_certs_reply_one(struct http_req *hr, const PGresult *res)
 {
 	yajl_gen g = json_gen_new();
 
-	if (api_certs_row(g, res, 0, 1) == -1) {
+	yajl_gen_map_open(g);
+	api_certs_fields(g, res, 0, 0);
+	if (api_certs_parsed(g, res, 0, CERTS_NCOLS) == -1) {
 		yajl_gen_free(g);
 		log_warnx("api: certificate %s: stored DER does not parse",
 		    PQgetvalue(res, 0, 0));
 		http_reply_problem(hr, 500, NULL, "the stored certificate cannot be parsed");
 		return;
 	}
+	yajl_gen_map_close(g);
 	http_reply_json(hr, 200, g);
 }
 
@@ -261,7 +254,6 @@ api_certs_listed(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
 	struct http_req *hr = arg;
-	yajl_gen g;
 
 	if (api_certs_is_no_device(st, res)) {
 		/* /devices/{device}/certificates: 404; ?device= filter: no rows. */
@@ -271,14 +263,7 @@ api_certs_listed(enum db_status st, const PGresult *res, const char *errstr,
 			api_list_end(hr, api_list_begin(), NULL);
 		return;
 	}
-	if (st != DB_OK) {
-		api_db_error(hr, st, res, errstr);
-		return;
-	}
-	g = api_list_begin();
-	for (int i = 0; i < PQntuples(res); i++)
-		(void)api_certs_row(g, res, i, 0);
-	api_list_page(hr, g, res, 0);
+	api_reply_list(hr, st, res, errstr, api_certs_fields, 0);
 }
 
 /* ?name=true|false: 0 absent, 1 present (*out set), -1 after 400. */
@@ -304,12 +289,13 @@ api_certs_query_bool(struct http_req *hr, const char *name, const char **out)
 static void
 api_certs_list_for(struct http_req *hr, const char *device)
 {
-	char after[API_CERTS_QBUF], limit_s[16], project[24], days_s[16];
-	const char *v[7] = { project, device, NULL, NULL, NULL, after, limit_s };
+	char after[API_CERTS_QBUF], limit[API_LIMIT_LEN], days_s[16];
+	const char *v[7] = { api_project_id_str(hr), device, NULL, NULL, NULL,
+	    after, limit };
 	long long days;
-	int limit, has_days;
+	int has_days;
 
-	if (api_page(hr, &limit, after, sizeof(after)) == -1 ||
+	if (api_page(hr, limit, after, sizeof(after)) == -1 ||
 	    api_certs_query_bool(hr, "valid", &v[2]) == -1 ||
 	    api_query_int(hr, "expiring_within", 1, 3650, &days, &has_days) == -1 ||
 	    api_certs_query_bool(hr, "revoked", &v[4]) == -1)
@@ -318,26 +304,19 @@ api_certs_list_for(struct http_req *hr, const char *device)
 		snprintf(days_s, sizeof(days_s), "%lld", days);
 		v[3] = days_s;
 	}
-	snprintf(project, sizeof(project), "%lld", api_project_id(hr));
-	snprintf(limit_s, sizeof(limit_s), "%d", limit);
 	db_query(hr->srv->db, &certs_list, 7, v, NULL, api_certs_listed, hr);
 }
 
 static void
 api_certs_list(struct http_req *hr)
 {
-	char device[API_CERTS_QBUF];
+	char device[API_QUERY_MAX];
+	int rc;
 
 	/* An unknown device in the filter simply matches nothing. */
-	if (http_query_param(hr, "device", device, sizeof(device)) == -1) {
-		api_certs_list_for(hr, NULL);
-		return;
-	}
-	if (!util_utf8_valid((const unsigned char *)device, strlen(device))) {
-		http_reply_problem(hr, 400, NULL, "query parameter device is not valid");
-		return;
-	}
-	api_certs_list_for(hr, device);
+	if ((rc = api_query_str(hr, "device", sizeof(device) - 1, device,
+	    "is not valid")) != -1)
+		api_certs_list_for(hr, rc ? device : NULL);
 }
 
 static void
@@ -367,32 +346,38 @@ api_certs_serial(struct http_req *hr, char serial[API_CERTS_SERIAL_LEN + 1])
 	return 0;
 }
 
+/* 0 when res holds the certificate, -1 after the error reply. */
+static int
+api_certs_found(struct http_req *hr, enum db_status st, const PGresult *res,
+    const char *errstr)
+{
+	if (st != DB_OK) {
+		api_db_error(hr, st, res, errstr);
+		return -1;
+	}
+	if (PQntuples(res) != 1) {
+		http_reply_problem(hr, 404, NULL, "no such certificate");
+		return -1;
+	}
+	return 0;
+}
+
 static void
 api_certs_got(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
-	struct http_req *hr = arg;
-
-	if (st != DB_OK) {
-		api_db_error(hr, st, res, errstr);
-		return;
-	}
-	if (PQntuples(res) != 1) {
-		http_reply_problem(hr, 404, NULL, "no such certificate");
-		return;
-	}
-	api_certs_reply_one(hr, res);
+	if (api_certs_found(arg, st, res, errstr) == 0)
+		api_certs_reply_one(arg, res);
 }
 
 static void
 api_certs_get(struct http_req *hr)
 {
-	char serial[API_CERTS_SERIAL_LEN + 1], project[24];
-	const char *v[2] = { project, serial };
+	char serial[API_CERTS_SERIAL_LEN + 1];
+	const char *v[2] = { api_project_id_str(hr), serial };
 
 	if (api_certs_serial(hr, serial) == -1)
 		return;
-	snprintf(project, sizeof(project), "%lld", api_project_id(hr));
 	db_query(hr->srv->db, &certs_get, 2, v, NULL, api_certs_got, hr);
 }
 
@@ -402,14 +387,8 @@ api_certs_revoked(enum db_status st, const PGresult *res, const char *errstr,
 {
 	struct http_req *hr = arg;
 
-	if (st != DB_OK) {
-		api_db_error(hr, st, res, errstr);
+	if (api_certs_found(hr, st, res, errstr) == -1)
 		return;
-	}
-	if (PQntuples(res) != 1) {
-		http_reply_problem(hr, 404, NULL, "no such certificate");
-		return;
-	}
 	if (PQgetvalue(res, 0, CERTS_NCOLS + 1)[0] != 't') {
 		http_reply_problem(hr, 409, NULL, "the certificate is already revoked");
 		return;
@@ -454,23 +433,21 @@ static void
 api_certs_revoke(struct http_req *hr)
 {
 	static const char *const keys[] = { "reason", NULL };
-	char serial[API_CERTS_SERIAL_LEN + 1], project[24], code_s[8], detail[64];
-	const char *v[5] = { project, serial, code_s, NULL, detail };
+	char serial[API_CERTS_SERIAL_LEN + 1], code_s[8], detail[64];
+	const char *v[5] = { api_project_id_str(hr), serial, code_s, api_actor(hr),
+	    detail };
 	yajl_val body;
 	int code;
 
-	if (api_certs_serial(hr, serial) == -1 || (body = api_body_json(hr)) == NULL)
+	if (api_certs_serial(hr, serial) == -1 || (body = api_body_json(hr, keys)) == NULL)
 		return;
-	if (api_json_only(hr, body, keys) == -1 ||
-	    api_certs_reason(hr, body, &code) == -1) {
+	if (api_certs_reason(hr, body, &code) == -1) {
 		yajl_tree_free(body);
 		return;
 	}
 	yajl_tree_free(body);
-	snprintf(project, sizeof(project), "%lld", api_project_id(hr));
 	snprintf(code_s, sizeof(code_s), "%d", code);
 	snprintf(detail, sizeof(detail), "reason %s", api_certs_reasons[code]);
-	v[3] = api_actor(hr);
 	db_query(hr->srv->db, &certs_revoke, 5, v, NULL, api_certs_revoked, hr);
 }
 

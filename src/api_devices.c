@@ -3,8 +3,6 @@
  * Query values reach SQL only as parameters; state rules live in SQL. */
 #include "api_devices.h"
 
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <event2/http.h>
@@ -23,22 +21,15 @@
  * longer one as absent, which would drop a filter without a word. */
 #define API_DEVICES_QBUF	4096
 
-static const char *
-api_devices_val(const PGresult *res, int i, int col)
-{
-	return PQgetisnull(res, i, col) ? NULL : PQgetvalue(res, i, col);
-}
-
 /* One device row starting at column off (see devices.h). */
 static void
-api_devices_row(yajl_gen g, const PGresult *res, int i, int off)
+api_devices_fields(yajl_gen g, const PGresult *res, int i, int off)
 {
 	const char *tags = PQgetvalue(res, i, off + 3), *end;
-	const char *serial = api_devices_val(res, i, off + 7);
+	const char *serial = api_val(res, i, off + 7);
 
-	yajl_gen_map_open(g);
 	json_kv_str(g, "device_id", PQgetvalue(res, i, off));
-	json_kv_str(g, "label", api_devices_val(res, i, off + 1));
+	json_kv_str(g, "label", api_val(res, i, off + 1));
 	json_kv_str(g, "status", PQgetvalue(res, i, off + 2));
 	json_key(g, "tags");
 	yajl_gen_array_open(g);
@@ -53,8 +44,8 @@ api_devices_row(yajl_gen g, const PGresult *res, int i, int off)
 	}
 	yajl_gen_array_close(g);
 	json_kv_str(g, "created_at", PQgetvalue(res, i, off + 4));
-	json_kv_str(g, "last_seen", api_devices_val(res, i, off + 5));
-	json_kv_str(g, "installed_version", api_devices_val(res, i, off + 6));
+	json_kv_str(g, "last_seen", api_val(res, i, off + 5));
+	json_kv_str(g, "installed_version", api_val(res, i, off + 6));
 	json_key(g, "certificate");
 	if (serial == NULL)
 		yajl_gen_null(g);
@@ -64,7 +55,6 @@ api_devices_row(yajl_gen g, const PGresult *res, int i, int off)
 		json_kv_str(g, "not_after", PQgetvalue(res, i, off + 8));
 		yajl_gen_map_close(g);
 	}
-	yajl_gen_map_close(g);
 }
 
 /* The {device} path parameter; 404 unless it can be a device ID. */
@@ -88,42 +78,11 @@ api_devices_tag_ok(const char *t, size_t len)
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == len;
 }
 
-/* A text query parameter: 0 absent (out[0] = 0), 1 present, -1 after 400. */
-static int
-api_devices_query_str(struct http_req *hr, const char *name, size_t maxlen,
-    char *out, size_t outlen)
-{
-	size_t n;
-
-	out[0] = '\0';
-	if (http_query_param(hr, name, out, outlen) == -1) {
-		out[0] = '\0';
-		return 0;
-	}
-	n = strlen(out);
-	if (n > maxlen || !util_utf8_valid((const unsigned char *)out, n)) {
-		http_reply_problem(hr, 400, NULL,
-		    "query parameter %s must be at most %zu bytes of UTF-8", name, maxlen);
-		return -1;
-	}
-	return 1;
-}
-
 static void
 api_devices_listed(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
-	struct http_req *hr = arg;
-	yajl_gen g;
-
-	if (st != DB_OK) {
-		api_db_error(hr, st, res, errstr);
-		return;
-	}
-	g = api_list_begin();
-	for (int i = 0; i < PQntuples(res); i++)
-		api_devices_row(g, res, i, 0);
-	api_list_page(hr, g, res, 0);
+	api_reply_list(arg, st, res, errstr, api_devices_fields, 0);
 }
 
 static void
@@ -132,19 +91,17 @@ api_devices_list(struct http_req *hr)
 	static const char *const statuses[] = {
 		"pending", "approved", "active", "rejected", "disabled", NULL
 	};
-	char after[API_DEVICES_QBUF], status[API_DEVICES_QBUF];
-	char tag[API_DEVICES_QBUF], q[API_DEVICES_QBUF], limit_s[16], project[24];
+	char after[API_DEVICES_QBUF], status[16 + 1], tag[API_DEVICES_TAG_MAX + 1];
+	char q[API_DEVICES_Q_MAX + 1], limit[API_LIMIT_LEN];
 	const char *v[6];
-	int limit, has_status, has_tag, has_q;
+	int has_status, has_tag, has_q;
 	size_t i;
 
-	if (api_page(hr, &limit, after, sizeof(after)) == -1 ||
-	    (has_status = api_devices_query_str(hr, "status", 16, status,
-	    sizeof(status))) == -1 ||
-	    (has_tag = api_devices_query_str(hr, "tag", API_DEVICES_TAG_MAX, tag,
-	    sizeof(tag))) == -1 ||
-	    (has_q = api_devices_query_str(hr, "q", API_DEVICES_Q_MAX, q,
-	    sizeof(q))) == -1)
+	if (api_page(hr, limit, after, sizeof(after)) == -1 ||
+	    (has_status = api_query_str(hr, "status", sizeof(status) - 1, status,
+	    NULL)) == -1 ||
+	    (has_tag = api_query_str(hr, "tag", API_DEVICES_TAG_MAX, tag, NULL)) == -1 ||
+	    (has_q = api_query_str(hr, "q", API_DEVICES_Q_MAX, q, NULL)) == -1)
 		return;
 	if (has_status) {
 		for (i = 0; statuses[i] != NULL && strcmp(statuses[i], status) != 0; i++)
@@ -160,14 +117,12 @@ api_devices_list(struct http_req *hr)
 		http_reply_problem(hr, 400, NULL, "query parameter tag is empty");
 		return;
 	}
-	snprintf(project, sizeof(project), "%lld", api_project_id(hr));
-	snprintf(limit_s, sizeof(limit_s), "%d", limit);
-	v[0] = project;
+	v[0] = api_project_id_str(hr);
 	v[1] = has_status ? status : NULL;
 	v[2] = has_tag ? tag : NULL;
 	v[3] = has_q && q[0] != '\0' ? q : NULL;
 	v[4] = after;
-	v[5] = limit_s;
+	v[5] = limit;
 	db_query(hr->srv->db, &devices_list, 6, v, NULL, api_devices_listed, hr);
 }
 
@@ -175,31 +130,18 @@ static void
 api_devices_one(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
-	struct http_req *hr = arg;
-	yajl_gen g;
-
-	if (st != DB_OK) {
-		api_db_error(hr, st, res, errstr);
-		return;
-	}
-	if (PQntuples(res) != 1) {
-		http_reply_problem(hr, 404, NULL, "no such device");
-		return;
-	}
-	g = json_gen_new();
-	api_devices_row(g, res, 0, 0);
-	http_reply_json(hr, 200, g);
+	api_reply_one(arg, st, res, errstr, 200, api_devices_fields, 0,
+	    "no such device");
 }
 
 static void
 api_devices_get(struct http_req *hr)
 {
-	char id[API_DEVICES_ID_LEN + 1], project[24];
-	const char *v[2] = { project, id };
+	char id[API_DEVICES_ID_LEN + 1];
+	const char *v[2] = { api_project_id_str(hr), id };
 
 	if (api_devices_param(hr, id) == -1)
 		return;
-	snprintf(project, sizeof(project), "%lld", api_project_id(hr));
 	db_query(hr->srv->db, &devices_get, 2, v, NULL, api_devices_one, hr);
 }
 
@@ -210,7 +152,6 @@ api_devices_changed(enum db_status st, const PGresult *res, const char *errstr,
 {
 	struct http_req *hr = arg;
 	const char *result;
-	yajl_gen g;
 
 	if (st != DB_OK) {
 		api_db_error(hr, st, res, errstr);
@@ -230,21 +171,17 @@ api_devices_changed(enum db_status st, const PGresult *res, const char *errstr,
 		    PQgetvalue(res, 0, 3));
 		return;
 	}
-	g = json_gen_new();
-	api_devices_row(g, res, 0, 1);
-	http_reply_json(hr, 200, g);
+	api_reply_object(hr, 200, api_devices_fields, res, 1);
 }
 
 static void
 api_devices_set_status(struct http_req *hr, const char *action)
 {
-	char id[API_DEVICES_ID_LEN + 1], project[24];
-	const char *v[4] = { project, id, action, NULL };
+	char id[API_DEVICES_ID_LEN + 1];
+	const char *v[4] = { api_project_id_str(hr), id, action, api_actor(hr) };
 
 	if (api_devices_param(hr, id) == -1)
 		return;
-	snprintf(project, sizeof(project), "%lld", api_project_id(hr));
-	v[3] = api_actor(hr);
 	db_query(hr->srv->db, &devices_set_status, 4, v, NULL,
 	    api_devices_changed, hr);
 }
@@ -277,12 +214,9 @@ api_devices_enable(struct http_req *hr)
 static int
 api_devices_tags_body(struct http_req *hr, yajl_val body, char *out, size_t len)
 {
-	static const char *const keys[] = { "tags", NULL };
 	yajl_val tags;
 	size_t off = 0, n;
 
-	if (api_json_only(hr, body, keys) == -1)
-		return -1;
 	if ((tags = json_get(body, "tags")) == NULL) {
 		http_reply_problem(hr, 400, NULL, "field \"tags\" is required");
 		return -1;
@@ -327,47 +261,38 @@ api_devices_tags_body(struct http_req *hr, yajl_val body, char *out, size_t len)
 static void
 api_devices_tags(struct http_req *hr)
 {
-	char id[API_DEVICES_ID_LEN + 1], project[24];
+	char id[API_DEVICES_ID_LEN + 1];
+	static const char *const keys[] = { "tags", NULL };
 	char joined[API_DEVICES_TAGS_MAX * (API_DEVICES_TAG_MAX + 1) + 1];
-	const char *v[4] = { project, id, joined, NULL };
+	const char *v[4] = { api_project_id_str(hr), id, joined, api_actor(hr) };
 	yajl_val body;
 
-	if (api_devices_param(hr, id) == -1 || (body = api_body_json(hr)) == NULL)
+	if (api_devices_param(hr, id) == -1 || (body = api_body_json(hr, keys)) == NULL)
 		return;
 	if (api_devices_tags_body(hr, body, joined, sizeof(joined)) == -1) {
 		yajl_tree_free(body);
 		return;
 	}
 	yajl_tree_free(body);
-	snprintf(project, sizeof(project), "%lld", api_project_id(hr));
-	v[3] = api_actor(hr);
 	db_query(hr->srv->db, &devices_set_tags, 4, v, NULL, api_devices_changed, hr);
 }
 
+/* ql_device_delete: NULL when there is no such device. */
 static void
 api_devices_deleted(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
-	struct http_req *hr = arg;
-
-	if (st != DB_OK)
-		api_db_error(hr, st, res, errstr);
-	else if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0))
-		http_reply_problem(hr, 404, NULL, "no such device");
-	else
-		http_reply(hr, 204, NULL, NULL);
+	api_reply_done(arg, st, res, errstr, 404, "no such device");
 }
 
 static void
 api_devices_delete(struct http_req *hr)
 {
-	char id[API_DEVICES_ID_LEN + 1], project[24];
-	const char *v[3] = { project, id, NULL };
+	char id[API_DEVICES_ID_LEN + 1];
+	const char *v[3] = { api_project_id_str(hr), id, api_actor(hr) };
 
 	if (api_devices_param(hr, id) == -1)
 		return;
-	snprintf(project, sizeof(project), "%lld", api_project_id(hr));
-	v[2] = api_actor(hr);
 	db_query(hr->srv->db, &devices_delete, 3, v, NULL, api_devices_deleted, hr);
 }
 

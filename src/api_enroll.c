@@ -10,7 +10,6 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
-#include <openssl/crypto.h>
 
 #include "api.h"
 #include "enroll.h"
@@ -20,19 +19,6 @@
 
 #define API_ENROLL_ID_LEN	32	/* base32 of 20 bytes: [a-z2-7]{32} */
 #define API_ENROLL_BULK_MAX	10000
-
-/* NULL for SQL NULL, so JSON gets null. */
-static const char *
-api_enroll_val(const PGresult *res, int i, int col)
-{
-	return PQgetisnull(res, i, col) ? NULL : PQgetvalue(res, i, col);
-}
-
-static long long
-api_enroll_num(const PGresult *res, int i, int col)
-{
-	return strtoll(PQgetvalue(res, i, col), NULL, 10);
-}
 
 static int
 api_enroll_is_device_id(const char *s, size_t n)
@@ -45,135 +31,58 @@ api_enroll_is_device_id(const char *s, size_t n)
 	return 1;
 }
 
-/* ?limit=&after= with an integer id cursor ("0" when absent). */
-static int
-api_enroll_page_id(struct http_req *hr, int *limit, char *after, size_t len)
-{
-	const char *errstr;
-	long long v;
-
-	if (api_page(hr, limit, after, len) == -1)
-		return -1;
-	if (after[0] == '\0') {
-		snprintf(after, len, "0");
-		return 0;
-	}
-	v = util_strtonum(after, 0, 9223372036854775807LL, &errstr);
-	if (errstr != NULL) {
-		http_reply_problem(hr, 400, NULL, "query parameter after is not valid");
-		return -1;
-	}
-	snprintf(after, len, "%lld", v);
-	return 0;
-}
-
-/* Path parameter i as a positive id; 404 (it cannot exist) otherwise. */
-static int
-api_enroll_param_id(struct http_req *hr, size_t i, char *buf, size_t len)
-{
-	const char *errstr;
-
-	if (api_param(hr, i, buf, len) == -1)
-		return -1;
-	if (util_strtonum(buf, 1, 9223372036854775807LL, &errstr) == 0 ||
-	    errstr != NULL) {
-		http_reply_problem(hr, 404, NULL, "no such enrollment token");
-		return -1;
-	}
-	return 0;
-}
-
 /* ---- enrollment tokens ---- */
 
-/* The members of a token object (the caller opens and closes it). */
+/* Columns from col: ENROLL_TOKEN_COLS. */
 static void
-api_enroll_token_fields(yajl_gen g, const PGresult *res, int i)
+api_enroll_token_fields(yajl_gen g, const PGresult *res, int i, int col)
 {
-	json_kv_int(g, "id", api_enroll_num(res, i, 0));
-	json_kv_str(g, "name", api_enroll_val(res, i, 1));
-	json_kv_int(g, "max_uses", api_enroll_num(res, i, 2));
-	json_kv_int(g, "uses", api_enroll_num(res, i, 3));
-	json_kv_str(g, "expires_at", api_enroll_val(res, i, 4));
-	json_kv_str(g, "revoked_at", api_enroll_val(res, i, 5));
-	json_kv_str(g, "created_at", api_enroll_val(res, i, 6));
+	json_kv_int(g, "id", api_val_int(res, i, col));
+	json_kv_str(g, "name", api_val(res, i, col + 1));
+	json_kv_int(g, "max_uses", api_val_int(res, i, col + 2));
+	json_kv_int(g, "uses", api_val_int(res, i, col + 3));
+	json_kv_str(g, "expires_at", api_val(res, i, col + 4));
+	json_kv_str(g, "revoked_at", api_val(res, i, col + 5));
+	json_kv_str(g, "created_at", api_val(res, i, col + 6));
 }
 
 static void
 api_enroll_tokens_listed(enum db_status st, const PGresult *res,
     const char *errstr, void *arg)
 {
-	struct http_req *hr = arg;
-	yajl_gen g;
-
-	if (st != DB_OK) {
-		api_db_error(hr, st, res, errstr);
-		return;
-	}
-	g = api_list_begin();
-	for (int i = 0; i < PQntuples(res); i++) {
-		yajl_gen_map_open(g);
-		api_enroll_token_fields(g, res, i);
-		yajl_gen_map_close(g);
-	}
-	api_list_page(hr, g, res, 0);
+	api_reply_list(arg, st, res, errstr, api_enroll_token_fields, 0);
 }
 
 static void
 api_enroll_tokens_list(struct http_req *hr)
 {
-	char after[32], limit_s[16], pid[24];
-	const char *v[3] = { pid, after, limit_s };
-	int limit;
+	char after[32], limit[API_LIMIT_LEN];
+	const char *v[3] = { api_project_id_str(hr), after, limit };
 
-	if (api_enroll_page_id(hr, &limit, after, sizeof(after)) == -1)
+	if (api_page_id(hr, limit, after, sizeof(after)) == -1)
 		return;
-	snprintf(pid, sizeof(pid), "%lld", api_project_id(hr));
-	snprintf(limit_s, sizeof(limit_s), "%d", limit);
 	db_query(hr->srv->db, &enroll_tokens_list, 3, v, NULL,
 	    api_enroll_tokens_listed, hr);
-}
-
-struct api_enroll_new {
-	struct http_req	*hr;
-	char		 secret[AUTH_SECRET_LEN];
-};
-
-static void
-api_enroll_new_free(struct api_enroll_new *n)
-{
-	OPENSSL_cleanse(n, sizeof(*n));
-	free(n);
 }
 
 static void
 api_enroll_token_created(enum db_status st, const PGresult *res,
     const char *errstr, void *arg)
 {
-	struct api_enroll_new *n = arg;
+	struct api_secret *n = arg;
 	struct http_req *hr = n->hr;
 	char loc[192];
-	yajl_gen g;
 
-	if (st != DB_OK || PQntuples(res) != 1) {
-		if (st == DB_OK)
-			http_reply_problem(hr, 404, NULL, "no such project");
-		else
-			api_db_error(hr, st, res, errstr);
-		api_enroll_new_free(n);
-		return;
+	if (st != DB_OK)
+		api_db_error(hr, st, res, errstr);
+	else if (PQntuples(res) != 1)
+		http_reply_problem(hr, 404, NULL, "no such project");
+	else {
+		snprintf(loc, sizeof(loc), "/api/v1/projects/%s/enrollment-tokens/%s",
+		    api_project_name(hr), PQgetvalue(res, 0, 0));
+		api_secret_reply(n, res, api_enroll_token_fields, 0, loc);
 	}
-	g = json_gen_new();
-	yajl_gen_map_open(g);
-	api_enroll_token_fields(g, res, 0);
-	/* Shown here once; only its hash is stored. */
-	json_kv_str(g, "token", n->secret);
-	yajl_gen_map_close(g);
-	snprintf(loc, sizeof(loc), "/api/v1/projects/%s/enrollment-tokens/%s",
-	    api_project_name(hr), PQgetvalue(res, 0, 0));
-	http_add_header(hr, "Location", loc);
-	http_add_header(hr, "Cache-Control", "no-store");
-	http_reply_json(hr, 201, g);
-	api_enroll_new_free(n);
+	api_secret_free(n);
 }
 
 static void
@@ -182,39 +91,27 @@ api_enroll_token_create(struct http_req *hr)
 	static const char *const keys[] = { "name", "max_uses", "valid_days", NULL };
 	long long uses = 1000, days = 30;
 	const char *name = NULL, *v[6];
-	char pid[24], uses_s[16], days_s[16];
+	char uses_s[16], days_s[16];
 	unsigned char hash[32];
 	int len[6] = { -1, 32, -1, -1, -1, -1 };
-	struct api_enroll_new *n;
+	struct api_secret *n;
 	yajl_val body;
 
-	if ((body = api_body_json(hr)) == NULL)
+	if ((body = api_body_json(hr, keys)) == NULL)
 		return;
-	if (api_json_only(hr, body, keys) == -1 ||
-	    api_json_str(hr, body, "name", 0, 128, &name) == -1 ||
+	if (api_json_str(hr, body, "name", 0, 128, &name) == -1 ||
 	    api_json_int(hr, body, "max_uses", 0, 1, 100000000, &uses) == -1 ||
 	    api_json_int(hr, body, "valid_days", 0, 1, 3650, &days) == -1) {
 		yajl_tree_free(body);
 		return;
 	}
-	if ((n = calloc(1, sizeof(*n))) == NULL) {
+	if ((n = api_secret_new(hr, hash)) == NULL) {
 		yajl_tree_free(body);
-		http_reply_problem(hr, 503, NULL, "out of memory");
 		return;
 	}
-	n->hr = hr;
-	if (auth_secret_new(n->secret) == -1) {
-		yajl_tree_free(body);
-		api_enroll_new_free(n);
-		http_reply_problem(hr, 503, NULL, "no randomness");
-		return;
-	}
-	/* The EST side looks tokens up by the SHA-256 of the string. */
-	auth_hash(n->secret, hash);
-	snprintf(pid, sizeof(pid), "%lld", api_project_id(hr));
 	snprintf(uses_s, sizeof(uses_s), "%lld", uses);
 	snprintf(days_s, sizeof(days_s), "%lld", days);
-	v[0] = pid;
+	v[0] = api_project_id_str(hr);
 	v[1] = (const char *)hash;
 	v[2] = uses_s;
 	v[3] = days_s;
@@ -225,37 +122,22 @@ api_enroll_token_create(struct http_req *hr)
 	yajl_tree_free(body);
 }
 
-/* "ok", "not_found" or "revoked" from the revoke functions. */
 static void
 api_enroll_revoked(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
-	struct http_req *hr = arg;
-	const char *s;
-
-	if (st != DB_OK || PQntuples(res) != 1) {
-		api_db_error(hr, st, res, errstr);
-		return;
-	}
-	s = PQgetvalue(res, 0, 0);
-	if (strcmp(s, "ok") == 0)
-		http_reply(hr, 204, NULL, NULL);
-	else if (strcmp(s, "revoked") == 0)
-		http_reply_problem(hr, 409, NULL, "enrollment token already revoked");
-	else
-		http_reply_problem(hr, 404, NULL, "no such enrollment token");
+	api_reply_word(arg, st, res, errstr, "enrollment token already revoked",
+	    "no such enrollment token");
 }
 
 static void
 api_enroll_token_revoke(struct http_req *hr)
 {
-	char id[32], pid[24];
-	const char *v[3] = { pid, id, NULL };
+	char id[32];
+	const char *v[3] = { api_project_id_str(hr), id, api_actor(hr) };
 
-	if (api_enroll_param_id(hr, 1, id, sizeof(id)) == -1)
+	if (api_param_id(hr, 1, id, sizeof(id), "no such enrollment token") == -1)
 		return;
-	snprintf(pid, sizeof(pid), "%lld", api_project_id(hr));
-	v[2] = api_actor(hr);
 	db_query(hr->srv->db, &enroll_token_revoke, 3, v, NULL,
 	    api_enroll_revoked, hr);
 }
@@ -263,37 +145,27 @@ api_enroll_token_revoke(struct http_req *hr)
 /* ---- allowlist ---- */
 
 static void
+api_enroll_allow_fields(yajl_gen g, const PGresult *res, int i, int col)
+{
+	json_kv_str(g, "device_id", PQgetvalue(res, i, col));
+	json_kv_str(g, "created_at", PQgetvalue(res, i, col + 1));
+}
+
+static void
 api_enroll_allow_listed(enum db_status st, const PGresult *res,
     const char *errstr, void *arg)
 {
-	struct http_req *hr = arg;
-	yajl_gen g;
-
-	if (st != DB_OK) {
-		api_db_error(hr, st, res, errstr);
-		return;
-	}
-	g = api_list_begin();
-	for (int i = 0; i < PQntuples(res); i++) {
-		yajl_gen_map_open(g);
-		json_kv_str(g, "device_id", PQgetvalue(res, i, 0));
-		json_kv_str(g, "created_at", PQgetvalue(res, i, 1));
-		yajl_gen_map_close(g);
-	}
-	api_list_page(hr, g, res, 0);
+	api_reply_list(arg, st, res, errstr, api_enroll_allow_fields, 0);
 }
 
 static void
 api_enroll_allow_list(struct http_req *hr)
 {
-	char after[128], limit_s[16], pid[24];
-	const char *v[3] = { pid, after, limit_s };
-	int limit;
+	char after[128], limit[API_LIMIT_LEN];
+	const char *v[3] = { api_project_id_str(hr), after, limit };
 
-	if (api_page(hr, &limit, after, sizeof(after)) == -1)
+	if (api_page(hr, limit, after, sizeof(after)) == -1)
 		return;
-	snprintf(pid, sizeof(pid), "%lld", api_project_id(hr));
-	snprintf(limit_s, sizeof(limit_s), "%d", limit);
 	db_query(hr->srv->db, &enroll_allowlist_list, 3, v, NULL,
 	    api_enroll_allow_listed, hr);
 }
@@ -438,8 +310,8 @@ api_enroll_allow_added(enum db_status st, const PGresult *res,
 	}
 	g = json_gen_new();
 	yajl_gen_map_open(g);
-	json_kv_int(g, "added", api_enroll_num(res, 0, 0));
-	json_kv_int(g, "already_present", api_enroll_num(res, 0, 1));
+	json_kv_int(g, "added", api_val_int(res, 0, 0));
+	json_kv_int(g, "already_present", api_val_int(res, 0, 1));
 	yajl_gen_map_close(g);
 	http_reply_json(hr, 200, g);
 }
@@ -451,7 +323,6 @@ api_enroll_allow_add(struct http_req *hr)
 	struct api_enroll_ids ids = { NULL, 0, 0, 0 };
 	struct evbuffer *body;
 	const char *text, *v[3];
-	char pid[24];
 	size_t n;
 	int is_json, rc;
 
@@ -490,8 +361,7 @@ api_enroll_allow_add(struct http_req *hr)
 	}
 	ids.text[ids.len++] = '}';
 	ids.text[ids.len] = '\0';
-	snprintf(pid, sizeof(pid), "%lld", api_project_id(hr));
-	v[0] = pid;
+	v[0] = api_project_id_str(hr);
 	v[1] = ids.text;
 	v[2] = api_actor(hr);
 	db_query(hr->srv->db, &enroll_allowlist_add, 3, v, NULL,
@@ -503,21 +373,14 @@ static void
 api_enroll_allow_removed(enum db_status st, const PGresult *res,
     const char *errstr, void *arg)
 {
-	struct http_req *hr = arg;
-
-	if (st != DB_OK)
-		api_db_error(hr, st, res, errstr);
-	else if (PQntuples(res) == 0)
-		http_reply_problem(hr, 404, NULL, "device ID not on the allowlist");
-	else
-		http_reply(hr, 204, NULL, NULL);
+	api_reply_done(arg, st, res, errstr, 404, "device ID not on the allowlist");
 }
 
 static void
 api_enroll_allow_remove(struct http_req *hr)
 {
-	char dev[API_ENROLL_ID_LEN + 2], pid[24];
-	const char *v[3] = { pid, dev, NULL };
+	char dev[API_ENROLL_ID_LEN + 2];
+	const char *v[3] = { api_project_id_str(hr), dev, api_actor(hr) };
 
 	if (api_param(hr, 1, dev, sizeof(dev)) == -1)
 		return;
@@ -525,8 +388,6 @@ api_enroll_allow_remove(struct http_req *hr)
 		http_reply_problem(hr, 404, NULL, "device ID not on the allowlist");
 		return;
 	}
-	snprintf(pid, sizeof(pid), "%lld", api_project_id(hr));
-	v[2] = api_actor(hr);
 	db_query(hr->srv->db, &enroll_allowlist_remove, 3, v, NULL,
 	    api_enroll_allow_removed, hr);
 }

@@ -50,17 +50,22 @@ api_pki_reply_blob(struct http_req *hr, const char *ctype,
 	evbuffer_free(buf);
 }
 
-static void
-api_pki_ca_got(struct pki_ca *ca, const char *err, void *arg)
+/* 0 when the lookup found the CA, -1 after the error reply. */
+static int
+api_pki_found(struct http_req *hr, const struct pki_ca *ca, const char *err)
 {
-	struct http_req *hr = arg;
-
 	if (err != NULL)
 		http_reply_problem(hr, 503, NULL, "%s", err);
 	else if (ca == NULL)
 		http_reply_problem(hr, 404, NULL, "no such CA");
-	else
-		api_pki_reply_blob(hr, "application/pkix-cert", ca->cert_der,
+	return err != NULL || ca == NULL ? -1 : 0;
+}
+
+static void
+api_pki_ca_got(struct pki_ca *ca, const char *err, void *arg)
+{
+	if (api_pki_found(arg, ca, err) == 0)
+		api_pki_reply_blob(arg, "application/pkix-cert", ca->cert_der,
 		    ca->cert_der_len, "max-age=86400");
 }
 
@@ -103,11 +108,7 @@ api_pki_crl_ca(struct pki_ca *ca, const char *err, void *arg)
 {
 	struct http_req *hr = arg;
 
-	if (err != NULL)
-		http_reply_problem(hr, 503, NULL, "%s", err);
-	else if (ca == NULL)
-		http_reply_problem(hr, 404, NULL, "no such CA");
-	else
+	if (api_pki_found(hr, ca, err) == 0)
 		pki_crl(hr->srv->pki, ca, api_pki_crl_done, hr);
 }
 

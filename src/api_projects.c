@@ -14,55 +14,42 @@
 #include "projects.h"
 #include "server.h"
 
+/* Columns from col: id, name, the three policies, cert_validity_days,
+ * created_at, device count (PROJECTS_COLS). */
 static void
-api_projects_row(yajl_gen g, const PGresult *res, int i)
+api_projects_fields(yajl_gen g, const PGresult *res, int i, int col)
 {
-	yajl_gen_map_open(g);
-	json_kv_str(g, "name", PQgetvalue(res, i, 1));
+	json_kv_str(g, "name", PQgetvalue(res, i, col + 1));
 	json_key(g, "policy");
 	yajl_gen_map_open(g);
-	json_kv_bool(g, "token", PQgetvalue(res, i, 2)[0] == 't');
-	json_kv_bool(g, "allowlist", PQgetvalue(res, i, 3)[0] == 't');
-	json_kv_bool(g, "approval", PQgetvalue(res, i, 4)[0] == 't');
+	json_kv_bool(g, "token", PQgetvalue(res, i, col + 2)[0] == 't');
+	json_kv_bool(g, "allowlist", PQgetvalue(res, i, col + 3)[0] == 't');
+	json_kv_bool(g, "approval", PQgetvalue(res, i, col + 4)[0] == 't');
 	yajl_gen_map_close(g);
-	json_kv_int(g, "cert_validity_days", strtoll(PQgetvalue(res, i, 5), NULL, 10));
-	json_kv_str(g, "created_at", PQgetvalue(res, i, 6));
-	json_kv_int(g, "devices", strtoll(PQgetvalue(res, i, 7), NULL, 10));
-	yajl_gen_map_close(g);
+	json_kv_int(g, "cert_validity_days", api_val_int(res, i, col + 5));
+	json_kv_str(g, "created_at", PQgetvalue(res, i, col + 6));
+	json_kv_int(g, "devices", api_val_int(res, i, col + 7));
 }
 
 static void
 api_projects_listed(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
-	struct http_req *hr = arg;
-	yajl_gen g;
-
-	if (st != DB_OK) {
-		api_db_error(hr, st, res, errstr);
-		return;
-	}
-	g = api_list_begin();
-	for (int i = 0; i < PQntuples(res); i++)
-		api_projects_row(g, res, i);
-	api_list_page(hr, g, res, 1);
+	api_reply_list(arg, st, res, errstr, api_projects_fields, 1);
 }
 
 static void
 api_projects_list(struct http_req *hr)
 {
-	char after[128], limit_s[16], *scope;
-	int limit, is_oom;
-	const char *v[3];
+	char after[128], limit[API_LIMIT_LEN], *scope;
+	const char *v[3] = { NULL, after, limit };
+	int is_oom;
 
-	if (api_page(hr, &limit, after, sizeof(after)) == -1)
+	if (api_page(hr, limit, after, sizeof(after)) == -1)
 		return;
 	if ((scope = api_scope(hr, &is_oom)) == NULL && is_oom)
 		return;
-	snprintf(limit_s, sizeof(limit_s), "%d", limit);
 	v[0] = scope;
-	v[1] = after;
-	v[2] = limit_s;
 	db_query(hr->srv->db, &projects_list, 3, v, NULL, api_projects_listed, hr);
 	free(scope);
 }
@@ -72,35 +59,17 @@ api_projects_one(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
 	struct http_req *hr = arg;
-	yajl_gen g;
 
-	if (st != DB_OK) {
-		api_db_error(hr, st, res, errstr);
-		return;
-	}
-	if (PQntuples(res) != 1) {
-		http_reply_problem(hr, 404, NULL, "no such project");
-		return;
-	}
-	g = json_gen_new();
-	api_projects_row(g, res, 0);
-	http_reply_json(hr, http_method(hr) == EVHTTP_REQ_POST ? 201 : 200, g);
-}
-
-static void
-api_projects_fetch(struct http_req *hr, long long id)
-{
-	char ids[24];
-	const char *v = ids;
-
-	snprintf(ids, sizeof(ids), "%lld", id);
-	db_query(hr->srv->db, &projects_get, 1, &v, NULL, api_projects_one, hr);
+	api_reply_one(hr, st, res, errstr, http_method(hr) == EVHTTP_REQ_POST ?
+	    201 : 200, api_projects_fields, 0, "no such project");
 }
 
 static void
 api_projects_get(struct http_req *hr)
 {
-	api_projects_fetch(hr, api_project_id(hr));
+	const char *v = api_project_id_str(hr);
+
+	db_query(hr->srv->db, &projects_get, 1, &v, NULL, api_projects_one, hr);
 }
 
 struct api_projects_new {
@@ -174,10 +143,9 @@ api_projects_create(struct http_req *hr)
 	struct api_projects_new *p;
 	yajl_val v;
 
-	if ((v = api_body_json(hr)) == NULL)
+	if ((v = api_body_json(hr, keys)) == NULL)
 		return;
-	if (api_json_only(hr, v, keys) == -1 ||
-	    api_json_str(hr, v, "name", 1, 63, &name) == -1 ||
+	if (api_json_str(hr, v, "name", 1, 63, &name) == -1 ||
 	    api_projects_policy(hr, v, pol, given) == -1 ||
 	    api_json_int(hr, v, "cert_validity_days", 0, 1, 3650, &days) == -1) {
 		yajl_tree_free(v);
@@ -193,9 +161,8 @@ api_projects_create(struct http_req *hr)
 		http_reply_problem(hr, 422, NULL, "at least one enrollment policy must be on");
 		return;
 	}
-	if ((p = calloc(1, sizeof(*p))) == NULL) {
+	if ((p = api_alloc(hr, sizeof(*p))) == NULL) {
 		yajl_tree_free(v);
-		http_reply_problem(hr, 503, NULL, "out of memory");
 		return;
 	}
 	p->hr = hr;
@@ -212,13 +179,12 @@ api_projects_update(struct http_req *hr)
 	int pol[3] = { -1, -1, -1 }, given[3];
 	long long days = 0;
 	const char *name = NULL, *v[7];
-	char id[24], days_s[16];
+	char days_s[16];
 	yajl_val body;
 
-	if ((body = api_body_json(hr)) == NULL)
+	if ((body = api_body_json(hr, keys)) == NULL)
 		return;
-	if (api_json_only(hr, body, keys) == -1 ||
-	    api_json_str(hr, body, "name", 0, 63, &name) == -1 ||
+	if (api_json_str(hr, body, "name", 0, 63, &name) == -1 ||
 	    api_projects_policy(hr, body, pol, given) == -1 ||
 	    api_json_int(hr, body, "cert_validity_days", 0, 1, 3650, &days) == -1) {
 		yajl_tree_free(body);
@@ -229,9 +195,8 @@ api_projects_update(struct http_req *hr)
 		http_reply_problem(hr, 422, NULL, "the name root is reserved");
 		return;
 	}
-	snprintf(id, sizeof(id), "%lld", api_project_id(hr));
 	snprintf(days_s, sizeof(days_s), "%lld", days);
-	v[0] = id;
+	v[0] = api_project_id_str(hr);
 	v[1] = name;
 	for (int i = 0; i < 3; i++)
 		v[2 + i] = given[i] ? (pol[i] ? "true" : "false") : NULL;
@@ -242,27 +207,20 @@ api_projects_update(struct http_req *hr)
 	yajl_tree_free(body);
 }
 
+/* The project exists (resolved before the handler): no row means the
+ * delete found devices. */
 static void
 api_projects_deleted(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
-	struct http_req *hr = arg;
-
-	if (st != DB_OK)
-		api_db_error(hr, st, res, errstr);
-	else if (PQntuples(res) == 0)
-		http_reply_problem(hr, 409, NULL, "project still has devices");
-	else
-		http_reply(hr, 204, NULL, NULL);
+	api_reply_done(arg, st, res, errstr, 409, "project still has devices");
 }
 
 static void
 api_projects_delete(struct http_req *hr)
 {
-	char id[24];
-	const char *v[2] = { id, api_actor(hr) };
+	const char *v[2] = { api_project_id_str(hr), api_actor(hr) };
 
-	snprintf(id, sizeof(id), "%lld", api_project_id(hr));
 	db_query(hr->srv->db, &projects_delete, 2, v, NULL, api_projects_deleted, hr);
 }
 

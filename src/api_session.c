@@ -129,7 +129,7 @@ api_login_user(enum db_status st, const PGresult *res, const char *errstr,
 		return;
 	}
 	if (PQntuples(res) == 1) {
-		l->user_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		l->user_id = api_val_int(res, 0, 0);
 		hash = PQgetvalue(res, 0, 1);
 		l->is_disabled = PQgetvalue(res, 0, 2)[0] == 't';
 		snprintf(l->role, sizeof(l->role), "%s", PQgetvalue(res, 0, 3));
@@ -149,10 +149,9 @@ api_session_login(struct http_req *hr)
 	yajl_val v;
 	int secs;
 
-	if ((v = api_body_json(hr)) == NULL)
+	if ((v = api_body_json(hr, keys)) == NULL)
 		return;
-	if (api_json_only(hr, v, keys) == -1 ||
-	    api_json_str(hr, v, "username", 1, 64, &user) == -1 ||
+	if (api_json_str(hr, v, "username", 1, 64, &user) == -1 ||
 	    api_json_str(hr, v, "password", 1, 1024, &pw) == -1) {
 		yajl_tree_free(v);
 		return;
@@ -164,9 +163,8 @@ api_session_login(struct http_req *hr)
 		yajl_tree_free(v);
 		return;
 	}
-	if ((l = calloc(1, sizeof(*l))) == NULL) {
+	if ((l = api_alloc(hr, sizeof(*l))) == NULL) {
 		yajl_tree_free(v);
-		http_reply_problem(hr, 503, NULL, "out of memory");
 		return;
 	}
 	l->hr = hr;
@@ -318,10 +316,9 @@ api_session_password(struct http_req *hr)
 		http_reply_problem(hr, 400, NULL, "log in as the user to change its password");
 		return;
 	}
-	if ((v = api_body_json(hr)) == NULL)
+	if ((v = api_body_json(hr, keys)) == NULL)
 		return;
-	if (api_json_only(hr, v, keys) == -1 ||
-	    api_json_str(hr, v, "current", 1, 1024, &cur) == -1 ||
+	if (api_json_str(hr, v, "current", 1, 1024, &cur) == -1 ||
 	    api_json_str(hr, v, "new", 1, 1024, &next) == -1) {
 		yajl_tree_free(v);
 		return;
@@ -331,9 +328,8 @@ api_session_password(struct http_req *hr)
 		http_reply_problem(hr, 422, NULL, "%s", weak);
 		return;
 	}
-	if ((l = calloc(1, sizeof(*l))) == NULL) {
+	if ((l = api_alloc(hr, sizeof(*l))) == NULL) {
 		yajl_tree_free(v);
-		http_reply_problem(hr, 503, NULL, "out of memory");
 		return;
 	}
 	l->hr = hr;

@@ -16,7 +16,6 @@
 #include "log.h"
 #include "server.h"
 #include "users.h"
-#include "util.h"
 
 #define API_USERS_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@-"
 #define API_USERS_PROJECT_CHARS "abcdefghijklmnopqrstuvwxyz0123456789-"
@@ -32,28 +31,6 @@ api_users_role(struct http_req *hr, const char *role)
 		    "field \"role\" must be admin, operator or viewer");
 		return -1;
 	}
-	return 0;
-}
-
-/* ?after= as an integer id cursor ("0" when absent). */
-static int
-api_users_page_id(struct http_req *hr, int *limit, char *after, size_t len)
-{
-	const char *errstr;
-	long long v;
-
-	if (api_page(hr, limit, after, len) == -1)
-		return -1;
-	if (after[0] == '\0') {
-		snprintf(after, len, "0");
-		return 0;
-	}
-	v = util_strtonum(after, 0, 9223372036854775807LL, &errstr);
-	if (errstr != NULL) {
-		http_reply_problem(hr, 400, NULL, "query parameter after is not valid");
-		return -1;
-	}
-	snprintf(after, len, "%lld", v);
 	return 0;
 }
 
@@ -115,13 +92,12 @@ api_users_projects(struct http_req *hr, yajl_val body, int *given, char **out)
 
 /* ---- users ---- */
 
-/* Row columns from col: name, role, projects, disabled, created_at. */
+/* Columns from col: name, role, projects, disabled, created_at. */
 static void
-api_users_row(yajl_gen g, const PGresult *res, int i, int col)
+api_users_fields(yajl_gen g, const PGresult *res, int i, int col)
 {
 	const char *projects = api_val(res, i, col + 2), *p, *comma;
 
-	yajl_gen_map_open(g);
 	json_kv_str(g, "name", PQgetvalue(res, i, col));
 	json_kv_str(g, "role", PQgetvalue(res, i, col + 1));
 	json_key(g, "projects");
@@ -137,40 +113,26 @@ api_users_row(yajl_gen g, const PGresult *res, int i, int col)
 	}
 	json_kv_bool(g, "disabled", PQgetvalue(res, i, col + 3)[0] == 't');
 	json_kv_str(g, "created_at", PQgetvalue(res, i, col + 4));
-	yajl_gen_map_close(g);
 }
 
 static void
 api_users_listed(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
-	struct http_req *hr = arg;
-	yajl_gen g;
-
-	if (st != DB_OK) {
-		api_db_error(hr, st, res, errstr);
-		return;
-	}
-	g = api_list_begin();
-	for (int i = 0; i < PQntuples(res); i++)
-		api_users_row(g, res, i, 0);
-	api_list_page(hr, g, res, 0);
+	api_reply_list(arg, st, res, errstr, api_users_fields, 0);
 }
 
 static void
 api_users_list(struct http_req *hr)
 {
-	char after[128], limit_s[16], *scope;
-	const char *v[3];
-	int limit, is_oom;
+	char after[128], limit[API_LIMIT_LEN], *scope;
+	const char *v[3] = { after, limit, NULL };
+	int is_oom;
 
-	if (api_page(hr, &limit, after, sizeof(after)) == -1)
+	if (api_page(hr, limit, after, sizeof(after)) == -1)
 		return;
 	if ((scope = api_scope(hr, &is_oom)) == NULL && is_oom)
 		return;
-	snprintf(limit_s, sizeof(limit_s), "%d", limit);
-	v[0] = after;
-	v[1] = limit_s;
 	v[2] = scope;
 	db_query(hr->srv->db, &users_list, 3, v, NULL, api_users_listed, hr);
 	free(scope);
@@ -196,21 +158,43 @@ api_users_change_free(struct api_users_change *c)
 	free(c);
 }
 
+/* The status word that the SQL functions of users and API tokens share:
+ * 0 for "ok", else -1 after the reply; scope is the 422's detail for a
+ * grant beyond the caller's own projects. */
+static int
+api_users_status(struct http_req *hr, enum db_status st, const PGresult *res,
+    const char *errstr, const char *scope)
+{
+	const char *s;
+
+	if (st != DB_OK || PQntuples(res) != 1) {
+		api_db_error(hr, st, res, errstr);
+		return -1;
+	}
+	s = PQgetvalue(res, 0, 0);
+	if (strcmp(s, "ok") == 0)
+		return 0;
+	if (strcmp(s, "unknown_project") == 0)
+		http_reply_problem(hr, 422, NULL, "no such project: %.63s",
+		    PQgetvalue(res, 0, 1));
+	else if (strcmp(s, "scope") == 0)
+		http_reply_problem(hr, 422, NULL, "%s", scope);
+	else {
+		log_warnx("api: %s %s: unexpected status %s", hr->method, hr->path, s);
+		http_reply_problem(hr, 500, NULL, "internal error");
+	}
+	return -1;
+}
+
 static void
 api_users_done(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
 	struct api_users_change *c = arg;
 	struct http_req *hr = c->hr;
-	const char *s;
+	const char *s = st == DB_OK && PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "";
 	char loc[128];
-	yajl_gen g;
 
-	if (st != DB_OK || PQntuples(res) != 1) {
-		api_db_error(hr, st, res, errstr);
-		goto out;
-	}
-	s = PQgetvalue(res, 0, 0);
 	if (strcmp(s, "not_found") == 0) {
 		http_reply_problem(hr, 404, NULL, "no such user");
 	} else if (strcmp(s, "exists") == 0) {
@@ -220,25 +204,14 @@ api_users_done(enum db_status st, const PGresult *res, const char *errstr,
 	} else if (strcmp(s, "last_admin") == 0) {
 		http_reply_problem(hr, 409, NULL, "this is the last enabled admin of"
 		    " all projects; make another one first");
-	} else if (strcmp(s, "unknown_project") == 0) {
-		http_reply_problem(hr, 422, NULL, "no such project: %.63s",
-		    PQgetvalue(res, 0, 1));
-	} else if (strcmp(s, "scope") == 0) {
-		http_reply_problem(hr, 422, NULL, "you may grant only projects you"
-		    " can see; name them in \"projects\"");
-	} else if (strcmp(s, "ok") != 0) {
-		log_warnx("api: %s %s: unexpected status %s", hr->method, hr->path, s);
-		http_reply_problem(hr, 500, NULL, "internal error");
-	} else {
-		g = json_gen_new();
-		api_users_row(g, res, 0, 2);
+	} else if (api_users_status(hr, st, res, errstr, "you may grant only"
+	    " projects you can see; name them in \"projects\"") == 0) {
 		if (c->is_create) {
 			snprintf(loc, sizeof(loc), "/api/v1/users/%s", c->name);
 			http_add_header(hr, "Location", loc);
 		}
-		http_reply_json(hr, c->is_create ? 201 : 200, g);
+		api_reply_object(hr, c->is_create ? 201 : 200, api_users_fields, res, 2);
 	}
-out:
 	api_users_change_free(c);
 }
 
@@ -308,10 +281,8 @@ api_users_change_new(struct http_req *hr, yajl_val body, const char *pw,
 	}
 	if (api_users_role(hr, role) == -1)
 		return NULL;
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		http_reply_problem(hr, 503, NULL, "out of memory");
+	if ((c = api_alloc(hr, sizeof(*c))) == NULL)
 		return NULL;
-	}
 	c->hr = hr;
 	c->disabled = -1;
 	if (api_users_projects(hr, body, &c->has_projects, &c->projects) == -1) {
@@ -333,10 +304,9 @@ api_users_create(struct http_req *hr)
 	struct api_users_change *c;
 	yajl_val body;
 
-	if ((body = api_body_json(hr)) == NULL)
+	if ((body = api_body_json(hr, keys)) == NULL)
 		return;
-	if (api_json_only(hr, body, keys) == -1 ||
-	    api_json_str(hr, body, "name", 1, 64, &name) == -1 ||
+	if (api_json_str(hr, body, "name", 1, 64, &name) == -1 ||
 	    api_json_str(hr, body, "password", 1, API_USERS_PW_MAX, &pw) == -1 ||
 	    api_json_str(hr, body, "role", 1, 16, &role) == -1) {
 		yajl_tree_free(body);
@@ -370,10 +340,9 @@ api_users_update(struct http_req *hr)
 
 	if (api_param(hr, 0, name, sizeof(name)) == -1)
 		return;
-	if ((body = api_body_json(hr)) == NULL)
+	if ((body = api_body_json(hr, keys)) == NULL)
 		return;
-	if (api_json_only(hr, body, keys) == -1 ||
-	    api_json_str(hr, body, "role", 0, 16, &role) == -1 ||
+	if (api_json_str(hr, body, "role", 0, 16, &role) == -1 ||
 	    api_json_bool(hr, body, "disabled", 0, &disabled) == -1 ||
 	    api_json_str(hr, body, "password", 0, API_USERS_PW_MAX, &pw) == -1) {
 		yajl_tree_free(body);
@@ -402,7 +371,7 @@ api_users_update(struct http_req *hr)
 static void
 api_users_token_fields(yajl_gen g, const PGresult *res, int i, int col)
 {
-	json_kv_int(g, "id", strtoll(PQgetvalue(res, i, col), NULL, 10));
+	json_kv_int(g, "id", api_val_int(res, i, col));
 	json_kv_str(g, "name", PQgetvalue(res, i, col + 1));
 	json_kv_str(g, "role", PQgetvalue(res, i, col + 2));
 	json_kv_str(g, "project", api_val(res, i, col + 3));
@@ -416,92 +385,39 @@ static void
 api_users_tokens_listed(enum db_status st, const PGresult *res,
     const char *errstr, void *arg)
 {
-	struct http_req *hr = arg;
-	yajl_gen g;
-
-	if (st != DB_OK) {
-		api_db_error(hr, st, res, errstr);
-		return;
-	}
-	g = api_list_begin();
-	for (int i = 0; i < PQntuples(res); i++) {
-		yajl_gen_map_open(g);
-		api_users_token_fields(g, res, i, 0);
-		yajl_gen_map_close(g);
-	}
-	api_list_page(hr, g, res, 0);
+	api_reply_list(arg, st, res, errstr, api_users_token_fields, 0);
 }
 
 static void
 api_users_tokens_list(struct http_req *hr)
 {
-	char after[32], limit_s[16], *scope;
-	const char *v[3];
-	int limit, is_oom;
+	char after[32], limit[API_LIMIT_LEN], *scope;
+	const char *v[3] = { after, limit, NULL };
+	int is_oom;
 
-	if (api_users_page_id(hr, &limit, after, sizeof(after)) == -1)
+	if (api_page_id(hr, limit, after, sizeof(after)) == -1)
 		return;
 	if ((scope = api_scope(hr, &is_oom)) == NULL && is_oom)
 		return;
-	snprintf(limit_s, sizeof(limit_s), "%d", limit);
-	v[0] = after;
-	v[1] = limit_s;
 	v[2] = scope;
 	db_query(hr->srv->db, &users_tokens_list, 3, v, NULL,
 	    api_users_tokens_listed, hr);
 	free(scope);
 }
 
-struct api_users_token {
-	struct http_req	*hr;
-	char		 secret[AUTH_SECRET_LEN];
-};
-
-static void
-api_users_token_free(struct api_users_token *t)
-{
-	OPENSSL_cleanse(t, sizeof(*t));
-	free(t);
-}
-
 static void
 api_users_token_created(enum db_status st, const PGresult *res,
     const char *errstr, void *arg)
 {
-	struct api_users_token *t = arg;
-	struct http_req *hr = t->hr;
-	const char *s;
+	struct api_secret *t = arg;
 	char loc[64];
-	yajl_gen g;
 
-	if (st != DB_OK || PQntuples(res) != 1) {
-		api_db_error(hr, st, res, errstr);
-		goto out;
-	}
-	s = PQgetvalue(res, 0, 0);
-	if (strcmp(s, "unknown_project") == 0) {
-		http_reply_problem(hr, 422, NULL, "no such project: %.63s",
-		    PQgetvalue(res, 0, 1));
-	} else if (strcmp(s, "scope") == 0) {
-		http_reply_problem(hr, 422, NULL, "you may create tokens only for"
-		    " projects you can see; name one in \"project\"");
-	} else if (strcmp(s, "ok") != 0) {
-		log_warnx("api: %s %s: unexpected status %s", hr->method, hr->path, s);
-		http_reply_problem(hr, 500, NULL, "internal error");
-	} else {
-		g = json_gen_new();
-		yajl_gen_map_open(g);
-		api_users_token_fields(g, res, 0, 2);
-		/* Shown here once; only its hash is stored. */
-		json_kv_str(g, "token", t->secret);
-		yajl_gen_map_close(g);
+	if (api_users_status(t->hr, st, res, errstr, "you may create tokens only"
+	    " for projects you can see; name one in \"project\"") == 0) {
 		snprintf(loc, sizeof(loc), "/api/v1/api-tokens/%s", PQgetvalue(res, 0, 2));
-		http_add_header(hr, "Location", loc);
-		http_add_header(hr, "Cache-Control", "no-store");
-		http_reply_json(hr, 201, g);
+		api_secret_reply(t, res, api_users_token_fields, 2, loc);
 	}
-out:
-	api_users_token_free(t);
+	api_secret_free(t);
 }
 
 static void
@@ -514,14 +430,13 @@ api_users_token_create(struct http_req *hr)
 	long long days = 0;
 	unsigned char hash[32];
 	int len[8] = { -1, 32, -1, -1, -1, -1, -1, -1 }, is_oom;
-	struct api_users_token *t = NULL;
+	struct api_secret *t = NULL;
 	yajl_val body, pv;
 
-	if ((body = api_body_json(hr)) == NULL)
+	if ((body = api_body_json(hr, keys)) == NULL)
 		return;
 	pv = json_get(body, "project");
-	if (api_json_only(hr, body, keys) == -1 ||
-	    api_json_str(hr, body, "name", 1, 128, &name) == -1 ||
+	if (api_json_str(hr, body, "name", 1, 128, &name) == -1 ||
 	    api_json_str(hr, body, "role", 1, 16, &role) == -1 ||
 	    (pv != NULL && !YAJL_IS_NULL(pv) &&
 	    api_json_str(hr, body, "project", 0, 63, &project) == -1) ||
@@ -534,16 +449,8 @@ api_users_token_create(struct http_req *hr)
 	}
 	if ((scope = api_scope(hr, &is_oom)) == NULL && is_oom)
 		goto out;
-	if ((t = calloc(1, sizeof(*t))) == NULL) {
-		http_reply_problem(hr, 503, NULL, "out of memory");
+	if ((t = api_secret_new(hr, hash)) == NULL)
 		goto out;
-	}
-	t->hr = hr;
-	if (auth_secret_new(t->secret) == -1) {
-		http_reply_problem(hr, 503, NULL, "no randomness");
-		goto out;
-	}
-	auth_hash(t->secret, hash);
 	snprintf(days_s, sizeof(days_s), "%lld", days);
 	snprintf(by, sizeof(by), "%lld", api_auth(hr)->user_id);
 	v[0] = name;
@@ -559,7 +466,7 @@ api_users_token_create(struct http_req *hr)
 	t = NULL;
 out:
 	if (t != NULL)
-		api_users_token_free(t);
+		api_secret_free(t);
 	OPENSSL_cleanse(hash, sizeof(hash));
 	free(scope);
 	yajl_tree_free(body);
@@ -569,36 +476,19 @@ static void
 api_users_token_revoked(enum db_status st, const PGresult *res,
     const char *errstr, void *arg)
 {
-	struct http_req *hr = arg;
-	const char *s;
-
-	if (st != DB_OK || PQntuples(res) != 1) {
-		api_db_error(hr, st, res, errstr);
-		return;
-	}
-	s = PQgetvalue(res, 0, 0);
-	if (strcmp(s, "ok") == 0)
-		http_reply(hr, 204, NULL, NULL);
-	else if (strcmp(s, "revoked") == 0)
-		http_reply_problem(hr, 409, NULL, "API token already revoked");
-	else
-		http_reply_problem(hr, 404, NULL, "no such API token");
+	api_reply_word(arg, st, res, errstr, "API token already revoked",
+	    "no such API token");
 }
 
 static void
 api_users_token_revoke(struct http_req *hr)
 {
 	char id[32], *scope;
-	const char *v[3], *errstr;
+	const char *v[3];
 	int is_oom;
 
-	if (api_param(hr, 0, id, sizeof(id)) == -1)
+	if (api_param_id(hr, 0, id, sizeof(id), "no such API token") == -1)
 		return;
-	if (util_strtonum(id, 1, 9223372036854775807LL, &errstr) == 0 ||
-	    errstr != NULL) {
-		http_reply_problem(hr, 404, NULL, "no such API token");
-		return;
-	}
 	if ((scope = api_scope(hr, &is_oom)) == NULL && is_oom)
 		return;
 	v[0] = id;

@@ -23,12 +23,9 @@ const struct db_stmt audit_verify = {
 int
 audit_register(struct db_pool *db)
 {
-	static const struct db_stmt *const stmts[] = {
-		&audit_list, &audit_verify, NULL,
+	static const struct db_stmt *const s[] = {
+		&audit_list, &audit_verify,
 	};
 
-	for (size_t i = 0; stmts[i] != NULL; i++)
-		if (db_register(db, stmts[i]) == -1)
-			return -1;
-	return 0;
+	return db_register_all(db, s, sizeof(s) / sizeof(s[0]));
 }

@@ -39,12 +39,9 @@ const struct db_stmt certs_revoke = {
 int
 certs_register(struct db_pool *db)
 {
-	static const struct db_stmt *const stmts[] = {
-		&certs_list, &certs_get, &certs_revoke, NULL
+	static const struct db_stmt *const s[] = {
+		&certs_list, &certs_get, &certs_revoke,
 	};
 
-	for (size_t i = 0; stmts[i] != NULL; i++)
-		if (db_register(db, stmts[i]) == -1)
-			return -1;
-	return 0;
+	return db_register_all(db, s, sizeof(s) / sizeof(s[0]));
 }

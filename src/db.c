@@ -559,6 +559,15 @@ db_register(struct db_pool *p, const struct db_stmt *st)
 	return 0;
 }
 
+int
+db_register_all(struct db_pool *p, const struct db_stmt *const *stmts, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (db_register(p, stmts[i]) == -1)
+			return -1;
+	return 0;
+}
+
 void
 db_pool_start(struct db_pool *p)
 {

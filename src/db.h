@@ -4,6 +4,8 @@
 #ifndef QL_DB_H
 #define QL_DB_H
 
+#include <stddef.h>
+
 #include <libpq-fe.h>
 
 struct event_base;
@@ -38,6 +40,9 @@ struct db_pool_settings {
 struct db_pool	*db_pool_new(struct event_base *, const struct db_pool_settings *);
 int		 db_register(struct db_pool *, const struct db_stmt *)
 		    __attribute__((warn_unused_result));
+/* db_register for each of a module's n statements; -1 at the first refusal. */
+int		 db_register_all(struct db_pool *, const struct db_stmt *const *,
+		    size_t n) __attribute__((warn_unused_result));
 void		 db_pool_start(struct db_pool *);
 /* Fail what is queued or running, running every callback once. */
 void		 db_pool_drain(struct db_pool *);

@@ -28,13 +28,10 @@ const struct db_stmt devices_delete = {
 int
 devices_register(struct db_pool *db)
 {
-	static const struct db_stmt *const stmts[] = {
+	static const struct db_stmt *const s[] = {
 		&devices_list, &devices_get, &devices_set_status, &devices_set_tags,
-		&devices_delete, NULL
+		&devices_delete,
 	};
 
-	for (size_t i = 0; stmts[i] != NULL; i++)
-		if (db_register(db, stmts[i]) == -1)
-			return -1;
-	return 0;
+	return db_register_all(db, s, sizeof(s) / sizeof(s[0]));
 }

@@ -86,7 +86,7 @@ struct enroll_ctx {
 int
 enroll_register(struct db_pool *db)
 {
-	const struct db_stmt *s[] = {
+	static const struct db_stmt *const s[] = {
 		&enroll_first, &enroll_again, &enroll_token_insert,
 		&enroll_allow_insert, &enroll_approve_update, &enroll_revoke_update,
 		&enroll_tokens_list, &enroll_token_new, &enroll_token_revoke,
@@ -94,10 +94,7 @@ enroll_register(struct db_pool *db)
 		&enroll_allowlist_remove,
 	};
 
-	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
-		if (db_register(db, s[i]) == -1)
-			return -1;
-	return 0;
+	return db_register_all(db, s, sizeof(s) / sizeof(s[0]));
 }
 
 static struct enroll_ctx *

@@ -34,12 +34,9 @@ const struct db_stmt projects_delete = {
 int
 projects_register(struct db_pool *db)
 {
-	const struct db_stmt *s[] = {
+	static const struct db_stmt *const s[] = {
 		&projects_list, &projects_get, &projects_by_name, &projects_update, &projects_delete,
 	};
 
-	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
-		if (db_register(db, s[i]) == -1)
-			return -1;
-	return 0;
+	return db_register_all(db, s, sizeof(s) / sizeof(s[0]));
 }

@@ -58,15 +58,12 @@ const struct db_stmt users_token_revoke = {
 int
 users_register(struct db_pool *db)
 {
-	const struct db_stmt *s[] = {
+	static const struct db_stmt *const s[] = {
 		&users_by_name, &users_password_of, &users_session_create,
 		&users_session_delete, &users_login_refused, &users_create,
 		&users_set_password, &users_list, &users_create_api, &users_update,
 		&users_tokens_list, &users_token_create, &users_token_revoke,
 	};
 
-	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
-		if (db_register(db, s[i]) == -1)
-			return -1;
-	return 0;
+	return db_register_all(db, s, sizeof(s) / sizeof(s[0]));
 }

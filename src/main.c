@@ -295,6 +295,22 @@ server_admin_done(struct server *srv, int rc)
 	event_base_loopexit(srv->base, NULL);
 }
 
+/* evhttp turns socket events off and on around every request; the epoll
+ * changelist folds those into one epoll_ctl per socket and loop turn. */
+static struct event_base *
+main_base_new(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base;
+
+	if (cfg == NULL)
+		return NULL;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 static int
 main_register(struct server *srv)
 {
@@ -343,7 +359,7 @@ main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 		log_warnx("%s", err);
 		goto out;
 	}
-	if ((srv.base = event_base_new()) == NULL ||
+	if ((srv.base = main_base_new()) == NULL ||
 	    (srv.db = db_pool_new(srv.base, &dbs)) == NULL ||
 	    (srv.pki = pki_new(&srv)) == NULL ||
 	    (srv.ocsp = ocsp_new(&srv)) == NULL) {

@@ -253,7 +253,8 @@ build_tool() {
 	libs=$(pkg-config --cflags --libs libevent libevent_openssl openssl) ||
 		die "pkg-config cannot find libevent / libevent_openssl / openssl"
 	# shellcheck disable=SC2086
-	cc -O2 -Wall -Wextra -o "$T/$1" "$BENCH_ROOT/bench/$1.c" $libs ||
+	cc -O2 -Wall -Wextra -o "$T/$1" "$BENCH_ROOT/bench/$1.c" \
+	    "$BENCH_ROOT/bench/loadgen.c" $libs ||
 		die "cannot compile bench/$1.c"
 }
 

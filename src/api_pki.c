@@ -12,6 +12,7 @@
 #include "http.h"
 #include "ocsp.h"
 #include "pki.h"
+#include "util.h"
 
 #define API_PKI_OCSP_MAX 8192	/* a one-certificate request is ~100 bytes */
 
@@ -154,31 +155,19 @@ static void
 api_pki_ocsp_get(struct http_req *hr)
 {
 	const char *enc = hr->path + strlen("/pki/ocsp/");
-	size_t n, m, pad;
-	char *b64;
-	unsigned char *der;
-	int len;
+	unsigned char *der = NULL;
+	size_t n, len;
+	char *b64 = NULL;
 
-	if (strlen(enc) > API_PKI_OCSP_MAX * 2 ||
-	    (b64 = evhttp_uridecode(enc, 0, &n)) == NULL) {
-		http_reply_problem(hr, 400, NULL, "malformed OCSP GET request");
-		return;
-	}
-	m = strlen(b64);
-	pad = m >= 2 ? (b64[m - 1] == '=') + (b64[m - 2] == '=') : 0;
-	if (m == 0 || m % 4 != 0 || (der = malloc(m / 4 * 3)) == NULL) {
-		free(b64);
-		http_reply_problem(hr, 400, NULL, "malformed OCSP GET request");
-		return;
-	}
-	len = EVP_DecodeBlock(der, (unsigned char *)b64, (int)m);
+	if (strlen(enc) <= API_PKI_OCSP_MAX * 2 &&
+	    (b64 = evhttp_uridecode(enc, 0, &n)) != NULL)
+		der = util_base64_decode(b64, strlen(b64), &len);
 	free(b64);
-	if (len < 0 || (size_t)len < pad) {
-		free(der);
+	if (der == NULL) {
 		http_reply_problem(hr, 400, NULL, "malformed OCSP GET request");
 		return;
 	}
-	ocsp_answer(hr->srv->ocsp, der, (size_t)len - pad, api_pki_ocsp_done, hr);
+	ocsp_answer(hr->srv->ocsp, der, len, api_pki_ocsp_done, hr);
 	free(der);
 }
 

@@ -21,6 +21,7 @@
 #include "http.h"
 #include "log.h"
 #include "pki.h"
+#include "util.h"
 
 #define EST_MAX_BODY	(64 * 1024)	/* a CSR is a few hundred bytes */
 #define EST_MAX_AUTH	1024
@@ -143,40 +144,6 @@ est_csrattrs(struct http_req *hr)
 	est_reply_b64(hr, "application/csrattrs", b64);
 }
 
-/* RFC 7030 bodies are base64; stock clients send them with LF, CRLF or
- * no line breaks at all. Whitespace is dropped, anything else must be
- * strict base64. */
-static unsigned char *
-est_base64_decode(const char *in, size_t n, size_t *outlen)
-{
-	char *clean = malloc(n + 1);
-	unsigned char *out = NULL;
-	size_t m = 0, pad = 0;
-	int len;
-
-	if (clean == NULL)
-		return NULL;
-	for (size_t i = 0; i < n; i++)
-		if (in[i] != '\r' && in[i] != '\n' && in[i] != ' ' && in[i] != '\t')
-			clean[m++] = in[i];
-	clean[m] = '\0';
-	if (m == 0 || m % 4 != 0)
-		goto out;
-	pad = (clean[m - 1] == '=') + (clean[m - 2] == '=');
-	if ((out = malloc(m / 4 * 3)) == NULL)
-		goto out;
-	if ((len = EVP_DecodeBlock(out, (unsigned char *)clean, (int)m)) < 0 ||
-	    (size_t)len < pad) {
-		free(out);
-		out = NULL;
-		goto out;
-	}
-	*outlen = (size_t)len - pad;
-out:
-	free(clean);
-	return out;
-}
-
 static int
 est_content_type_is(struct http_req *hr, const char *want)
 {
@@ -210,7 +177,7 @@ est_read_csr(struct http_req *hr, int *status, char *err, size_t errlen)
 		snprintf(err, errlen, "CSR body larger than %d bytes", EST_MAX_BODY);
 		return NULL;
 	}
-	if (n == 0 || (der = est_base64_decode((const char *)evbuffer_pullup(body, -1),
+	if (n == 0 || (der = util_base64_decode((const char *)evbuffer_pullup(body, -1),
 	    n, &derlen)) == NULL) {
 		snprintf(err, errlen, "body is not valid base64");
 		return NULL;
@@ -271,7 +238,7 @@ est_credentials(struct http_req *hr, struct est_enroll *e, char *err, size_t err
 	if (strncasecmp(h, "Bearer ", 7) == 0) {
 		token = h + 7;
 	} else if (strncasecmp(h, "Basic ", 6) == 0) {
-		if ((raw = est_base64_decode(h + 6, n - 6, &rawlen)) == NULL ||
+		if ((raw = util_base64_decode(h + 6, n - 6, &rawlen)) == NULL ||
 		    rawlen >= sizeof(decoded) || memchr(raw, '\0', rawlen) != NULL) {
 			free(raw);
 			snprintf(err, errlen, "malformed Basic credentials");

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 long long
 util_strtonum(const char *s, long long min, long long max, const char **errstr)
 {
@@ -222,4 +224,35 @@ util_utf8_scrub(char *s)
 		}
 		i += l;
 	}
+}
+
+unsigned char *
+util_base64_decode(const char *in, size_t n, size_t *outlen)
+{
+	char *clean = malloc(n + 1);
+	unsigned char *out = NULL;
+	size_t m = 0, pad = 0;
+	int len;
+
+	if (clean == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if (in[i] != '\r' && in[i] != '\n' && in[i] != ' ' && in[i] != '\t')
+			clean[m++] = in[i];
+	clean[m] = '\0';
+	if (m == 0 || m % 4 != 0)
+		goto out;
+	pad = (clean[m - 1] == '=') + (clean[m - 2] == '=');
+	if ((out = malloc(m / 4 * 3)) == NULL)
+		goto out;
+	if ((len = EVP_DecodeBlock(out, (unsigned char *)clean, (int)m)) < 0 ||
+	    (size_t)len < pad) {
+		free(out);
+		out = NULL;
+		goto out;
+	}
+	*outlen = (size_t)len - pad;
+out:
+	free(clean);
+	return out;
 }

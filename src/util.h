@@ -20,6 +20,10 @@ struct sockaddr_storage;
 /* "1.2.3.4:80" or "[::1]:80"; port 0 asks the kernel for a free one. */
 int		util_parse_listen(const char *, struct sockaddr_storage *,
 		    int *len) QL_WUR;
+/* Base64 as RFC 7030 bodies carry it: stock clients send LF, CRLF or no
+ * line breaks, so whitespace is dropped; anything else must be strict
+ * base64. malloc'd result, NULL when malformed. */
+unsigned char	*util_base64_decode(const char *, size_t, size_t *outlen);
 void		util_hex(const unsigned char *, size_t, char *out);
 char		*util_trim(char *);
 /* Strict UTF-8 (RFC 3629): no overlongs, surrogates or > U+10FFFF. */

@@ -903,3 +903,24 @@ api_alive() {
     [ "$(curl -sS --max-time 5 --cacert "$T/ca.crt" -o /dev/null -w '%{http_code}' \
         "$(admin_url /healthz)" 2>/dev/null)" = 200 ]
 }
+
+# api_admin_session USER: create the admin USER (--create-admin), log in
+# as it, and keep the session in $T/cookies and $API_CSRF for api().
+api_admin_session() {
+    local pw
+    pw=$("$QUARKLINKD" -c "$T/quarklinkd.conf" --create-admin "$1" 2>"$T/create-admin.err") ||
+        hard_error "--create-admin failed: $(cat "$T/create-admin.err")"
+    api_login "$1" "$pw" -c "$T/cookies" || ql__fail_at 1 "login as $1: HTTP $HTTP_STATUS"
+}
+
+# api METHOD PATH [JSON]: an API request in the api_admin_session.
+api() {
+    local m=$1 p=$2
+    shift 2
+    if [ $# -gt 0 ]; then
+        ql_curl -X "$m" -b "$T/cookies" -H "X-CSRF-Token: $API_CSRF" \
+            -H 'Content-Type: application/json' --data "$1" "$(admin_url "$p")"
+    else
+        ql_curl -X "$m" -b "$T/cookies" -H "X-CSRF-Token: $API_CSRF" "$(admin_url "$p")"
+    fi
+}

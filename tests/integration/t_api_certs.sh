@@ -10,24 +10,8 @@ ql_require curl openssl base64 base32 psql jq
 
 ql_pki_start
 
-pw=$("$QUARKLINKD" -c "$T/quarklinkd.conf" --create-admin alice 2>"$T/create-admin.err") ||
-    hard_error "--create-admin failed: $(cat "$T/create-admin.err")"
-ql_curl -c "$T/cookies" -H 'Content-Type: application/json' \
-    --data "$(jq -cn --arg p "$pw" '{username: "alice", password: $p}')" "$(admin_url /api/v1/login)"
-assert_status 200 "login"
-csrf=$(jq -r .csrf_token "$BODY")
-
-# api METHOD PATH [JSON]: an API request as alice.
-api() {
-    local m=$1 p=$2
-    shift 2
-    if [ $# -gt 0 ]; then
-        ql_curl -X "$m" -b "$T/cookies" -H "X-CSRF-Token: $csrf" \
-            -H 'Content-Type: application/json' --data "$1" "$(admin_url "$p")"
-    else
-        ql_curl -X "$m" -b "$T/cookies" -H "X-CSRF-Token: $csrf" "$(admin_url "$p")"
-    fi
-}
+# ---- an admin session (cookie jar + CSRF token) for api().
+api_admin_session alice
 C=/api/v1/projects/p1/certificates
 items() { jq -r '.items[].serial' "$BODY"; }
 sorted() { printf '%s\n' "$@" | LC_ALL=C sort; }

@@ -9,25 +9,8 @@ ql_require curl openssl base64 base32 psql jq
 
 ql_pki_start
 
-# ---- an admin session: cookie jar + CSRF token.
-pw=$("$QUARKLINKD" -c "$T/quarklinkd.conf" --create-admin alice 2>"$T/create-admin.err") ||
-    hard_error "--create-admin failed: $(cat "$T/create-admin.err")"
-ql_curl -c "$T/cookies" -H 'Content-Type: application/json' \
-    --data "$(jq -cn --arg p "$pw" '{username: "alice", password: $p}')" "$(admin_url /api/v1/login)"
-assert_status 200 "login"
-csrf=$(jq -r .csrf_token "$BODY")
-
-# api METHOD PATH [JSON]: an API request as alice.
-api() {
-    local m=$1 p=$2
-    shift 2
-    if [ $# -gt 0 ]; then
-        ql_curl -X "$m" -b "$T/cookies" -H "X-CSRF-Token: $csrf" \
-            -H 'Content-Type: application/json' --data "$1" "$(admin_url "$p")"
-    else
-        ql_curl -X "$m" -b "$T/cookies" -H "X-CSRF-Token: $csrf" "$(admin_url "$p")"
-    fi
-}
+# ---- an admin session (cookie jar + CSRF token) for api().
+api_admin_session alice
 D=/api/v1/projects/p1/devices
 audit_count() {
     ql_psql "SELECT count(*) FROM audit_log WHERE actor = 'user:alice' AND action = '$1'
@@ -244,7 +227,7 @@ tags_bad '["a"]' 400 'object'
 api PUT "$D/$id3/tags" "$(jq -cn '{tags: [range(32) | "t\(.)"]}')"
 assert_status 200 "32 tags are fine"
 assert_eq 32 "$(jq '.tags | length' "$BODY")" "32 tags stored"
-ql_curl -X PUT -b "$T/cookies" -H "X-CSRF-Token: $csrf" -H 'Content-Type: text/plain' \
+ql_curl -X PUT -b "$T/cookies" -H "X-CSRF-Token: $API_CSRF" -H 'Content-Type: text/plain' \
     --data '{"tags":[]}' "$(admin_url "$D/$id3/tags")"
 assert_status 415 "tags without application/json"
 ql_curl -X PUT -b "$T/cookies" -H 'Content-Type: application/json' \

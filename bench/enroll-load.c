@@ -131,52 +131,6 @@ static struct {
 
 static void enroll_launch(void);
 
-static void __attribute__((format(printf, 1, 2), noreturn))
-enroll_fatalx(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "enroll-load: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	ERR_print_errors_fp(stderr);
-	exit(2);
-}
-
-static double
-enroll_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double
-enroll_cpu_seconds(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	    ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
-static long
-enroll_parse_long(const char *s, const char *what, long min, long max)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-		enroll_fatalx("%s: must be a number in %ld..%ld", what, min, max);
-	return v;
-}
-
 /* base64 without line breaks; caller frees. */
 static char *
 enroll_b64(const unsigned char *in, size_t len)
@@ -185,7 +139,7 @@ enroll_b64(const unsigned char *in, size_t len)
 
 	out = malloc(4 * ((len + 2) / 3) + 1);
 	if (out == NULL)
-		enroll_fatalx("out of memory");
+		loadgen_fatalx("out of memory");
 	EVP_EncodeBlock((unsigned char *)out, in, (int)len);
 	return out;
 }
@@ -204,7 +158,7 @@ enroll_make_request(struct enroll_req *r, const char *auth_b64)
 
 	key = NULL;
 	if (EVP_PKEY_generate(st.keygen, &key) <= 0)
-		enroll_fatalx("P-256 key generation failed");
+		loadgen_fatalx("P-256 key generation failed");
 	if ((req = X509_REQ_new()) == NULL ||
 	    !X509_REQ_set_version(req, 0) ||
 	    (name = X509_REQ_get_subject_name(req)) == NULL ||
@@ -212,15 +166,15 @@ enroll_make_request(struct enroll_req *r, const char *auth_b64)
 	    (const unsigned char *)opt.label, -1, -1, 0) ||
 	    !X509_REQ_set_pubkey(req, key) ||
 	    !X509_REQ_sign(req, key, EVP_sha256()))
-		enroll_fatalx("building the CSR failed");
+		loadgen_fatalx("building the CSR failed");
 	derlen = i2d_X509_REQ(req, &der);
 	if (derlen <= 0)
-		enroll_fatalx("i2d_X509_REQ failed");
+		loadgen_fatalx("i2d_X509_REQ failed");
 	csr_b64 = enroll_b64(der, (size_t)derlen);
 	cap = strlen(csr_b64) + strlen(opt.project) + strlen(opt.host) +
 	    strlen(auth_b64) + 256;
 	if ((r->buf = malloc(cap)) == NULL)
-		enroll_fatalx("out of memory");
+		loadgen_fatalx("out of memory");
 	n = snprintf(r->buf, cap,
 	    "POST /.well-known/est/%s/simpleenroll HTTP/1.1\r\n"
 	    "Host: %s:%s\r\n"
@@ -233,7 +187,7 @@ enroll_make_request(struct enroll_req *r, const char *auth_b64)
 	    opt.project, opt.host, opt.port, auth_b64, strlen(csr_b64),
 	    csr_b64);
 	if (n < 0 || (size_t)n >= cap)
-		enroll_fatalx("request too long");
+		loadgen_fatalx("request too long");
 	r->len = (size_t)n;
 	free(csr_b64);
 	OPENSSL_free(der);
@@ -281,7 +235,7 @@ enroll_check_body(const unsigned char *body, size_t len)
 	if (len == 0 || len > INT_MAX / 2)
 		return 0;
 	if ((der = malloc(len)) == NULL || (ectx = EVP_ENCODE_CTX_new()) == NULL)
-		enroll_fatalx("out of memory");
+		loadgen_fatalx("out of memory");
 	EVP_DecodeInit(ectx);
 	if (EVP_DecodeUpdate(ectx, der, &outl, body, (int)len) < 0 ||
 	    EVP_DecodeFinal(ectx, der + outl, &fin) < 0)
@@ -334,7 +288,7 @@ enroll_conn_free(struct enroll_conn *c)
 static void
 enroll_conn_finish(struct enroll_conn *c, int is_ok)
 {
-	double t = enroll_now();
+	double t = loadgen_now();
 
 	if (c->is_done)
 		return;
@@ -402,7 +356,7 @@ enroll_conn_try_response(struct enroll_conn *c, int is_eof)
 	 * each certificate, which would be charged to the generator's CPU.
 	 */
 	if ((st.reqs[c->idx].body = malloc(bodylen + 1)) == NULL)
-		enroll_fatalx("out of memory");
+		loadgen_fatalx("out of memory");
 	memcpy(st.reqs[c->idx].body, body, bodylen);
 	st.reqs[c->idx].bodylen = bodylen;
 	enroll_conn_finish(c, 1);
@@ -469,18 +423,18 @@ enroll_launch(void)
 	while (!st.is_stopping && st.in_flight < opt.concurrency &&
 	    st.issued < opt.total) {
 		if ((c = calloc(1, sizeof(*c))) == NULL)
-			enroll_fatalx("out of memory");
+			loadgen_fatalx("out of memory");
 		if ((ssl = SSL_new(st.ctx)) == NULL)
-			enroll_fatalx("SSL_new failed");
+			loadgen_fatalx("SSL_new failed");
 		if (!st.is_ip)
 			SSL_set_tlsext_host_name(ssl, opt.host);
 		c->idx = (size_t)st.issued++;
-		c->t0 = enroll_now();
+		c->t0 = loadgen_now();
 		c->bev = bufferevent_openssl_socket_new(st.base, -1, ssl,
 		    BUFFEREVENT_SSL_CONNECTING,
 		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 		if (c->bev == NULL)
-			enroll_fatalx("bufferevent_openssl_socket_new failed");
+			loadgen_fatalx("bufferevent_openssl_socket_new failed");
 		bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 		bufferevent_setcb(c->bev, enroll_conn_read_cb, NULL,
 		    enroll_conn_event_cb, c);
@@ -489,7 +443,7 @@ enroll_launch(void)
 		if (bufferevent_write(c->bev, st.reqs[c->idx].buf,
 		    st.reqs[c->idx].len) != 0 ||
 		    bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0)
-			enroll_fatalx("bufferevent setup failed");
+			loadgen_fatalx("bufferevent setup failed");
 		if (bufferevent_socket_connect(c->bev,
 		    (struct sockaddr *)&st.addr, (int)st.addrlen) != 0) {
 			enroll_count_fail(ENROLL_FAIL_CONNECT,
@@ -521,7 +475,7 @@ enroll_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	/* -d is a hard bound: what is still in flight is abandoned. */
 	st.is_stopping = 1;
 	st.aborted = st.in_flight;
-	st.t_last = enroll_now();
+	st.t_last = loadgen_now();
 	event_base_loopbreak(st.base);
 }
 
@@ -537,7 +491,7 @@ enroll_resolve(void)
 	hints.ai_socktype = SOCK_STREAM;
 	rc = getaddrinfo(opt.host, opt.port, &hints, &res);
 	if (rc != 0)
-		enroll_fatalx("%s:%s: %s", opt.host, opt.port, gai_strerror(rc));
+		loadgen_fatalx("%s:%s: %s", opt.host, opt.port, gai_strerror(rc));
 	memcpy(&st.addr, res->ai_addr, res->ai_addrlen);
 	st.addrlen = res->ai_addrlen;
 	freeaddrinfo(res);
@@ -551,19 +505,19 @@ enroll_tls_init(void)
 	X509_VERIFY_PARAM *vp;
 
 	if ((st.ctx = SSL_CTX_new(TLS_client_method())) == NULL)
-		enroll_fatalx("SSL_CTX_new failed");
+		loadgen_fatalx("SSL_CTX_new failed");
 	SSL_CTX_set_min_proto_version(st.ctx, TLS1_2_VERSION);
 	/* Every enrollment pays a full handshake, like a fresh device. */
 	SSL_CTX_set_session_cache_mode(st.ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_options(st.ctx, SSL_OP_NO_TICKET);
 	if (opt.cafile != NULL) {
 		if (!SSL_CTX_load_verify_locations(st.ctx, opt.cafile, NULL))
-			enroll_fatalx("%s: cannot load CA file", opt.cafile);
+			loadgen_fatalx("%s: cannot load CA file", opt.cafile);
 		SSL_CTX_set_verify(st.ctx, SSL_VERIFY_PEER, NULL);
 		vp = SSL_CTX_get0_param(st.ctx);
 		if (st.is_ip ? !X509_VERIFY_PARAM_set1_ip_asc(vp, opt.host) :
 		    !X509_VERIFY_PARAM_set1_host(vp, opt.host, 0))
-			enroll_fatalx("cannot set the expected server name");
+			loadgen_fatalx("cannot set the expected server name");
 	} else
 		SSL_CTX_set_verify(st.ctx, SSL_VERIFY_NONE, NULL);
 }
@@ -576,7 +530,7 @@ enroll_wait_stdin(const char *say)
 	printf("%s\n", say);
 	fflush(stdout);
 	if (fgets(line, sizeof(line), stdin) == NULL)
-		enroll_fatalx("stdin closed while waiting");
+		loadgen_fatalx("stdin closed while waiting");
 }
 
 static void
@@ -612,6 +566,8 @@ main(int argc, char **argv)
 	long i, failed;
 	int ch;
 
+	loadgen_progname = "enroll-load";
+
 	while ((ch = getopt_long(argc, argv, "h:p:P:t:c:n:d:T:u:Wv", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
@@ -620,19 +576,19 @@ main(int argc, char **argv)
 		case 'P': opt.project = optarg; break;
 		case 't': opt.token = optarg; break;
 		case 'c':
-			opt.concurrency = (int)enroll_parse_long(optarg, "-c", 1,
+			opt.concurrency = (int)loadgen_parse_long(optarg, "-c", 1,
 			    ENROLL_MAX_CONC);
 			break;
 		case 'n':
-			opt.total = enroll_parse_long(optarg, "-n", 1,
+			opt.total = loadgen_parse_long(optarg, "-n", 1,
 			    ENROLL_MAX_TOTAL);
 			break;
 		case 'd':
-			opt.max_seconds = (double)enroll_parse_long(optarg, "-d", 1,
+			opt.max_seconds = (double)loadgen_parse_long(optarg, "-d", 1,
 			    86400);
 			break;
 		case 'T':
-			opt.timeout = (int)enroll_parse_long(optarg, "-T", 1, 3600);
+			opt.timeout = (int)loadgen_parse_long(optarg, "-T", 1, 3600);
 			break;
 		case 'u': opt.label = optarg; break;
 		case 'C': opt.cafile = optarg; break;
@@ -650,37 +606,37 @@ main(int argc, char **argv)
 
 	n = strlen(opt.label) + strlen(opt.token) + 2;
 	if ((userpass = malloc(n)) == NULL)
-		enroll_fatalx("out of memory");
+		loadgen_fatalx("out of memory");
 	snprintf(userpass, n, "%s:%s", opt.label, opt.token);
 	auth_b64 = enroll_b64((unsigned char *)userpass, strlen(userpass));
 	OPENSSL_cleanse(userpass, strlen(userpass));
 	free(userpass);
 
 	/* Keys and CSRs first, so the timed phase spends on TLS and HTTP. */
-	t_gen = enroll_now();
+	t_gen = loadgen_now();
 	if ((st.keygen = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
 	    EVP_PKEY_keygen_init(st.keygen) <= 0 ||
 	    EVP_PKEY_CTX_set_group_name(st.keygen, "P-256") <= 0)
-		enroll_fatalx("cannot set up P-256 key generation");
+		loadgen_fatalx("cannot set up P-256 key generation");
 	st.reqs = calloc((size_t)opt.total, sizeof(*st.reqs));
 	st.lat_ms = calloc((size_t)opt.total, sizeof(*st.lat_ms));
 	if (st.reqs == NULL || st.lat_ms == NULL)
-		enroll_fatalx("out of memory");
+		loadgen_fatalx("out of memory");
 	for (i = 0; i < opt.total; i++)
 		enroll_make_request(&st.reqs[i], auth_b64);
 	free(auth_b64);
 	EVP_PKEY_CTX_free(st.keygen);
 	fprintf(stderr, "enroll-load: pre-generated %ld P-256 keys and CSRs "
 	    "(one per enrollment, none reused) in %.2fs\n", opt.total,
-	    enroll_now() - t_gen);
+	    loadgen_now() - t_gen);
 
 	if ((st.base = event_base_new()) == NULL)
-		enroll_fatalx("event_base_new failed");
+		loadgen_fatalx("event_base_new failed");
 	if (opt.wait_stdin)
 		enroll_wait_stdin("ready");
 
-	cpu0 = enroll_cpu_seconds();
-	st.t_start = st.t_last = enroll_now();
+	cpu0 = loadgen_cpu_seconds();
+	st.t_start = st.t_last = loadgen_now();
 	st.deadline_ev = evtimer_new(st.base, enroll_deadline_cb, NULL);
 	tv.tv_sec = (time_t)opt.max_seconds;
 	tv.tv_usec = 0;
@@ -688,7 +644,7 @@ main(int argc, char **argv)
 	enroll_launch();
 	if (st.in_flight > 0)
 		event_base_dispatch(st.base);
-	cpu1 = enroll_cpu_seconds();
+	cpu1 = loadgen_cpu_seconds();
 	elapsed = st.t_last - st.t_start;
 	if (elapsed <= 0)
 		elapsed = 1e-9;

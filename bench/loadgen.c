@@ -4,10 +4,64 @@
 #define _GNU_SOURCE
 #include "loadgen.h"
 
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <openssl/err.h>
+
+const char *loadgen_progname = "loadgen";
+
+void
+loadgen_fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", loadgen_progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	ERR_print_errors_fp(stderr);
+	exit(2);
+}
+
+double
+loadgen_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+double
+loadgen_cpu_seconds(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	    ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+long
+loadgen_parse_long(const char *s, const char *what, long min, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		loadgen_fatalx("%s: must be a number in %ld..%ld", what, min, max);
+	return v;
+}
 
 /*
  * Parses the HTTP response at the start of buf[0..len).  Returns 1 when it

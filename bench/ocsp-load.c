@@ -115,53 +115,6 @@ static struct {
 static void ocsp_load_launch(void);
 static int ocsp_load_conn_send(struct ocsp_load_conn *);
 
-static void __attribute__((format(printf, 1, 2), noreturn))
-ocsp_load_fatalx(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "ocsp-load: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	ERR_print_errors_fp(stderr);
-	exit(2);
-}
-
-static double
-ocsp_load_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static double
-ocsp_load_cpu_seconds(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	    ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-}
-
-static long
-ocsp_load_parse_long(const char *s, const char *what, long min, long max)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-		ocsp_load_fatalx("%s: must be a number in %ld..%ld", what, min,
-		    max);
-	return v;
-}
-
 static int
 ocsp_load_cmp_double(const void *a, const void *b)
 {
@@ -218,7 +171,7 @@ ocsp_load_conn_fail(struct ocsp_load_conn *c, enum ocsp_load_fail kind,
 	if (c->is_pending) {
 		c->is_pending = 0;
 		st.finished++;
-		st.t_last = ocsp_load_now();
+		st.t_last = loadgen_now();
 		ocsp_load_count_fail(kind, detail);
 	}
 	ocsp_load_conn_close(c);
@@ -326,7 +279,7 @@ ocsp_load_conn_try_response(struct ocsp_load_conn *c, int is_eof)
 		    OCSP_LOAD_FAIL_HTTP, "incomplete or malformed response");
 		return 1;
 	}
-	t = ocsp_load_now();
+	t = loadgen_now();
 	c->is_pending = 0;
 	st.finished++;
 	st.t_last = t;
@@ -341,7 +294,7 @@ ocsp_load_conn_try_response(struct ocsp_load_conn *c, int is_eof)
 		st.lat_ms[st.ok++] = (t - c->t0) * 1000.0;
 		if (st.nsample < OCSP_LOAD_SAMPLE && opt.expect != NULL) {
 			if ((st.sample[st.nsample] = malloc(bodylen)) == NULL)
-				ocsp_load_fatalx("out of memory");
+				loadgen_fatalx("out of memory");
 			memcpy(st.sample[st.nsample], body, bodylen);
 			st.samplelen[st.nsample++] = bodylen;
 		}
@@ -404,9 +357,9 @@ ocsp_load_conn_send(struct ocsp_load_conn *c)
 		return -1;
 	st.issued++;
 	c->is_pending = 1;
-	c->t0 = ocsp_load_now();
+	c->t0 = loadgen_now();
 	if (bufferevent_write(c->bev, st.req, st.reqlen) != 0)
-		ocsp_load_fatalx("bufferevent_write failed");
+		loadgen_fatalx("bufferevent_write failed");
 	return 0;
 }
 
@@ -420,11 +373,11 @@ ocsp_load_launch(void)
 	while (!st.is_stopping && st.in_flight < opt.concurrency &&
 	    st.issued < opt.total) {
 		if ((c = calloc(1, sizeof(*c))) == NULL)
-			ocsp_load_fatalx("out of memory");
+			loadgen_fatalx("out of memory");
 		c->bev = bufferevent_socket_new(st.base, -1,
 		    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 		if (c->bev == NULL)
-			ocsp_load_fatalx("bufferevent_socket_new failed");
+			loadgen_fatalx("bufferevent_socket_new failed");
 		bufferevent_setcb(c->bev, ocsp_load_conn_read_cb, NULL,
 		    ocsp_load_conn_event_cb, c);
 		bufferevent_set_timeouts(c->bev, &tv, &tv);
@@ -432,7 +385,7 @@ ocsp_load_launch(void)
 		st.conns++;
 		(void)ocsp_load_conn_send(c);	/* latency includes connect */
 		if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) != 0)
-			ocsp_load_fatalx("bufferevent_enable failed");
+			loadgen_fatalx("bufferevent_enable failed");
 		if (bufferevent_socket_connect(c->bev,
 		    (struct sockaddr *)&st.addr, (int)st.addrlen) != 0) {
 			/* Not through conn_fail: that would recurse here. */
@@ -462,7 +415,7 @@ ocsp_load_deadline_cb(evutil_socket_t fd, short what, void *arg)
 	/* -d is a hard bound: what is still in flight is abandoned. */
 	st.is_stopping = 1;
 	st.aborted = st.issued - st.finished;
-	st.t_last = ocsp_load_now();
+	st.t_last = loadgen_now();
 	event_base_loopbreak(st.base);
 }
 
@@ -477,7 +430,7 @@ ocsp_load_resolve(void)
 	hints.ai_socktype = SOCK_STREAM;
 	rc = getaddrinfo(opt.host, opt.port, &hints, &res);
 	if (rc != 0)
-		ocsp_load_fatalx("%s:%s: %s", opt.host, opt.port,
+		loadgen_fatalx("%s:%s: %s", opt.host, opt.port,
 		    gai_strerror(rc));
 	memcpy(&st.addr, res->ai_addr, res->ai_addrlen);
 	st.addrlen = res->ai_addrlen;
@@ -496,21 +449,21 @@ ocsp_load_build_request(void)
 	int hl;
 
 	if ((f = fopen(opt.reqfile, "rb")) == NULL)
-		ocsp_load_fatalx("%s: %s", opt.reqfile, strerror(errno));
+		loadgen_fatalx("%s: %s", opt.reqfile, strerror(errno));
 	if ((der = malloc(OCSP_LOAD_MAX_REQUEST)) == NULL)
-		ocsp_load_fatalx("out of memory");
+		loadgen_fatalx("out of memory");
 	n = fread(der, 1, OCSP_LOAD_MAX_REQUEST, f);
 	if (ferror(f) || n == 0 || n == OCSP_LOAD_MAX_REQUEST)
-		ocsp_load_fatalx("%s: empty, unreadable or too large",
+		loadgen_fatalx("%s: empty, unreadable or too large",
 		    opt.reqfile);
 	fclose(f);
 	p = der;
 	if ((oreq = d2i_OCSP_REQUEST(NULL, &p, (long)n)) == NULL)
-		ocsp_load_fatalx("%s: not a DER OCSP request", opt.reqfile);
+		loadgen_fatalx("%s: not a DER OCSP request", opt.reqfile);
 	OCSP_REQUEST_free(oreq);
 	cap = n + strlen(opt.path) + strlen(opt.host) + 256;
 	if ((st.req = malloc(cap)) == NULL)
-		ocsp_load_fatalx("out of memory");
+		loadgen_fatalx("out of memory");
 	hl = snprintf(st.req, cap,
 	    "POST %s HTTP/1.%d\r\n"
 	    "Host: %s:%s\r\n"
@@ -521,7 +474,7 @@ ocsp_load_build_request(void)
 	    opt.path, opt.is_keepalive ? 1 : 0, opt.host, opt.port, n,
 	    opt.is_keepalive ? "" : "Connection: close\r\n");
 	if (hl < 0 || (size_t)hl + n > cap)
-		ocsp_load_fatalx("request too long");
+		loadgen_fatalx("request too long");
 	memcpy(st.req + hl, der, n);
 	st.reqlen = (size_t)hl + n;
 	free(der);
@@ -556,6 +509,8 @@ main(int argc, char **argv)
 	long failed, i, n;
 	int ch;
 
+	loadgen_progname = "ocsp-load";
+
 	while ((ch = getopt(argc, argv, "h:p:u:f:c:n:d:T:ke:v")) != -1) {
 		switch (ch) {
 		case 'h': opt.host = optarg; break;
@@ -563,19 +518,19 @@ main(int argc, char **argv)
 		case 'u': opt.path = optarg; break;
 		case 'f': opt.reqfile = optarg; break;
 		case 'c':
-			opt.concurrency = (int)ocsp_load_parse_long(optarg, "-c",
+			opt.concurrency = (int)loadgen_parse_long(optarg, "-c",
 			    1, OCSP_LOAD_MAX_CONC);
 			break;
 		case 'n':
-			opt.total = ocsp_load_parse_long(optarg, "-n", 1,
+			opt.total = loadgen_parse_long(optarg, "-n", 1,
 			    OCSP_LOAD_MAX_TOTAL);
 			break;
 		case 'd':
-			opt.max_seconds = ocsp_load_parse_long(optarg, "-d", 1,
+			opt.max_seconds = loadgen_parse_long(optarg, "-d", 1,
 			    86400);
 			break;
 		case 'T':
-			opt.timeout = (int)ocsp_load_parse_long(optarg, "-T", 1,
+			opt.timeout = (int)loadgen_parse_long(optarg, "-T", 1,
 			    3600);
 			break;
 		case 'k': opt.is_keepalive = 1; break;
@@ -596,12 +551,12 @@ main(int argc, char **argv)
 	ocsp_load_resolve();
 	ocsp_load_build_request();
 	if ((st.lat_ms = calloc((size_t)opt.total, sizeof(double))) == NULL)
-		ocsp_load_fatalx("out of memory");
+		loadgen_fatalx("out of memory");
 	if ((st.base = event_base_new()) == NULL)
-		ocsp_load_fatalx("event_base_new failed");
+		loadgen_fatalx("event_base_new failed");
 
-	cpu0 = ocsp_load_cpu_seconds();
-	st.t_start = st.t_last = ocsp_load_now();
+	cpu0 = loadgen_cpu_seconds();
+	st.t_start = st.t_last = loadgen_now();
 	deadline_ev = evtimer_new(st.base, ocsp_load_deadline_cb, NULL);
 	tv.tv_sec = opt.max_seconds;
 	tv.tv_usec = 0;
@@ -609,7 +564,7 @@ main(int argc, char **argv)
 	ocsp_load_launch();
 	if (st.in_flight > 0)
 		event_base_dispatch(st.base);
-	cpu1 = ocsp_load_cpu_seconds();
+	cpu1 = loadgen_cpu_seconds();
 	elapsed = st.t_last - st.t_start;
 	if (elapsed <= 0)
 		elapsed = 1e-9;

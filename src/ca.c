@@ -34,8 +34,9 @@ ca_serial_hex(const ASN1_INTEGER *ai, char out[CA_SERIAL_HEX])
 	BIGNUM *bn = ASN1_INTEGER_to_BN(ai, NULL);
 	int n = bn ? BN_num_bytes(bn) : -1;
 
-	/* Our serials are 16 bytes; anything longer cannot be ours. */
-	if (n < 0 || n > 16) {
+	/* Our serials are 16 bytes and positive; anything else cannot be
+	 * ours (and -S must never read as S). */
+	if (n < 0 || n > 16 || BN_is_negative(bn)) {
 		snprintf(out, CA_SERIAL_HEX, "%s", "-");
 		BN_free(bn);
 		return;

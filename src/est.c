@@ -415,7 +415,7 @@ est_reenroll_checks(struct http_req *hr, struct est_enroll *e, int *status,
 	}
 	ca_serial_hex(X509_get0_serialNumber(peer), e->old_serial);
 	/* Resumed TLS sessions skip the handshake's revocation check. */
-	if (pki_is_revoked(hr->srv->pki, e->old_serial)) {
+	if (pki_is_revoked(hr->srv->pki, peer)) {
 		*status = 403;
 		snprintf(err, errlen, "client certificate is revoked");
 		return -1;

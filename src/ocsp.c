@@ -1,8 +1,11 @@
 /* ocsp.c: the OCSP responder (RFC 6960). One signed response per
- * certificate is cached and re-signed when its status changes (NOTIFY, via
- * ocsp_forget) or half its validity has passed; a request with a nonce gets
- * a fresh signature. Signing goes through ca.c with the issuing CA's token
- * key; statuses come from the database. */
+ * (issuer, certificate) is cached and re-signed when its status changes
+ * (NOTIFY, via ocsp_forget) or half its validity has passed; a request with
+ * a nonce gets a fresh signature. Status and cache are keyed by the issuer
+ * the request names (matched by its key and name hashes) and the serial
+ * together, so asking one CA about a serial never changes another CA's
+ * answer. Signing goes through ca.c with the issuing CA's token key;
+ * statuses come from the database. */
 #include "ocsp.h"
 
 #include <search.h>
@@ -15,6 +18,7 @@
 #include "conf.h"
 #include "db.h"
 #include "log.h"
+#include "revoked.h"
 #include "server.h"
 
 #define OCSP_CACHE_MAX	200000
@@ -23,8 +27,7 @@ static const struct db_stmt ocsp_cert_status = {
 	"ocsp_cert_status", "SELECT extract(epoch FROM revoked_at)::bigint,"
 	" coalesce(revocation_reason, 0) FROM certificates WHERE serial = $1 AND ca_id = $2", 2 };
 struct ocsp_entry {
-	char			 serial[CA_SERIAL_HEX];	/* tree key: first */
-	long long		 ca_id;
+	struct revoked_key	 key;		/* tree key: first */
 	enum ca_ocsp_status	 status;
 	time_t			 revoked_at;
 	int			 reason;
@@ -36,15 +39,12 @@ struct ocsp_entry {
 
 struct ocsp {
 	struct server	*srv;
-	void		*tree;		/* tsearch tree of ocsp_entry by serial */
+	void		*tree;		/* tsearch tree of ocsp_entry by key */
 	size_t		 n;
+	/* Bumped by every forget and clear: a lookup that was in flight
+	 * across one may carry the old status and must not be cached. */
+	unsigned long	 epoch;
 };
-
-static int
-ocsp_cmp(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
 
 static long long
 ocsp_ll(const PGresult *res, int row, int col)
@@ -92,18 +92,20 @@ ocsp_clear(struct ocsp *o)
 	tdestroy(o->tree, ocsp_entry_free);
 	o->tree = NULL;
 	o->n = 0;
+	o->epoch++;
 }
 
 void
-ocsp_forget(struct ocsp *o, const char *serial)
+ocsp_forget(struct ocsp *o, const struct revoked_key *k)
 {
-	void *node = tfind(serial, &o->tree, ocsp_cmp);
+	void *node = tfind(k, &o->tree, revoked_key_cmp);
 	struct ocsp_entry *e;
 
+	o->epoch++;
 	if (node == NULL)
 		return;
 	e = *(struct ocsp_entry **)node;
-	tdelete(serial, &o->tree, ocsp_cmp);
+	tdelete(k, &o->tree, revoked_key_cmp);
 	ocsp_entry_free(e);
 	o->n--;
 }
@@ -115,7 +117,8 @@ struct ocsp_job {
 	OCSP_CERTID	*id;		/* points into req */
 	int		 md_nid;
 	int		 has_nonce;
-	char		 serial[CA_SERIAL_HEX];
+	struct revoked_key key;
+	unsigned long	 epoch;		/* o->epoch when the lookup was sent */
 	pki_blob_cb	 cb;
 	void		*arg;
 };
@@ -192,23 +195,23 @@ ocsp_status(enum db_status st, const PGresult *res, const char *errstr,
 		return;
 	}
 	memset(&tmp, 0, sizeof(tmp));
-	memcpy(tmp.serial, j->serial, sizeof(tmp.serial));
-	tmp.ca_id = j->ca->id;
+	tmp.key = j->key;
 	tmp.status = CA_OCSP_UNKNOWN;
 	if (PQntuples(res) == 1) {
 		tmp.status = PQgetisnull(res, 0, 0) ? CA_OCSP_GOOD : CA_OCSP_REVOKED;
 		tmp.revoked_at = (time_t)ocsp_ll(res, 0, 0);
 		tmp.reason = (int)ocsp_ll(res, 0, 1);
 	}
-	/* A concurrent lookup may have cached it meanwhile; a full cache
-	 * answers without remembering. */
-	node = tfind(tmp.serial, &o->tree, ocsp_cmp);
+	/* A concurrent lookup may have cached it meanwhile; a status that
+	 * changed while we asked, or a full cache, answers without
+	 * remembering. */
+	node = tfind(&tmp.key, &o->tree, revoked_key_cmp);
 	if (node != NULL) {
 		e = *(struct ocsp_entry **)node;
-	} else if (o->n < OCSP_CACHE_MAX &&
+	} else if (j->epoch == o->epoch && o->n < OCSP_CACHE_MAX &&
 	    (e = malloc(sizeof(*e))) != NULL) {
 		*e = tmp;
-		if (tsearch(e, &o->tree, ocsp_cmp) == NULL) {
+		if (tsearch(e, &o->tree, revoked_key_cmp) == NULL) {
 			free(e);
 			e = &tmp;
 		} else {
@@ -273,15 +276,16 @@ ocsp_answer(struct ocsp *o, const unsigned char *der, size_t len, pki_blob_cb cb
 		return;
 	}
 	OCSP_id_get0_info(NULL, NULL, NULL, &serial, j->id);
-	ca_serial_hex(serial, j->serial);
+	j->key.ca_id = j->ca->id;
+	ca_serial_hex(serial, j->key.serial);
 	j->has_nonce = OCSP_REQUEST_get_ext_by_NID(j->req, NID_id_pkix_OCSP_Nonce, -1) >= 0;
-	node = tfind(j->serial, &o->tree, ocsp_cmp);
-	if (node != NULL && (*(struct ocsp_entry **)node)->ca_id == j->ca->id) {
+	if ((node = tfind(&j->key, &o->tree, revoked_key_cmp)) != NULL) {
 		ocsp_reply_entry(j, *(struct ocsp_entry **)node);
 		return;
 	}
+	j->epoch = o->epoch;
 	snprintf(id, sizeof(id), "%lld", j->ca->id);
-	params[0] = j->serial;
+	params[0] = j->key.serial;
 	params[1] = id;
 	db_query(o->srv->db, &ocsp_cert_status, 2, params, NULL, ocsp_status, j);
 }

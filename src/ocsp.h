@@ -9,6 +9,7 @@
 struct server;
 struct db_pool;
 struct ocsp;
+struct revoked_key;
 
 struct ocsp	*ocsp_new(struct server *);
 void		 ocsp_free(struct ocsp *);
@@ -18,8 +19,8 @@ int		 ocsp_register(struct db_pool *) __attribute__((warn_unused_result));
 void		 ocsp_answer(struct ocsp *, const unsigned char *der, size_t len,
 		    pki_blob_cb, void *arg);
 /* A certificate's status changed, or (clear) may have while we were not
- * listening: drop what is cached. */
-void		 ocsp_forget(struct ocsp *, const char *serial);
+ * listening: drop what is cached for that issuer and serial. */
+void		 ocsp_forget(struct ocsp *, const struct revoked_key *);
 void		 ocsp_clear(struct ocsp *);
 
 #endif

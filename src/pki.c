@@ -1,13 +1,11 @@
-/* pki.c: CA registry, revocation state, CRL and OCSP caches. Every CA key
- * stays on the token (p11); this file only holds references to them. The
- * OCSP cache keeps one signed response per certificate and re-signs it when
- * its status changes or half its validity has passed; a nonce forces a
- * fresh signature (design.md, "Performance by design"). */
+/* pki.c: CA registry, revocation state, client-certificate trust and the
+ * CRL cache. Every CA key stays on the token (p11); this file only holds
+ * references to them. Revocation is known by issuer and serial together
+ * (revoked.c); the OCSP responder is ocsp.c. */
 #include "pki.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +22,10 @@
 #include "db.h"
 #include "log.h"
 #include "ocsp.h"
+#include "revoked.h"
 #include "server.h"
 #include "util.h"
 
-#define PKI_OCSP_CACHE_MAX	200000
 #define PKI_TLS_MIN_DAYS	30
 
 #define PKI_SELECT_CA \
@@ -50,7 +48,7 @@ static const struct db_stmt pki_ca_by_id = {
 static const struct db_stmt pki_ca_by_project = {
 	"pki_ca_by_project", PKI_SELECT_CA "c.kind = 'issuing' AND p.id = $1", 1 };
 static const struct db_stmt pki_revoked_all = {
-	"pki_revoked_all", "SELECT serial FROM certificates"
+	"pki_revoked_all", "SELECT ca_id, serial FROM certificates"
 	" WHERE revoked_at IS NOT NULL AND not_after > now()", 0 };
 static const struct db_stmt pki_crl_rows = {
 	"pki_crl_rows", "WITH n AS (UPDATE cas SET crl_number = crl_number + 1"
@@ -74,19 +72,13 @@ struct pki {
 	struct server		*srv;
 	struct pki_ca		*cas;		/* root first, then projects */
 	struct pki_ca		*root;
-	X509_STORE		*store;
-	void			*revoked;	/* tsearch tree of serial strings */
+	X509_STORE		*store;		/* client CAs: the device listener's */
+	struct revoked		*revoked;
 	char			 url[256];
 };
 
 /* The TLS verify callback has no argument of its own: one pki a process. */
 static struct pki *pki_current;
-
-static int
-pki_cmp_str(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
 
 time_t
 pki_asn1_time(const ASN1_TIME *t)
@@ -219,7 +211,8 @@ pki_add(struct pki *pki, struct pki_ca *ca)
 		else
 			pki->cas = ca;
 	}
-	X509_STORE_add_cert(pki->store, ca->signer.cert);
+	if (pki->store != NULL)
+		X509_STORE_add_cert(pki->store, ca->signer.cert);
 	ERR_clear_error();	/* "already in store" is fine */
 	log_debug("pki: CA %s (id %lld) loaded", ca->name, ca->id);
 	return ca;
@@ -233,7 +226,7 @@ pki_new(struct server *srv)
 	if (pki == NULL)
 		return NULL;
 	pki->srv = srv;
-	if ((pki->store = X509_STORE_new()) == NULL) {
+	if ((pki->revoked = revoked_new()) == NULL) {
 		free(pki);
 		return NULL;
 	}
@@ -252,7 +245,7 @@ pki_free(struct pki *pki)
 		pki->cas = ca->next;
 		pki_ca_free(ca);
 	}
-	tdestroy(pki->revoked, free);
+	revoked_free(pki->revoked);
 	X509_STORE_free(pki->store);
 	if (pki_current == pki)
 		pki_current = NULL;
@@ -273,27 +266,32 @@ pki_cas(struct pki *pki)
 
 /* ---- revocation state ---- */
 
-int
-pki_is_revoked(struct pki *pki, const char *serial)
+struct pki_ca *
+pki_issuer_of(struct pki *pki, X509 *cert)
 {
-	return tfind(serial, &pki->revoked, pki_cmp_str) != NULL;
+	for (struct pki_ca *ca = pki->cas; ca != NULL; ca = ca->next)
+		if (X509_check_issued(ca->signer.cert, cert) == X509_V_OK)
+			return ca;
+	return NULL;
 }
 
-static void
-pki_set_revoked(struct pki *pki, const char *serial, int is_revoked)
+/* A certificate no CA of ours issued is not in our revocation data. */
+static int
+pki_is_revoked_by(struct pki *pki, const struct pki_ca *ca, X509 *cert)
 {
-	void *node = tfind(serial, &pki->revoked, pki_cmp_str);
-	char *copy;
+	struct revoked_key k;
 
-	if (is_revoked && node == NULL) {
-		if ((copy = strdup(serial)) == NULL ||
-		    tsearch(copy, &pki->revoked, pki_cmp_str) == NULL)
-			fatalx("pki: out of memory");
-	} else if (!is_revoked && node != NULL) {
-		copy = *(char **)node;
-		tdelete(serial, &pki->revoked, pki_cmp_str);
-		free(copy);
-	}
+	if (ca == NULL)
+		return 0;
+	k.ca_id = ca->id;
+	ca_serial_hex(X509_get0_serialNumber(cert), k.serial);
+	return revoked_has(pki->revoked, &k);
+}
+
+int
+pki_is_revoked(struct pki *pki, X509 *cert)
+{
+	return pki_is_revoked_by(pki, pki_issuer_of(pki, cert), cert);
 }
 
 static void
@@ -314,20 +312,27 @@ pki_revoked_loaded(enum db_status st, const PGresult *res, const char *errstr,
 		    db_errstr(st, errstr));
 		return;
 	}
-	tdestroy(pki->revoked, free);
-	pki->revoked = NULL;
-	for (int i = 0; i < PQntuples(res); i++)
-		pki_set_revoked(pki, PQgetvalue(res, i, 0), 1);
+	revoked_clear(pki->revoked);
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct revoked_key k;
+
+		if (revoked_key_set(&k, pki_ll(res, i, 0), PQgetvalue(res, i, 1)) == 0 &&
+		    revoked_set(pki->revoked, &k, 1) == -1)
+			fatalx("pki: out of memory");
+	}
 	log_debug("pki: %d revoked certificates loaded", PQntuples(res));
 }
 
-/* NOTIFY ql_revocation: "serial:1" or "serial:0"; NULL after a reconnect. */
+/* NOTIFY ql_revocation: "ca_id:serial:1" (revoked) or "ca_id:serial:0";
+ * NULL after a reconnect, when some may have been missed. */
 static void
 pki_on_revocation(const char *payload, void *arg)
 {
 	struct pki *pki = arg;
-	char serial[CA_SERIAL_HEX];
-	const char *colon;
+	char buf[64], *serial, *flag;
+	struct revoked_key k;
+	const char *errstr;
+	long long ca_id;
 
 	pki_crls_dirty(pki);
 	if (payload == NULL) {
@@ -336,15 +341,26 @@ pki_on_revocation(const char *payload, void *arg)
 		    pki_revoked_loaded, pki);
 		return;
 	}
-	if ((colon = strchr(payload, ':')) == NULL ||
-	    (size_t)(colon - payload) != CA_SERIAL_HEX - 1)
-		return;
-	memcpy(serial, payload, CA_SERIAL_HEX - 1);
-	serial[CA_SERIAL_HEX - 1] = '\0';
-	pki_set_revoked(pki, serial, colon[1] == '1');
-	ocsp_forget(pki->srv->ocsp, serial);
+	if (snprintf(buf, sizeof(buf), "%s", payload) >= (int)sizeof(buf) ||
+	    (serial = strchr(buf, ':')) == NULL ||
+	    (flag = strchr(serial + 1, ':')) == NULL)
+		goto bad;
+	*serial++ = '\0';
+	*flag++ = '\0';
+	ca_id = util_strtonum(buf, 1, LLONG_MAX, &errstr);
+	if (errstr != NULL || revoked_key_set(&k, ca_id, serial) == -1 ||
+	    (strcmp(flag, "0") != 0 && strcmp(flag, "1") != 0))
+		goto bad;
+	if (revoked_set(pki->revoked, &k, flag[0] == '1') == -1)
+		fatalx("pki: out of memory");
+	ocsp_forget(pki->srv->ocsp, &k);
 	log_info("pki: certificate %s %s", serial,
-	    colon[1] == '1' ? "revoked" : "reinstated");
+	    flag[0] == '1' ? "revoked" : "reinstated");
+	return;
+bad:
+	/* Unknown payload: forget everything rather than miss a revocation. */
+	log_warnx("pki: unexpected ql_revocation payload, reloading");
+	pki_on_revocation(NULL, pki);
 }
 
 static void
@@ -879,34 +895,74 @@ pki_issue_device(struct pki *pki, struct pki_ca *ca, X509_PUBKEY *spki,
 	return ca_issue(&r, serial, err, errlen);
 }
 
+/* The chain has been built and verified up to here; refuse a revoked
+ * leaf by the CA that actually signed it (chain[1]) and its serial. */
 static int
 pki_verify_cb(int ok, X509_STORE_CTX *x)
 {
-	char serial[CA_SERIAL_HEX];
-	X509 *cert;
+	STACK_OF(X509) *chain;
+	struct pki_ca *ca = NULL;
+	X509 *cert, *issuer;
 
 	if (!ok || X509_STORE_CTX_get_error_depth(x) != 0 || pki_current == NULL)
 		return ok;
 	cert = X509_STORE_CTX_get_current_cert(x);
-	ca_serial_hex(X509_get0_serialNumber(cert), serial);
-	if (pki_is_revoked(pki_current, serial)) {
+	chain = X509_STORE_CTX_get0_chain(x);
+	issuer = chain != NULL && sk_X509_num(chain) > 1 ? sk_X509_value(chain, 1) : NULL;
+	for (struct pki_ca *c = pki_current->cas; issuer != NULL && c != NULL; c = c->next)
+		if (X509_cmp(c->signer.cert, issuer) == 0) {
+			ca = c;
+			break;
+		}
+	if (pki_is_revoked_by(pki_current, ca, cert)) {
 		X509_STORE_CTX_set_error(x, X509_V_ERR_CERT_REVOKED);
 		return 0;
 	}
 	return 1;
 }
 
+/* Every CA loaded plus the extra file, in a new store: a reload must drop
+ * what the file no longer holds, not only add to what was trusted. */
+static X509_STORE *
+pki_store_new(struct pki *pki, const char *extra_ca, char *err, size_t errlen)
+{
+	X509_STORE *st = X509_STORE_new();
+
+	if (st == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (struct pki_ca *ca = pki->cas; ca != NULL; ca = ca->next)
+		if (X509_STORE_add_cert(st, ca->signer.cert) != 1) {
+			snprintf(err, errlen, "cannot trust CA %s", ca->name);
+			goto fail;
+		}
+	if (extra_ca != NULL && extra_ca[0] != '\0' &&
+	    X509_STORE_load_file(st, extra_ca) != 1) {
+		snprintf(err, errlen, "cannot load client CA %s", extra_ca);
+		goto fail;
+	}
+	return st;
+fail:
+	ERR_clear_error();
+	X509_STORE_free(st);
+	return NULL;
+}
+
 int
 pki_setup_client_tls(struct pki *pki, SSL_CTX *ctx, const char *extra_ca,
     char *err, size_t errlen)
 {
-	if (extra_ca != NULL && extra_ca[0] != '\0' &&
-	    X509_STORE_load_file(pki->store, extra_ca) != 1) {
-		snprintf(err, errlen, "cannot load client CA %s", extra_ca);
-		ERR_clear_error();
+	X509_STORE *st = pki_store_new(pki, extra_ca, err, errlen);
+
+	if (st == NULL)
 		return -1;
-	}
-	SSL_CTX_set1_cert_store(ctx, pki->store);
+	/* The context holds its own reference; contexts built earlier keep
+	 * theirs for the connections they still serve. CAs created later
+	 * join the newest store (pki_add). */
+	SSL_CTX_set1_cert_store(ctx, st);
+	X509_STORE_free(pki->store);
+	pki->store = st;
 	if (pki->root != NULL)
 		SSL_CTX_add_client_CA(ctx, pki->root->signer.cert);
 	/* Requested, not required: first enrollment has no certificate. */

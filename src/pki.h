@@ -60,8 +60,13 @@ void		 pki_project_create(struct pki *, const char *actor,
 		    const char *name, int token, int allowlist, int approval,
 		    int validity_days, pki_done_cb, void *arg);
 
-int		 pki_is_revoked(struct pki *, const char *serial_hex);
-/* Trust store and verify callback for the device listener's clients. */
+/* The loaded CA that issued cert, or NULL (another CA, e.g. client_ca). */
+struct pki_ca	*pki_issuer_of(struct pki *, X509 *cert);
+/* Revoked by the CA of ours that issued it; resumed TLS sessions skip the
+ * handshake's check, so handlers that trust a peer certificate ask. */
+int		 pki_is_revoked(struct pki *, X509 *cert);
+/* A fresh trust store (every CA loaded and the extra_ca file) and the
+ * verify callback for the device listener's clients. */
 int		 pki_setup_client_tls(struct pki *, SSL_CTX *, const char *extra_ca,
 		    char *err, size_t errlen) __attribute__((warn_unused_result));
 

@@ -1,8 +1,10 @@
 /* device.c: /device/v1/ handlers. Identity comes only from a verified
- * client certificate, never from anything the request body says. */
+ * client certificate, never from anything the request body says, and every
+ * route checks that certificate and its device again per request. */
 #include "device.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/http.h>
@@ -10,23 +12,101 @@
 #include <openssl/x509.h>
 
 #include "ca.h"
+#include "devices.h"
 #include "http.h"
 #include "json.h"
+#include "pki.h"
+
+typedef void (*device_handler)(struct http_req *, X509 *cert);
+
+struct device_call {
+	struct http_req	*hr;
+	device_handler	 fn;
+};
 
 static void
-device_whoami(struct http_req *hr)
+device_no_cert(struct http_req *hr)
+{
+	http_reply_problem(hr, 401, NULL, "a verified client certificate is required");
+}
+
+/* One reply for every refusal of a presented certificate. */
+static void
+device_refuse(struct http_req *hr, enum devices_trust t)
+{
+	static const char *const why[] = {
+		[DEVICES_TRUST_UNKNOWN] = "client certificate is unknown",
+		[DEVICES_TRUST_REVOKED] = "client certificate is revoked",
+		[DEVICES_TRUST_EXPIRED] = "client certificate has expired",
+		[DEVICES_TRUST_NOT_DEVICE] = "client certificate is not a device's",
+		[DEVICES_TRUST_INACTIVE] = "device is disabled or not active",
+	};
+
+	if (t == DEVICES_TRUST_UNAVAILABLE || t == DEVICES_TRUST_OK)
+		http_reply_problem(hr, 503, NULL, "cannot check the client certificate now");
+	else
+		http_reply_problem(hr, 403, NULL, "%s", why[t]);
+}
+
+static void
+device_trusted(enum devices_trust t, void *arg)
+{
+	struct device_call c = *(struct device_call *)arg;
+	X509 *cert = http_peer_cert(c.hr);	/* NULL once the client left */
+
+	free(arg);
+	if (t != DEVICES_TRUST_OK)
+		device_refuse(c.hr, t);
+	else if (cert == NULL)
+		device_no_cert(c.hr);
+	else
+		c.fn(c.hr, cert);
+}
+
+/* A resumed TLS session skips the handshake's revocation check, and a
+ * connection outlives a device being disabled, so the certificate and its
+ * device are looked up in the database on every request: any node's
+ * change is seen at once, with no cache to invalidate (one indexed lookup
+ * per request; the device routes need the database anyway). Certificates
+ * of a client_ca issuer are not ours to look up and pass as verified. */
+static void
+device_authorize(struct http_req *hr, device_handler fn)
 {
 	X509 *cert = http_peer_cert(hr);
+	struct device_call *c;
+	struct pki_ca *ca;
+	char serial[CA_SERIAL_HEX];
+
+	if (cert == NULL) {
+		device_no_cert(hr);
+		return;
+	}
+	if ((ca = pki_issuer_of(hr->srv->pki, cert)) == NULL) {
+		fn(hr, cert);
+		return;
+	}
+	if (pki_is_revoked(hr->srv->pki, cert)) {
+		device_refuse(hr, DEVICES_TRUST_REVOKED);
+		return;
+	}
+	if ((c = malloc(sizeof(*c))) == NULL) {
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		return;
+	}
+	c->hr = hr;
+	c->fn = fn;
+	ca_serial_hex(X509_get0_serialNumber(cert), serial);
+	devices_cert_trust(hr->srv->db, ca->id, serial, device_trusted, c);
+}
+
+static void
+device_whoami_reply(struct http_req *hr, X509 *cert)
+{
 	char subject[512], issuer[512];
 	BIGNUM *bn;
 	char *serial;
 	yajl_gen g;
 
-	if (cert == NULL) {
-		http_reply_problem(hr, 401, NULL,
-		    "a verified client certificate is required");
-		return;
-	}
 	if (ca_name_text(X509_get_subject_name(cert), subject, sizeof(subject)) == -1 ||
 	    ca_name_text(X509_get_issuer_name(cert), issuer, sizeof(issuer)) == -1 ||
 	    (bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL)) == NULL) {
@@ -43,6 +123,12 @@ device_whoami(struct http_req *hr)
 	yajl_gen_map_close(g);
 	OPENSSL_free(serial);
 	http_reply_json(hr, 200, g);
+}
+
+static void
+device_whoami(struct http_req *hr)
+{
+	device_authorize(hr, device_whoami_reply);
 }
 
 const struct route device_routes[] = {

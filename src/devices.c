@@ -2,7 +2,9 @@
  * the same transaction (the functions of sql/004_devices.sql). */
 #include "devices.h"
 
-#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define DEVICES_COLS "device_id, label, status, tag_list, created_at, last_seen," \
 	" installed_version, cert_serial, cert_not_after"
@@ -24,14 +26,68 @@ const struct db_stmt devices_set_tags = {
 	" FROM ql_device_set_tags($1::bigint, $2, $3, $4) r", 4 };
 const struct db_stmt devices_delete = {
 	"devices_delete", "SELECT ql_device_delete($1::bigint, $2, $3)", 3 };
+static const struct db_stmt devices_trust_get = {
+	"devices_trust_get", "SELECT CASE WHEN c.revoked_at IS NOT NULL THEN 'revoked'"
+	" WHEN c.not_after <= now() THEN 'expired'"
+	" WHEN c.kind <> 'device' OR d.id IS NULL THEN 'not_device'"
+	" WHEN d.status NOT IN ('active', 'approved') THEN 'inactive'"
+	" ELSE 'ok' END FROM certificates c LEFT JOIN devices d ON d.id = c.device"
+	" WHERE c.serial = $1 AND c.ca_id = $2::bigint", 2 };
 
 int
 devices_register(struct db_pool *db)
 {
 	static const struct db_stmt *const s[] = {
 		&devices_list, &devices_get, &devices_set_status, &devices_set_tags,
-		&devices_delete,
+		&devices_delete, &devices_trust_get,
 	};
 
 	return db_register_all(db, s, sizeof(s) / sizeof(s[0]));
+}
+
+struct devices_trust_call {
+	devices_trust_cb	 cb;
+	void			*arg;
+};
+
+static void
+devices_trust_got(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	static const struct { const char *name; enum devices_trust v; } map[] = {
+		{ "ok", DEVICES_TRUST_OK }, { "revoked", DEVICES_TRUST_REVOKED },
+		{ "expired", DEVICES_TRUST_EXPIRED },
+		{ "not_device", DEVICES_TRUST_NOT_DEVICE },
+		{ "inactive", DEVICES_TRUST_INACTIVE },
+	};
+	struct devices_trust_call c = *(struct devices_trust_call *)arg;
+	enum devices_trust v = DEVICES_TRUST_UNAVAILABLE;
+
+	(void)errstr;
+	free(arg);
+	if (st == DB_OK && PQntuples(res) == 0)
+		v = DEVICES_TRUST_UNKNOWN;
+	for (size_t i = 0; st == DB_OK && PQntuples(res) == 1 &&
+	    i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(PQgetvalue(res, 0, 0), map[i].name) == 0)
+			v = map[i].v;
+	c.cb(v, c.arg);
+}
+
+void
+devices_cert_trust(struct db_pool *db, long long ca_id, const char *serial,
+    devices_trust_cb cb, void *arg)
+{
+	struct devices_trust_call *c = malloc(sizeof(*c));
+	char id[24];
+	const char *v[2] = { serial, id };
+
+	if (c == NULL) {
+		cb(DEVICES_TRUST_UNAVAILABLE, arg);
+		return;
+	}
+	c->cb = cb;
+	c->arg = arg;
+	snprintf(id, sizeof(id), "%lld", ca_id);
+	db_query(db, &devices_trust_get, 2, v, NULL, devices_trust_got, c);
 }

@@ -27,4 +27,20 @@ extern const struct db_stmt devices_delete;
 
 int	devices_register(struct db_pool *) __attribute__((warn_unused_result));
 
+/* May a client certificate of ours speak for its device right now? */
+enum devices_trust {
+	DEVICES_TRUST_OK,
+	DEVICES_TRUST_UNKNOWN,		/* no such certificate of that CA */
+	DEVICES_TRUST_REVOKED,
+	DEVICES_TRUST_EXPIRED,
+	DEVICES_TRUST_NOT_DEVICE,	/* a listener's certificate, or device deleted */
+	DEVICES_TRUST_INACTIVE,		/* device disabled, rejected or pending */
+	DEVICES_TRUST_UNAVAILABLE,	/* database error: decide nothing */
+};
+typedef void (*devices_trust_cb)(enum devices_trust, void *arg);
+/* The certificate (issuing CA id, serial hex) and its device as the
+ * database has them now: one indexed lookup, every node sees one truth. */
+void	devices_cert_trust(struct db_pool *, long long ca_id, const char *serial,
+	    devices_trust_cb, void *arg);
+
 #endif

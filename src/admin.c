@@ -216,10 +216,17 @@ admin_start(struct server *srv, int argc, char **argv)
 	} else if (strcmp(argv[0], "revoke") == 0) {
 		size_t n = strlen(argv[1]);
 
-		/* RFC 5280 reason codes; 7 is unused. */
+		/* RFC 5280 reasons that revoke: 7 is unused, 6 (hold) and
+		 * 8 (removeFromCRL) do not revoke (sql/008 refuses them). */
 		if (n != CA_SERIAL_HEX - 1 || strspn(argv[1], "0123456789abcdefABCDEF") != n ||
 		    (argc > 2 && (admin_number(argv[2], 0, 10, &reason) == -1 || reason == 7))) {
-			fprintf(stderr, "quarklinkd: usage: revoke SERIAL_HEX(32) [REASON 0-10, not 7]\n");
+			fprintf(stderr, "quarklinkd: usage: revoke SERIAL_HEX(32) [REASON 0-5, 9 or 10]\n");
+			server_admin_done(srv, 1);
+			return;
+		}
+		if (reason == 6 || reason == 8) {
+			fprintf(stderr, "quarklinkd: reason %lld (%s) does not revoke; revocation is"
+			    " final\n", reason, reason == 6 ? "certificateHold" : "removeFromCRL");
 			server_admin_done(srv, 1);
 			return;
 		}

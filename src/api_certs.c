@@ -39,6 +39,10 @@ static const char *const api_certs_reasons[] = {
 };
 #define API_CERTS_NREASONS \
 	(int)(sizeof(api_certs_reasons) / sizeof(api_certs_reasons[0]))
+/* Reasons that do not mean revoked: a hold needs a release, and revocation
+ * here is final; OpenSSL reads a full-CRL entry with removeFromCRL as not
+ * revoked. sql/008 refuses them too. */
+#define API_CERTS_REASON_IS_REFUSED(c)	((c) == 6 || (c) == 8)
 
 static const struct {
 	uint32_t	 bit;
@@ -396,6 +400,17 @@ api_certs_revoked(enum db_status st, const PGresult *res, const char *errstr,
 	api_certs_reply_one(hr, res);
 }
 
+/* 0 once a known reason is accepted, -1 after the 400 for a refused one. */
+static int
+api_certs_reason_ok(struct http_req *hr, int code)
+{
+	if (!API_CERTS_REASON_IS_REFUSED(code))
+		return 0;
+	http_reply_problem(hr, 400, NULL, "reason %s (%d) is not accepted: it does not"
+	    " revoke, and revocation is final", api_certs_reasons[code], code);
+	return -1;
+}
+
 /* "reason": a name of RFC 5280 or its code; absent: unspecified. */
 static int
 api_certs_reason(struct http_req *hr, yajl_val body, int *code)
@@ -410,14 +425,14 @@ api_certs_reason(struct http_req *hr, yajl_val body, int *code)
 			if (api_certs_reasons[i] != NULL &&
 			    strcmp(api_certs_reasons[i], v->u.string) == 0) {
 				*code = i;
-				return 0;
+				return api_certs_reason_ok(hr, i);
 			}
 	} else if (YAJL_IS_INTEGER(v)) {
 		long long n = YAJL_GET_INTEGER(v);
 
 		if (n >= 0 && n < API_CERTS_NREASONS && api_certs_reasons[n] != NULL) {
 			*code = (int)n;
-			return 0;
+			return api_certs_reason_ok(hr, *code);
 		}
 	} else {
 		http_reply_problem(hr, 400, NULL,
@@ -425,7 +440,7 @@ api_certs_reason(struct http_req *hr, yajl_val body, int *code)
 		return -1;
 	}
 	http_reply_problem(hr, 422, NULL, "field \"reason\" must be an RFC 5280 reason"
-	    " (keyCompromise, superseded, ...) or its code 0-10 except 7");
+	    " (keyCompromise, superseded, ...) or its code 0-5, 9 or 10");
 	return -1;
 }
 

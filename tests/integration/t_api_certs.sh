@@ -3,7 +3,8 @@
 # expiring_within, revoked and device filters and keyset pagination; get
 # with a PEM that openssl parses and fields parsed from it; revoke by
 # reason name and code (OCSP follows at once), twice (409), across
-# projects (404); malformed bodies; an audit row for every revocation.
+# projects (404); malformed bodies; certificateHold and removeFromCRL refused
+# (API 400, admin revoke, SQL); an audit row for every revocation.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 ql_require curl openssl base64 base32 psql jq
@@ -187,6 +188,25 @@ revoke_bad '{"reason":' 400 '.'
 revoke_bad "{\"reason\":\"' OR 1=1 --\"}" 422 '"reason"'
 assert_eq "" "$(ql_psql "SELECT revoked_at FROM certificates WHERE serial = '$s3'")" \
     "refused revocations left the certificate alone"
+# certificateHold and removeFromCRL do not revoke (OpenSSL reads a CRL
+# entry with reason 8 as not revoked) and a hold cannot be released: 400
+# from the API, a refusal from admin revoke and from the database itself.
+for r in 6 8 '"certificateHold"' '"removeFromCRL"'; do
+    revoke_bad "{\"reason\":$r}" 400 'does not revoke'
+done
+for r in 6 8; do
+    ql_admin revoke "$s3" "$r" && fail "admin revoke with reason $r succeeded"
+    assert_eq 1 "$(printf '%s\n' "$ADMIN_ERR" | grep -c .)" "admin revoke $r: one line on stderr"
+    assert_match 'does not revoke' "$ADMIN_ERR" "admin revoke $r says why"
+    ql_psql "UPDATE certificates SET revoked_at = now(), revocation_reason = $r
+        WHERE serial = '$s3'" >/dev/null 2>"$T/psql.err" &&
+        fail "the database accepted revocation_reason $r"
+    assert_file_match 'certificates_revocation_reason_check' "$T/psql.err" "SQL refuses reason $r"
+done
+assert_eq "" "$(ql_psql "SELECT revoked_at FROM certificates WHERE serial = '$s3'")" \
+    "refused reasons left the certificate alone"
+assert_eq 0 "$(ql_psql "SELECT count(*) FROM audit_log WHERE action = 'certificate.revoke'
+    AND object = '$s3'")" "no audit row for a refused reason"
 api POST "$C/$s_other/revoke" '{"reason":1}'
 assert_status 404 "revoking a serial of another project"
 assert_eq "" "$(ql_psql "SELECT revoked_at FROM certificates WHERE serial = '$s_other'")" \
@@ -231,6 +251,27 @@ assert_status 200 "get the RSA certificate"
 assert_eq "$(openssl x509 -in "$T/krsa.crt" -outform DER | sha256sum)" \
     "$(jq -r .pem "$BODY" | openssl x509 -outform DER | sha256sum)" "the whole RSA PEM"
 assert_eq '{"type":"RSA","bits":3072}' "$(jq -c .key "$BODY")" "RSA key"
+
+# ---- migration 008 on a database that still holds reason 8 (stored
+# before it, with 002's constraint put back): the certificate stays revoked, as unspecified, audited, and
+# the CRL revokes it (OpenSSL ignores a full-CRL entry with reason 8).
+ql_stop || fail "quarklinkd exited with status $? after SIGTERM"
+ql_psql "ALTER TABLE certificates DROP CONSTRAINT certificates_revocation_reason_check;
+    ALTER TABLE certificates ADD CONSTRAINT certificates_revocation_reason_check
+        CHECK (revocation_reason BETWEEN 0 AND 10 AND revocation_reason <> 7);
+    UPDATE certificates SET revocation_reason = 8 WHERE serial = '$s3';
+    DELETE FROM schema_version WHERE version = 8" >/dev/null || hard_error "SQL setup failed"
+ql_start
+assert_eq "0|t" "$(ql_psql "SELECT revocation_reason, revoked_at IS NOT NULL FROM certificates
+    WHERE serial = '$s3'")" "migration 008 keeps the certificate revoked, reason unspecified"
+assert_eq 1 "$(ql_psql "SELECT count(*) FROM audit_log WHERE actor = 'migration 008'
+    AND object = '$s3'")" "migration 008 audits the change"
+ql_curl "$(pki_url /pki/crl/p1.crl)"
+assert_status 200 "CRL after migration 008"
+openssl crl -inform DER -in "$BODY" -out "$T/crl.pem" || fail "CRL does not parse"
+out=$(openssl verify -crl_check -CAfile "$T/root.pem" -untrusted "$T/p1.pem" -CRLfile "$T/crl.pem" \
+    "$T/dev3.crt" 2>&1) && fail "verify -crl_check accepts the migrated revocation: $out"
+assert_match 'certificate revoked' "$out" "the migrated revocation revokes in the CRL"
 
 assert_eq "" "$(ql_psql "SELECT broken_id FROM ql_audit_verify()")" "audit chain intact"
 

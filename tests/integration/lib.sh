@@ -792,10 +792,12 @@ assert_est_problem() {
 # ocsp_status ISSUERPEM CERTPEM [OPENSSL OCSP ARGS...]: run openssl ocsp against
 # the pki listener (response verified against $T/root.pem) and print the
 # status word of CERTPEM (good, revoked, unknown); full output in $T/ocsp.out.
+# CERTPEM may be a serial instead (0x..., -0x...), asked of ISSUERPEM.
 ocsp_status() {
-    local issuer=$1 cert=$2
+    local issuer=$1 cert=$2 what=(-cert "$2")
     shift 2
-    openssl ocsp -issuer "$issuer" -cert "$cert" -url "$(pki_url /pki/ocsp)" \
+    case $cert in 0x*|-0x*) what=(-serial "$cert") ;; esac
+    openssl ocsp -issuer "$issuer" "${what[@]}" -url "$(pki_url /pki/ocsp)" \
         -CAfile "$T/root.pem" "$@" >"$T/ocsp.out" 2>&1 || { cat "$T/ocsp.out"; return 1; }
     grep -q '^Response verify OK' "$T/ocsp.out" || { cat "$T/ocsp.out"; return 1; }
     sed -nE "s|^$(ere_quote "$cert"): ([a-z]+)\$|\\1|p" "$T/ocsp.out"

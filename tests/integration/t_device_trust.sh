@@ -23,9 +23,10 @@ api_admin_session alice
 ql_admin_ok create-project p1 token
 ql_admin_ok create-token p1 20
 tok=$ADMIN_OUT
+declare -A serial id
 for d in dev1 dev2 dev3 dev4; do
     est_enroll_ok p1 "$d" -u "$d:$tok"
-    eval "s_$d=\$SERIAL id_$d=\$DEVICE_ID"
+    serial[$d]=$SERIAL id[$d]=$DEVICE_ID
 done
 
 # whoami NAME [CURL ARGS]: GET /device/v1/whoami with $T/NAME.crt.
@@ -49,21 +50,20 @@ for d in dev1 dev2 dev3 dev4; do
 done
 
 # ---- disabled through the API: refused at once, enabled: accepted again.
-# shellcheck disable=SC2154  # set by eval above
-api POST "/api/v1/projects/p1/devices/$id_dev1/disable"
+api POST "/api/v1/projects/p1/devices/${id[dev1]}/disable"
 assert_status 200 "disable dev1"
 whoami dev1
 assert_status 403 "a disabled device's certificate on /device/v1/whoami"
 assert_problem 403
 assert_match 'disabled' "$(json_get "$BODY" detail)" "the refusal says why"
-api POST "/api/v1/projects/p1/devices/$id_dev1/enable"
+api POST "/api/v1/projects/p1/devices/${id[dev1]}/enable"
 assert_status 200 "enable dev1"
 whoami dev1
 assert_status 200 "dev1 accepted again once enabled"
 
 # ---- disabled by plain SQL (as another node's change arrives): no
 # notification, no cache, refused on the very next request.
-ql_psql "UPDATE devices SET status = 'disabled' WHERE device_id = '$id_dev4'" >/dev/null ||
+ql_psql "UPDATE devices SET status = 'disabled' WHERE device_id = '${id[dev4]}'" >/dev/null ||
     hard_error "SQL UPDATE failed"
 whoami dev4
 assert_status 403 "a device disabled in SQL, next request"
@@ -90,9 +90,9 @@ for v in tls1_2 tls1_3; do
     st=$(sclient dev3 "$v" -sess_out "$T/sess.$v.dev3")
     assert_eq 200 "$st" "dev3 full handshake ($v)"
 done
-revoke "$s_dev2"
+revoke "${serial[dev2]}"
 handshake_refused dev2 || fail "full handshake with the revoked dev2: HTTP $HTTP_STATUS"
-ql_psql "UPDATE devices SET status = 'disabled' WHERE device_id = '$id_dev3'" >/dev/null ||
+ql_psql "UPDATE devices SET status = 'disabled' WHERE device_id = '${id[dev3]}'" >/dev/null ||
     hard_error "SQL UPDATE failed"
 for v in tls1_2 tls1_3; do
     st=$(sclient dev2 "$v" -sess_in "$T/sess.$v.dev2")
@@ -109,8 +109,8 @@ d="$T/pki-work"
 ql__run "twin key" openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/twin.key"
 ql__run "twin csr" openssl req -new -key "$T/twin.key" -subj "/CN=twin" -out "$d/twin.csr"
 ql__run "twin cert" openssl x509 -req -in "$d/twin.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" \
-    -days 2 -extfile "$d/client.ext" -set_serial "0x$s_dev2" -out "$T/twin.crt"
-assert_eq "$s_dev2" "$(cert_serial "$T/twin.crt")" "the twin has dev2's serial"
+    -days 2 -extfile "$d/client.ext" -set_serial "0x${serial[dev2]}" -out "$T/twin.crt"
+assert_eq "${serial[dev2]}" "$(cert_serial "$T/twin.crt")" "the twin has dev2's serial"
 whoami twin
 assert_status 200 "a client_ca certificate sharing a revoked serial of another issuer"
 whoami client

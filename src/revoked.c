@@ -9,7 +9,6 @@
 
 struct revoked {
 	void	*tree;		/* of struct revoked_key */
-	size_t	 n;
 };
 
 int
@@ -46,7 +45,6 @@ revoked_clear(struct revoked *r)
 {
 	tdestroy(r->tree, free);
 	r->tree = NULL;
-	r->n = 0;
 }
 
 void
@@ -72,12 +70,10 @@ revoked_set(struct revoked *r, const struct revoked_key *k, int is_revoked)
 			free(copy);
 			return -1;
 		}
-		r->n++;
 	} else if (!is_revoked && node != NULL) {
 		copy = *(struct revoked_key **)node;
 		tdelete(k, &r->tree, revoked_key_cmp);
 		free(copy);
-		r->n--;
 	}
 	return 0;
 }
@@ -86,10 +82,4 @@ int
 revoked_has(struct revoked *r, const struct revoked_key *k)
 {
 	return tfind(k, &r->tree, revoked_key_cmp) != NULL;
-}
-
-size_t
-revoked_count(const struct revoked *r)
-{
-	return r->n;
 }

@@ -29,6 +29,5 @@ void		 revoked_clear(struct revoked *);
 int		 revoked_set(struct revoked *, const struct revoked_key *,
 		    int is_revoked) __attribute__((warn_unused_result));
 int		 revoked_has(struct revoked *, const struct revoked_key *);
-size_t		 revoked_count(const struct revoked *);
 
 #endif

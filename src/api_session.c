@@ -342,9 +342,9 @@ api_session_password(struct http_req *hr)
 }
 
 const struct route api_session_routes[] = {
-	{ "/api/v1/login", EVHTTP_REQ_POST, ROUTE_ADMIN, api_session_login, 0 },
-	{ "/api/v1/logout", EVHTTP_REQ_POST, ROUTE_ADMIN, api_session_logout, AUTH_VIEWER },
-	{ "/api/v1/session", EVHTTP_REQ_GET, ROUTE_ADMIN, api_session_get, AUTH_VIEWER },
-	{ "/api/v1/session/password", EVHTTP_REQ_PUT, ROUTE_ADMIN, api_session_password, AUTH_VIEWER },
+	{ "/api/v1/login", EVHTTP_REQ_POST, ROUTE_ADMIN, api_session_login, 0, NULL },
+	{ "/api/v1/logout", EVHTTP_REQ_POST, ROUTE_ADMIN, api_session_logout, AUTH_VIEWER, NULL },
+	{ "/api/v1/session", EVHTTP_REQ_GET, ROUTE_ADMIN, api_session_get, AUTH_VIEWER, NULL },
+	{ "/api/v1/session/password", EVHTTP_REQ_PUT, ROUTE_ADMIN, api_session_password, AUTH_VIEWER, NULL },
 };
 const size_t api_session_nroutes = sizeof(api_session_routes) / sizeof(api_session_routes[0]);

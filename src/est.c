@@ -514,9 +514,9 @@ est_simplereenroll(struct http_req *hr)
 }
 
 const struct route est_routes[] = {
-	{ "/.well-known/est/{project}/cacerts", EVHTTP_REQ_GET, ROUTE_DEVICE, est_cacerts, 0 },
-	{ "/.well-known/est/{project}/csrattrs", EVHTTP_REQ_GET, ROUTE_DEVICE, est_csrattrs, 0 },
-	{ "/.well-known/est/{project}/simpleenroll", EVHTTP_REQ_POST, ROUTE_DEVICE, est_simpleenroll, 0 },
-	{ "/.well-known/est/{project}/simplereenroll", EVHTTP_REQ_POST, ROUTE_DEVICE, est_simplereenroll, 0 },
+	{ "/.well-known/est/{project}/cacerts", EVHTTP_REQ_GET, ROUTE_DEVICE, est_cacerts, 0, NULL },
+	{ "/.well-known/est/{project}/csrattrs", EVHTTP_REQ_GET, ROUTE_DEVICE, est_csrattrs, 0, NULL },
+	{ "/.well-known/est/{project}/simpleenroll", EVHTTP_REQ_POST, ROUTE_DEVICE, est_simpleenroll, 0, NULL },
+	{ "/.well-known/est/{project}/simplereenroll", EVHTTP_REQ_POST, ROUTE_DEVICE, est_simplereenroll, 0, NULL },
 };
 const size_t est_nroutes = sizeof(est_routes) / sizeof(est_routes[0]);

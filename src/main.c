@@ -367,7 +367,9 @@ main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 		log_warnx("out of memory");
 		goto out;
 	}
-	if (work_init(srv.base) == -1 || auth_init() == -1) {
+	auth_login_set_window((int)c->login_window);
+	if (work_init(srv.base, (int)c->hash_queue_max) == -1 ||
+	    auth_init() == -1) {
 		log_warnx("cannot start the worker thread");
 		goto out;
 	}

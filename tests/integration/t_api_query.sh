@@ -9,11 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 ql_require curl jq openssl
 
-pg_start
-hsm_init
-tls_make_certs
-ql_config
-ql_start
+ql_pki_start
 
 ql_admin_ok create-project pa token
 ql_admin_ok create-token pa 10

@@ -76,7 +76,7 @@ wait_until 5 denied_are "$((denied_before + n401))" ||
 api_login alice "$PW" && fail "the right password is accepted while alice is throttled"
 assert_status 429 "the right password during the window"
 retry=$(ql_header Retry-After) || fail "429 without Retry-After"
-[ "$retry" -ge 1 ] && [ "$retry" -le "$WINDOW" ] || fail "Retry-After $retry not in 1-$WINDOW"
+if [ "$retry" -lt 1 ] || [ "$retry" -gt "$WINDOW" ]; then fail "Retry-After $retry not in 1-$WINDOW"; fi
 # Polled once a second: each poll is a real login attempt.
 NEXT_TRY=0
 login_again() {

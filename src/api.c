@@ -178,7 +178,8 @@ api_run(struct http_req *hr)
 		    "only a caller with access to every project may do this");
 		return;
 	}
-	hr->match.route->handler(hr);
+	if (http_query_check(hr) == 0)
+		hr->match.route->handler(hr);
 }
 
 static void
@@ -459,9 +460,16 @@ api_query_int(struct http_req *hr, const char *name, long long min,
 	const char *errstr;
 
 	*present = 0;
-	if (http_query_param(hr, name, buf, sizeof(buf)) == -1)
+	switch (http_query_param(hr, name, buf, sizeof(buf))) {
+	case 0:
 		return 0;
-	*out = util_strtonum(buf, min, max, &errstr);
+	case -1:
+		errstr = "too large";
+		break;
+	default:
+		*out = util_strtonum(buf, min, max, &errstr);
+		break;
+	}
 	if (errstr != NULL) {
 		http_reply_problem(hr, 400, NULL, "query parameter %s: %s (%lld-%lld)",
 		    name, errstr, min, max);
@@ -477,11 +485,12 @@ api_query_str(struct http_req *hr, const char *name, size_t maxlen, char *out,
 {
 	char buf[API_QUERY_MAX];
 	size_t n;
+	int rc;
 
 	out[0] = '\0';
-	if (http_query_param(hr, name, buf, sizeof(buf)) == -1)
+	if ((rc = http_query_param(hr, name, buf, sizeof(buf))) == 0)
 		return 0;
-	n = strlen(buf);
+	n = rc == 1 ? strlen(buf) : sizeof(buf);
 	if (n <= maxlen && util_utf8_valid((const unsigned char *)buf, n)) {
 		memcpy(out, buf, n + 1);
 		return 1;
@@ -498,15 +507,16 @@ int
 api_page(struct http_req *hr, char limit[API_LIMIT_LEN], char *after, size_t len)
 {
 	long long n = API_LIMIT_DEFAULT;
-	int present;
+	int present, rc;
 
 	if (api_query_int(hr, "limit", 1, API_LIMIT_MAX, &n, &present) == -1)
 		return -1;
 	snprintf(limit, API_LIMIT_LEN, "%lld", n);
 	api_ctx(hr)->limit = (int)n;
 	after[0] = '\0';
-	if (http_query_param(hr, "after", after, len) == 0 && !util_utf8_valid(
-	    (unsigned char *)after, strlen(after))) {
+	if ((rc = http_query_param(hr, "after", after, len)) == -1 || (rc == 1 &&
+	    !util_utf8_valid((unsigned char *)after, strlen(after)))) {
+		after[0] = '\0';
 		http_reply_problem(hr, 400, NULL, "query parameter after is not valid");
 		return -1;
 	}

@@ -63,6 +63,8 @@ int		 api_json_bool(struct http_req *, yajl_val, const char *key,
 int		 api_json_only(struct http_req *, yajl_val, const char *const *keys)
 		    __attribute__((warn_unused_result));
 
+/* The query parameters of api_page, for a list route's declaration. */
+#define API_PAGE_QUERY		"limit", "after"
 /* ?limit=&after= keyset pagination, limit as text; after is "" when
  * absent. -1 after 400. */
 int		 api_page(struct http_req *, char limit[API_LIMIT_LEN], char *after,

@@ -109,8 +109,12 @@ api_audit_verify(struct http_req *hr)
 	db_query(hr->srv->db, &audit_verify, 0, NULL, NULL, api_audit_verified, hr);
 }
 
+static const char *const api_audit_list_query[] = {
+	API_PAGE_QUERY, "actor", "action", "since", "project", NULL
+};
+
 const struct route api_audit_routes[] = {
-	{ "/api/v1/audit", EVHTTP_REQ_GET, ROUTE_ADMIN, api_audit_list, AUTH_VIEWER },
-	{ "/api/v1/audit/verify", EVHTTP_REQ_GET, ROUTE_ADMIN, api_audit_verify, AUTH_ADMIN | ROUTE_GLOBAL },
+	{ "/api/v1/audit", EVHTTP_REQ_GET, ROUTE_ADMIN, api_audit_list, AUTH_VIEWER, api_audit_list_query },
+	{ "/api/v1/audit/verify", EVHTTP_REQ_GET, ROUTE_ADMIN, api_audit_verify, AUTH_ADMIN | ROUTE_GLOBAL, NULL },
 };
 const size_t api_audit_nroutes = sizeof(api_audit_routes) / sizeof(api_audit_routes[0]);

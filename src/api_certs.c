@@ -27,8 +27,8 @@
 
 #define API_CERTS_SERIAL_LEN	32
 #define API_CERTS_DEVICE_LEN	32
-/* Larger than any query value worth reading: http_query_param treats a
- * longer one as absent, which would drop a filter without a word. */
+/* Larger than any query value worth reading: http_query_param refuses a
+ * longer one rather than drop the filter without a word. */
 #define API_CERTS_QBUF		4096
 
 /* RFC 5280 section 5.3.1 CRLReason; 7 is not used. */
@@ -275,12 +275,13 @@ static int
 api_certs_query_bool(struct http_req *hr, const char *name, const char **out)
 {
 	char buf[API_CERTS_QBUF];
+	int rc;
 
-	if (http_query_param(hr, name, buf, sizeof(buf)) == -1)
+	if ((rc = http_query_param(hr, name, buf, sizeof(buf))) == 0)
 		return 0;
-	if (strcmp(buf, "true") == 0)
+	if (rc == 1 && strcmp(buf, "true") == 0)
 		*out = "true";
-	else if (strcmp(buf, "false") == 0)
+	else if (rc == 1 && strcmp(buf, "false") == 0)
 		*out = "false";
 	else {
 		http_reply_problem(hr, 400, NULL, "query parameter %s must be true or false",
@@ -466,10 +467,17 @@ api_certs_revoke(struct http_req *hr)
 	db_query(hr->srv->db, &certs_revoke, 5, v, NULL, api_certs_revoked, hr);
 }
 
+static const char *const api_certs_list_query[] = {
+	API_PAGE_QUERY, "valid", "expiring_within", "revoked", "device", NULL
+};
+static const char *const api_certs_list_device_query[] = {
+	API_PAGE_QUERY, "valid", "expiring_within", "revoked", NULL
+};
+
 const struct route api_certs_routes[] = {
-	{ "/api/v1/projects/{project}/certificates", EVHTTP_REQ_GET, ROUTE_ADMIN, api_certs_list, AUTH_VIEWER },
-	{ "/api/v1/projects/{project}/certificates/{serial}", EVHTTP_REQ_GET, ROUTE_ADMIN, api_certs_get, AUTH_VIEWER },
-	{ "/api/v1/projects/{project}/certificates/{serial}/revoke", EVHTTP_REQ_POST, ROUTE_ADMIN, api_certs_revoke, AUTH_OPERATOR },
-	{ "/api/v1/projects/{project}/devices/{device}/certificates", EVHTTP_REQ_GET, ROUTE_ADMIN, api_certs_list_device, AUTH_VIEWER },
+	{ "/api/v1/projects/{project}/certificates", EVHTTP_REQ_GET, ROUTE_ADMIN, api_certs_list, AUTH_VIEWER, api_certs_list_query },
+	{ "/api/v1/projects/{project}/certificates/{serial}", EVHTTP_REQ_GET, ROUTE_ADMIN, api_certs_get, AUTH_VIEWER, NULL },
+	{ "/api/v1/projects/{project}/certificates/{serial}/revoke", EVHTTP_REQ_POST, ROUTE_ADMIN, api_certs_revoke, AUTH_OPERATOR, NULL },
+	{ "/api/v1/projects/{project}/devices/{device}/certificates", EVHTTP_REQ_GET, ROUTE_ADMIN, api_certs_list_device, AUTH_VIEWER, api_certs_list_device_query },
 };
 const size_t api_certs_nroutes = sizeof(api_certs_routes) / sizeof(api_certs_routes[0]);

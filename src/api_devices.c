@@ -17,8 +17,8 @@
 #define API_DEVICES_TAG_MAX	64
 #define API_DEVICES_TAGS_MAX	32
 #define API_DEVICES_Q_MAX	64
-/* Larger than any query value worth reading: http_query_param treats a
- * longer one as absent, which would drop a filter without a word. */
+/* Larger than any query value worth reading: http_query_param refuses a
+ * longer one rather than drop the filter without a word. */
 #define API_DEVICES_QBUF	4096
 
 /* One device row starting at column off (see devices.h). */
@@ -296,14 +296,18 @@ api_devices_delete(struct http_req *hr)
 	db_query(hr->srv->db, &devices_delete, 3, v, NULL, api_devices_deleted, hr);
 }
 
+static const char *const api_devices_list_query[] = {
+	API_PAGE_QUERY, "status", "tag", "q", NULL
+};
+
 const struct route api_devices_routes[] = {
-	{ "/api/v1/projects/{project}/devices", EVHTTP_REQ_GET, ROUTE_ADMIN, api_devices_list, AUTH_VIEWER },
-	{ "/api/v1/projects/{project}/devices/{device}", EVHTTP_REQ_GET, ROUTE_ADMIN, api_devices_get, AUTH_VIEWER },
-	{ "/api/v1/projects/{project}/devices/{device}", EVHTTP_REQ_DELETE, ROUTE_ADMIN, api_devices_delete, AUTH_OPERATOR },
-	{ "/api/v1/projects/{project}/devices/{device}/approve", EVHTTP_REQ_POST, ROUTE_ADMIN, api_devices_approve, AUTH_OPERATOR },
-	{ "/api/v1/projects/{project}/devices/{device}/reject", EVHTTP_REQ_POST, ROUTE_ADMIN, api_devices_reject, AUTH_OPERATOR },
-	{ "/api/v1/projects/{project}/devices/{device}/disable", EVHTTP_REQ_POST, ROUTE_ADMIN, api_devices_disable, AUTH_OPERATOR },
-	{ "/api/v1/projects/{project}/devices/{device}/enable", EVHTTP_REQ_POST, ROUTE_ADMIN, api_devices_enable, AUTH_OPERATOR },
-	{ "/api/v1/projects/{project}/devices/{device}/tags", EVHTTP_REQ_PUT, ROUTE_ADMIN, api_devices_tags, AUTH_OPERATOR },
+	{ "/api/v1/projects/{project}/devices", EVHTTP_REQ_GET, ROUTE_ADMIN, api_devices_list, AUTH_VIEWER, api_devices_list_query },
+	{ "/api/v1/projects/{project}/devices/{device}", EVHTTP_REQ_GET, ROUTE_ADMIN, api_devices_get, AUTH_VIEWER, NULL },
+	{ "/api/v1/projects/{project}/devices/{device}", EVHTTP_REQ_DELETE, ROUTE_ADMIN, api_devices_delete, AUTH_OPERATOR, NULL },
+	{ "/api/v1/projects/{project}/devices/{device}/approve", EVHTTP_REQ_POST, ROUTE_ADMIN, api_devices_approve, AUTH_OPERATOR, NULL },
+	{ "/api/v1/projects/{project}/devices/{device}/reject", EVHTTP_REQ_POST, ROUTE_ADMIN, api_devices_reject, AUTH_OPERATOR, NULL },
+	{ "/api/v1/projects/{project}/devices/{device}/disable", EVHTTP_REQ_POST, ROUTE_ADMIN, api_devices_disable, AUTH_OPERATOR, NULL },
+	{ "/api/v1/projects/{project}/devices/{device}/enable", EVHTTP_REQ_POST, ROUTE_ADMIN, api_devices_enable, AUTH_OPERATOR, NULL },
+	{ "/api/v1/projects/{project}/devices/{device}/tags", EVHTTP_REQ_PUT, ROUTE_ADMIN, api_devices_tags, AUTH_OPERATOR, NULL },
 };
 const size_t api_devices_nroutes = sizeof(api_devices_routes) / sizeof(api_devices_routes[0]);

@@ -392,12 +392,19 @@ api_enroll_allow_remove(struct http_req *hr)
 	    api_enroll_allow_removed, hr);
 }
 
+static const char *const api_enroll_tokens_list_query[] = {
+	API_PAGE_QUERY, NULL
+};
+static const char *const api_enroll_allow_list_query[] = {
+	API_PAGE_QUERY, NULL
+};
+
 const struct route api_enroll_routes[] = {
-	{ "/api/v1/projects/{project}/enrollment-tokens", EVHTTP_REQ_GET, ROUTE_ADMIN, api_enroll_tokens_list, AUTH_VIEWER },
-	{ "/api/v1/projects/{project}/enrollment-tokens", EVHTTP_REQ_POST, ROUTE_ADMIN, api_enroll_token_create, AUTH_OPERATOR },
-	{ "/api/v1/projects/{project}/enrollment-tokens/{id}", EVHTTP_REQ_DELETE, ROUTE_ADMIN, api_enroll_token_revoke, AUTH_OPERATOR },
-	{ "/api/v1/projects/{project}/allowlist", EVHTTP_REQ_GET, ROUTE_ADMIN, api_enroll_allow_list, AUTH_VIEWER },
-	{ "/api/v1/projects/{project}/allowlist", EVHTTP_REQ_POST, ROUTE_ADMIN, api_enroll_allow_add, AUTH_OPERATOR },
-	{ "/api/v1/projects/{project}/allowlist/{device}", EVHTTP_REQ_DELETE, ROUTE_ADMIN, api_enroll_allow_remove, AUTH_OPERATOR },
+	{ "/api/v1/projects/{project}/enrollment-tokens", EVHTTP_REQ_GET, ROUTE_ADMIN, api_enroll_tokens_list, AUTH_VIEWER, api_enroll_tokens_list_query },
+	{ "/api/v1/projects/{project}/enrollment-tokens", EVHTTP_REQ_POST, ROUTE_ADMIN, api_enroll_token_create, AUTH_OPERATOR, NULL },
+	{ "/api/v1/projects/{project}/enrollment-tokens/{id}", EVHTTP_REQ_DELETE, ROUTE_ADMIN, api_enroll_token_revoke, AUTH_OPERATOR, NULL },
+	{ "/api/v1/projects/{project}/allowlist", EVHTTP_REQ_GET, ROUTE_ADMIN, api_enroll_allow_list, AUTH_VIEWER, api_enroll_allow_list_query },
+	{ "/api/v1/projects/{project}/allowlist", EVHTTP_REQ_POST, ROUTE_ADMIN, api_enroll_allow_add, AUTH_OPERATOR, NULL },
+	{ "/api/v1/projects/{project}/allowlist/{device}", EVHTTP_REQ_DELETE, ROUTE_ADMIN, api_enroll_allow_remove, AUTH_OPERATOR, NULL },
 };
 const size_t api_enroll_nroutes = sizeof(api_enroll_routes) / sizeof(api_enroll_routes[0]);

@@ -124,7 +124,7 @@ api_health_debug_sleep(struct http_req *hr)
 		http_reply_problem(hr, 404, NULL, "no route for %s", hr->path);
 		return;
 	}
-	if (http_query_param(hr, "ms", ms, sizeof(ms)) == -1) {
+	if (http_query_param(hr, "ms", ms, sizeof(ms)) != 1) {
 		http_reply_problem(hr, 400, NULL, "query parameter ms is required");
 		return;
 	}
@@ -143,10 +143,12 @@ api_health_debug_sleep(struct http_req *hr)
 	    api_health_sleep_done, sl);
 }
 
+static const char *const api_health_debug_sleep_query[] = { "ms", NULL };
+
 const struct route api_health_routes[] = {
-	{ "/healthz", EVHTTP_REQ_GET, ROUTE_ADMIN, api_health_healthz, 0 },
-	{ "/readyz", EVHTTP_REQ_GET, ROUTE_ADMIN, api_health_readyz, 0 },
-	{ "/debug/sleep", EVHTTP_REQ_GET, ROUTE_ADMIN, api_health_debug_sleep, 0 },
+	{ "/healthz", EVHTTP_REQ_GET, ROUTE_ADMIN, api_health_healthz, 0, NULL },
+	{ "/readyz", EVHTTP_REQ_GET, ROUTE_ADMIN, api_health_readyz, 0, NULL },
+	{ "/debug/sleep", EVHTTP_REQ_GET, ROUTE_ADMIN, api_health_debug_sleep, 0, api_health_debug_sleep_query },
 };
 const size_t api_health_nroutes = sizeof(api_health_routes) / sizeof(api_health_routes[0]);
 

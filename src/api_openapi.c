@@ -27,6 +27,6 @@ api_openapi_get(struct http_req *hr)
 }
 
 const struct route api_openapi_routes[] = {
-	{ "/api/v1/openapi.json", EVHTTP_REQ_GET, ROUTE_ADMIN, api_openapi_get, 0 },
+	{ "/api/v1/openapi.json", EVHTTP_REQ_GET, ROUTE_ADMIN, api_openapi_get, 0, NULL },
 };
 const size_t api_openapi_nroutes = sizeof(api_openapi_routes) / sizeof(api_openapi_routes[0]);

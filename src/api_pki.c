@@ -172,9 +172,9 @@ api_pki_ocsp_get(struct http_req *hr)
 }
 
 const struct route api_pki_routes[] = {
-	{ "/pki/ca/{file}", EVHTTP_REQ_GET, ROUTE_PKI, api_pki_ca, 0 },
-	{ "/pki/crl/{file}", EVHTTP_REQ_GET, ROUTE_PKI, api_pki_crl, 0 },
-	{ "/pki/ocsp", EVHTTP_REQ_POST, ROUTE_PKI, api_pki_ocsp_post, 0 },
-	{ "/pki/ocsp/*", EVHTTP_REQ_GET, ROUTE_PKI, api_pki_ocsp_get, 0 },
+	{ "/pki/ca/{file}", EVHTTP_REQ_GET, ROUTE_PKI, api_pki_ca, 0, NULL },
+	{ "/pki/crl/{file}", EVHTTP_REQ_GET, ROUTE_PKI, api_pki_crl, 0, NULL },
+	{ "/pki/ocsp", EVHTTP_REQ_POST, ROUTE_PKI, api_pki_ocsp_post, 0, NULL },
+	{ "/pki/ocsp/*", EVHTTP_REQ_GET, ROUTE_PKI, api_pki_ocsp_get, 0, NULL },
 };
 const size_t api_pki_nroutes = sizeof(api_pki_routes) / sizeof(api_pki_routes[0]);

@@ -224,11 +224,13 @@ api_projects_delete(struct http_req *hr)
 	db_query(hr->srv->db, &projects_delete, 2, v, NULL, api_projects_deleted, hr);
 }
 
+static const char *const api_projects_list_query[] = { API_PAGE_QUERY, NULL };
+
 const struct route api_projects_routes[] = {
-	{ "/api/v1/projects", EVHTTP_REQ_GET, ROUTE_ADMIN, api_projects_list, AUTH_VIEWER },
-	{ "/api/v1/projects", EVHTTP_REQ_POST, ROUTE_ADMIN, api_projects_create, AUTH_ADMIN | ROUTE_GLOBAL },
-	{ "/api/v1/projects/{project}", EVHTTP_REQ_GET, ROUTE_ADMIN, api_projects_get, AUTH_VIEWER },
-	{ "/api/v1/projects/{project}", EVHTTP_REQ_PATCH, ROUTE_ADMIN, api_projects_update, AUTH_ADMIN },
-	{ "/api/v1/projects/{project}", EVHTTP_REQ_DELETE, ROUTE_ADMIN, api_projects_delete, AUTH_ADMIN },
+	{ "/api/v1/projects", EVHTTP_REQ_GET, ROUTE_ADMIN, api_projects_list, AUTH_VIEWER, api_projects_list_query },
+	{ "/api/v1/projects", EVHTTP_REQ_POST, ROUTE_ADMIN, api_projects_create, AUTH_ADMIN | ROUTE_GLOBAL, NULL },
+	{ "/api/v1/projects/{project}", EVHTTP_REQ_GET, ROUTE_ADMIN, api_projects_get, AUTH_VIEWER, NULL },
+	{ "/api/v1/projects/{project}", EVHTTP_REQ_PATCH, ROUTE_ADMIN, api_projects_update, AUTH_ADMIN, NULL },
+	{ "/api/v1/projects/{project}", EVHTTP_REQ_DELETE, ROUTE_ADMIN, api_projects_delete, AUTH_ADMIN, NULL },
 };
 const size_t api_projects_nroutes = sizeof(api_projects_routes) / sizeof(api_projects_routes[0]);

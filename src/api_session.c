@@ -17,6 +17,9 @@
 #include "users.h"
 
 #define API_SESSION_HOURS 12
+/* Seconds to wait when the queue of Argon2 checks is full: one check
+ * takes tens of milliseconds, so a second drains dozens of them. */
+#define API_SESSION_BUSY_RETRY "1"
 
 struct api_login {
 	struct http_req	*hr;
@@ -53,7 +56,7 @@ api_login_refuse(struct api_login *l, const char *why)
 	char actor[96];
 	const char *v[3] = { actor, l->addr, why };
 
-	auth_login_result(l->user, l->addr, 0);
+	auth_login_end(l->user, l->addr, AUTH_LOGIN_FAILED);
 	snprintf(actor, sizeof(actor), "user:%s", l->user);
 	db_query(l->hr->srv->db, &users_login_refused, 3, v, NULL, api_login_noop, NULL);
 	/* One message for every cause: which part was wrong is not said. */
@@ -75,7 +78,6 @@ api_login_created(enum db_status st, const PGresult *res, const char *errstr,
 		api_login_free(l);
 		return;
 	}
-	auth_login_result(l->user, l->addr, 1);
 	snprintf(cookie, sizeof(cookie), API_COOKIE "=%s; Path=/; Max-Age=%d;"
 	    " HttpOnly; Secure; SameSite=Strict", l->secret, API_SESSION_HOURS * 3600);
 	http_add_header(hr, "Set-Cookie", cookie);
@@ -105,6 +107,7 @@ api_login_verified(int ok, void *arg)
 		api_login_refuse(l, !ok ? "wrong user name or password" : "disabled");
 		return;
 	}
+	auth_login_end(l->user, l->addr, AUTH_LOGIN_OK);
 	if (auth_secret_new(l->secret) == -1) {
 		http_reply_problem(l->hr, 503, NULL, "no randomness");
 		api_login_free(l);
@@ -116,6 +119,16 @@ api_login_verified(int ok, void *arg)
 	db_query(l->hr->srv->db, &users_session_create, 4, v, len, api_login_created, l);
 }
 
+/* The worker's queue is full: the password was not checked, so this is
+ * neither a failure nor a success; the client may simply retry. */
+static void
+api_session_busy(struct http_req *hr)
+{
+	http_add_header(hr, "Retry-After", API_SESSION_BUSY_RETRY);
+	http_reply_problem(hr, 503, NULL, "too many passwords being checked; retry in "
+	    API_SESSION_BUSY_RETRY " s");
+}
+
 static void
 api_login_user(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
@@ -124,6 +137,7 @@ api_login_user(enum db_status st, const PGresult *res, const char *errstr,
 	const char *hash = NULL;
 
 	if (st != DB_OK) {
+		auth_login_end(l->user, l->addr, AUTH_LOGIN_UNJUDGED);
 		api_db_error(l->hr, st, res, errstr);
 		api_login_free(l);
 		return;
@@ -135,7 +149,12 @@ api_login_user(enum db_status st, const PGresult *res, const char *errstr,
 		snprintf(l->role, sizeof(l->role), "%s", PQgetvalue(res, 0, 3));
 	}
 	/* An unknown user still costs one Argon2 verification. */
-	auth_password_verify(hash, l->password, api_login_verified, l);
+	if (auth_password_verify(hash, l->password, api_login_verified, l) == -1) {
+		auth_login_end(l->user, l->addr, AUTH_LOGIN_UNJUDGED);
+		api_session_busy(l->hr);
+		api_login_free(l);
+		return;
+	}
 	OPENSSL_cleanse(l->password, sizeof(l->password));
 }
 
@@ -156,7 +175,7 @@ api_session_login(struct http_req *hr)
 		yajl_tree_free(v);
 		return;
 	}
-	if ((secs = auth_login_wait(user, http_peer_addr(hr))) > 0) {
+	if ((secs = auth_login_begin(user, http_peer_addr(hr))) > 0) {
 		snprintf(wait, sizeof(wait), "%d", secs);
 		http_add_header(hr, "Retry-After", wait);
 		http_reply_problem(hr, 429, NULL, "too many failed logins; retry in %d s", secs);
@@ -164,6 +183,7 @@ api_session_login(struct http_req *hr)
 		return;
 	}
 	if ((l = api_alloc(hr, sizeof(*l))) == NULL) {
+		auth_login_end(user, http_peer_addr(hr), AUTH_LOGIN_UNJUDGED);
 		yajl_tree_free(v);
 		return;
 	}
@@ -297,8 +317,12 @@ api_password_current(enum db_status st, const PGresult *res, const char *errstr,
 		api_login_free(l);
 		return;
 	}
-	auth_password_verify(PQgetvalue(res, 0, 0), l->password,
-	    api_password_checked, l);
+	if (auth_password_verify(PQgetvalue(res, 0, 0), l->password,
+	    api_password_checked, l) == -1) {
+		api_session_busy(l->hr);
+		api_login_free(l);
+		return;
+	}
 	OPENSSL_cleanse(l->password, sizeof(l->password));
 }
 
@@ -342,9 +366,9 @@ api_session_password(struct http_req *hr)
 }
 
 const struct route api_session_routes[] = {
-	{ "/api/v1/login", EVHTTP_REQ_POST, ROUTE_ADMIN, api_session_login, 0 },
-	{ "/api/v1/logout", EVHTTP_REQ_POST, ROUTE_ADMIN, api_session_logout, AUTH_VIEWER },
-	{ "/api/v1/session", EVHTTP_REQ_GET, ROUTE_ADMIN, api_session_get, AUTH_VIEWER },
-	{ "/api/v1/session/password", EVHTTP_REQ_PUT, ROUTE_ADMIN, api_session_password, AUTH_VIEWER },
+	{ "/api/v1/login", EVHTTP_REQ_POST, ROUTE_ADMIN, api_session_login, 0, NULL },
+	{ "/api/v1/logout", EVHTTP_REQ_POST, ROUTE_ADMIN, api_session_logout, AUTH_VIEWER, NULL },
+	{ "/api/v1/session", EVHTTP_REQ_GET, ROUTE_ADMIN, api_session_get, AUTH_VIEWER, NULL },
+	{ "/api/v1/session/password", EVHTTP_REQ_PUT, ROUTE_ADMIN, api_session_password, AUTH_VIEWER, NULL },
 };
 const size_t api_session_nroutes = sizeof(api_session_routes) / sizeof(api_session_routes[0]);

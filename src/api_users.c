@@ -499,12 +499,17 @@ api_users_token_revoke(struct http_req *hr)
 	free(scope);
 }
 
+static const char *const api_users_list_query[] = { API_PAGE_QUERY, NULL };
+static const char *const api_users_tokens_list_query[] = {
+	API_PAGE_QUERY, NULL
+};
+
 const struct route api_users_routes[] = {
-	{ "/api/v1/users", EVHTTP_REQ_GET, ROUTE_ADMIN, api_users_list, AUTH_ADMIN },
-	{ "/api/v1/users", EVHTTP_REQ_POST, ROUTE_ADMIN, api_users_create, AUTH_ADMIN },
-	{ "/api/v1/users/{user}", EVHTTP_REQ_PATCH, ROUTE_ADMIN, api_users_update, AUTH_ADMIN },
-	{ "/api/v1/api-tokens", EVHTTP_REQ_GET, ROUTE_ADMIN, api_users_tokens_list, AUTH_ADMIN },
-	{ "/api/v1/api-tokens", EVHTTP_REQ_POST, ROUTE_ADMIN, api_users_token_create, AUTH_ADMIN },
-	{ "/api/v1/api-tokens/{id}", EVHTTP_REQ_DELETE, ROUTE_ADMIN, api_users_token_revoke, AUTH_ADMIN },
+	{ "/api/v1/users", EVHTTP_REQ_GET, ROUTE_ADMIN, api_users_list, AUTH_ADMIN, api_users_list_query },
+	{ "/api/v1/users", EVHTTP_REQ_POST, ROUTE_ADMIN, api_users_create, AUTH_ADMIN, NULL },
+	{ "/api/v1/users/{user}", EVHTTP_REQ_PATCH, ROUTE_ADMIN, api_users_update, AUTH_ADMIN, NULL },
+	{ "/api/v1/api-tokens", EVHTTP_REQ_GET, ROUTE_ADMIN, api_users_tokens_list, AUTH_ADMIN, api_users_tokens_list_query },
+	{ "/api/v1/api-tokens", EVHTTP_REQ_POST, ROUTE_ADMIN, api_users_token_create, AUTH_ADMIN, NULL },
+	{ "/api/v1/api-tokens/{id}", EVHTTP_REQ_DELETE, ROUTE_ADMIN, api_users_token_revoke, AUTH_ADMIN, NULL },
 };
 const size_t api_users_nroutes = sizeof(api_users_routes) / sizeof(api_users_routes[0]);

@@ -22,7 +22,6 @@
 #define AUTH_PW_MAX		1024
 
 #define AUTH_THROTTLE_SLOTS	512
-#define AUTH_THROTTLE_WINDOW	900	/* seconds */
 #define AUTH_USER_FAILS		5
 #define AUTH_ADDR_FAILS		20
 
@@ -287,7 +286,7 @@ auth_password_hash(const char *pw, auth_hash_cb cb, void *arg)
 	}
 }
 
-void
+int
 auth_password_verify(const char *encoded, const char *pw, auth_verify_cb cb,
     void *arg)
 {
@@ -295,7 +294,7 @@ auth_password_verify(const char *encoded, const char *pw, auth_verify_cb cb,
 
 	if (j == NULL) {
 		cb(0, arg);
-		return;
+		return 0;
 	}
 	j->is_verify = 1;
 	j->is_dummy = encoded == NULL;
@@ -304,9 +303,11 @@ auth_password_verify(const char *encoded, const char *pw, auth_verify_cb cb,
 	j->verify_cb = cb;
 	j->arg = arg;
 	if (work_submit(auth_pw_run, auth_pw_done, j) == -1) {
+		OPENSSL_cleanse(j, sizeof(*j));
 		free(j);
-		cb(0, arg);
+		return -1;
 	}
+	return 0;
 }
 
 const char *
@@ -331,6 +332,7 @@ struct auth_throttle {
 
 static struct auth_throttle auth_users[AUTH_THROTTLE_SLOTS];
 static struct auth_throttle auth_addrs[AUTH_THROTTLE_SLOTS];
+static int auth_login_window = 900;	/* admin.login_window */
 
 /* Bounded memory: a full table recycles its oldest entry. */
 static struct auth_throttle *
@@ -340,7 +342,7 @@ auth_throttle_slot(struct auth_throttle *t, const char *key, int create)
 	time_t now = time(NULL);
 
 	for (int i = 0; i < AUTH_THROTTLE_SLOTS; i++) {
-		if (t[i].key[0] != '\0' && now - t[i].first > AUTH_THROTTLE_WINDOW)
+		if (t[i].key[0] != '\0' && now - t[i].first > auth_login_window)
 			t[i].key[0] = '\0';
 		if (t[i].key[0] != '\0' && strcmp(t[i].key, key) == 0)
 			return &t[i];
@@ -355,7 +357,7 @@ auth_throttle_slot(struct auth_throttle *t, const char *key, int create)
 	return oldest;
 }
 
-int
+static int
 auth_login_wait(const char *user, const char *addr)
 {
 	struct auth_throttle *u = auth_throttle_slot(auth_users, user, 0);
@@ -364,23 +366,62 @@ auth_login_wait(const char *user, const char *addr)
 	int wait = 0;
 
 	if (u != NULL && u->fails >= AUTH_USER_FAILS)
-		wait = (int)(u->first + AUTH_THROTTLE_WINDOW - now);
+		wait = (int)(u->first + auth_login_window - now);
 	if (a != NULL && a->fails >= AUTH_ADDR_FAILS &&
-	    (int)(a->first + AUTH_THROTTLE_WINDOW - now) > wait)
-		wait = (int)(a->first + AUTH_THROTTLE_WINDOW - now);
+	    (int)(a->first + auth_login_window - now) > wait)
+		wait = (int)(a->first + auth_login_window - now);
 	return wait > 0 ? wait : 0;
 }
 
+/* The attempt counts when it arrives, not when its Argon2 check ends:
+ * counted afterwards, 60 parallel guesses all passed the check before the
+ * first failure was recorded (issue 10). */
+int
+auth_login_begin(const char *user, const char *addr)
+{
+	int wait;
+
+	if ((wait = auth_login_wait(user, addr)) > 0)
+		return wait;
+	auth_throttle_slot(auth_users, user, 1)->fails++;
+	auth_throttle_slot(auth_addrs, addr, 1)->fails++;
+	return 0;
+}
+
+static void
+auth_login_refund(struct auth_throttle *t, const char *key)
+{
+	struct auth_throttle *s = auth_throttle_slot(t, key, 0);
+
+	if (s != NULL && s->fails > 0)
+		s->fails--;
+}
+
 void
-auth_login_result(const char *user, const char *addr, int ok)
+auth_login_end(const char *user, const char *addr, enum auth_login_outcome o)
 {
 	struct auth_throttle *u;
 
-	if (ok) {
+	switch (o) {
+	case AUTH_LOGIN_FAILED:
+		break;		/* counted by auth_login_begin */
+	case AUTH_LOGIN_OK:
+		/* A success clears its user name's count; the address keeps
+		 * its earlier failures (one good password must not reopen it
+		 * for guessing) and gets back only this attempt. */
 		if ((u = auth_throttle_slot(auth_users, user, 0)) != NULL)
 			u->key[0] = '\0';
-		return;
+		auth_login_refund(auth_addrs, addr);
+		break;
+	case AUTH_LOGIN_UNJUDGED:
+		auth_login_refund(auth_users, user);
+		auth_login_refund(auth_addrs, addr);
+		break;
 	}
-	auth_throttle_slot(auth_users, user, 1)->fails++;
-	auth_throttle_slot(auth_addrs, addr, 1)->fails++;
+}
+
+void
+auth_login_set_window(int seconds)
+{
+	auth_login_window = seconds;
 }

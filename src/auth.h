@@ -44,17 +44,28 @@ void		 auth_lookup(struct db_pool *, int is_session,
 		    const unsigned char hash[32], auth_cb, void *arg);
 
 /* Argon2id on the worker thread. hash: cb(encoded or NULL). verify: a NULL
- * encoded hash still costs a full verification (no user enumeration). */
+ * encoded hash still costs a full verification (no user enumeration); -1
+ * and no callback when the worker's queue is full (the caller answers 503:
+ * a password that was never checked is not a wrong one). */
 typedef void (*auth_hash_cb)(char *encoded, void *arg);
 typedef void (*auth_verify_cb)(int ok, void *arg);
 int		 auth_init(void) __attribute__((warn_unused_result));
 void		 auth_password_hash(const char *pw, auth_hash_cb, void *arg);
-void		 auth_password_verify(const char *encoded, const char *pw,
-		    auth_verify_cb, void *arg);
+int		 auth_password_verify(const char *encoded, const char *pw,
+		    auth_verify_cb, void *arg) __attribute__((warn_unused_result));
 const char	*auth_password_weak(const char *pw);
 
-/* Failed logins per user name and per client address, in memory. */
-int		 auth_login_wait(const char *user, const char *addr);
-void		 auth_login_result(const char *user, const char *addr, int ok);
+/* Login attempts per user name and per client address, in memory, over
+ * admin.login_window seconds. begin: the seconds to wait (429) and nothing
+ * counted, or 0 and the attempt counted as a failure until end says
+ * otherwise. end: OK clears the name's count and refunds the address's;
+ * UNJUDGED (the password was never checked: queue full, database error)
+ * refunds both. */
+enum auth_login_outcome { AUTH_LOGIN_FAILED, AUTH_LOGIN_OK, AUTH_LOGIN_UNJUDGED };
+int		 auth_login_begin(const char *user, const char *addr)
+		    __attribute__((warn_unused_result));
+void		 auth_login_end(const char *user, const char *addr,
+		    enum auth_login_outcome);
+void		 auth_login_set_window(int seconds);
 
 #endif

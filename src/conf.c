@@ -64,6 +64,8 @@ static const struct conf_option conf_options[] = {
 	{ "admin", "listen", CONF_LISTEN, "0.0.0.0:8443", 0, 0, O(admin.listen), NULL, 0 },
 	{ "admin", "tls_cert", CONF_PATH, "admin.crt", 0, 0, O(admin.tls_cert), NULL, 1 },
 	{ "admin", "tls_key", CONF_PATH, "admin.key", 0, 0, O(admin.tls_key), NULL, 1 },
+	{ "admin", "login_window", CONF_INT, "900", 1, 86400, O(login_window), NULL, 0 },
+	{ "admin", "hash_queue_max", CONF_INT, "256", 1, 65536, O(hash_queue_max), NULL, 0 },
 
 	{ "device", "enabled", CONF_BOOL, "yes", 0, 0, O(device.enabled), NULL, 0 },
 	{ "device", "listen", CONF_LISTEN, "0.0.0.0:8444", 0, 0, O(device.listen), NULL, 0 },

@@ -47,6 +47,8 @@ struct conf {
 	long long		 ca_crl_validity_hours;
 	long long		 ca_ocsp_validity_hours;
 	char			*pki_url;
+	long long		 login_window;
+	long long		 hash_queue_max;
 
 	struct conf_listener	 admin;
 	struct conf_listener	 device;

@@ -132,6 +132,6 @@ device_whoami(struct http_req *hr)
 }
 
 const struct route device_routes[] = {
-	{ "/device/v1/whoami", EVHTTP_REQ_GET, ROUTE_DEVICE, device_whoami, 0 },
+	{ "/device/v1/whoami", EVHTTP_REQ_GET, ROUTE_DEVICE, device_whoami, 0, NULL },
 };
 const size_t device_nroutes = sizeof(device_routes) / sizeof(device_routes[0]);

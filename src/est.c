@@ -18,12 +18,12 @@
 #include "ca.h"
 #include "db.h"
 #include "enroll.h"
+#include "est_csr.h"
 #include "http.h"
 #include "log.h"
 #include "pki.h"
 #include "util.h"
 
-#define EST_MAX_BODY	(64 * 1024)	/* a CSR is a few hundred bytes */
 #define EST_MAX_AUTH	1024
 #define EST_LABEL_MAX	128
 #define EST_RETRY_AFTER	"60"
@@ -154,58 +154,19 @@ est_content_type_is(struct http_req *hr, const char *want)
 	    (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-/* Parse and check the CSR: DER that parses whole, a valid self-signature
- * (proof of possession) and an acceptable key. */
+/* The CSR of a request body: application/pkcs10, then est_csr_parse. */
 static X509_REQ *
 est_read_csr(struct http_req *hr, int *status, char *err, size_t errlen)
 {
 	struct evbuffer *body = http_body(hr);
-	size_t n = evbuffer_get_length(body), derlen = 0;
-	const unsigned char *p;
-	unsigned char *der;
-	X509_REQ *csr = NULL;
-	EVP_PKEY *pub;
 
-	*status = 400;
 	if (!est_content_type_is(hr, "application/pkcs10")) {
 		*status = 415;
 		snprintf(err, errlen, "Content-Type must be application/pkcs10");
 		return NULL;
 	}
-	if (n > EST_MAX_BODY) {
-		*status = 413;
-		snprintf(err, errlen, "CSR body larger than %d bytes", EST_MAX_BODY);
-		return NULL;
-	}
-	if (n == 0 || (der = util_base64_decode((const char *)evbuffer_pullup(body, -1),
-	    n, &derlen)) == NULL) {
-		snprintf(err, errlen, "body is not valid base64");
-		return NULL;
-	}
-	p = der;
-	csr = d2i_X509_REQ(NULL, &p, (long)derlen);
-	if (csr == NULL || p != der + derlen) {
-		snprintf(err, errlen, "body is not a DER PKCS#10 request");
-		goto fail;
-	}
-	if ((pub = X509_REQ_get0_pubkey(csr)) == NULL) {
-		snprintf(err, errlen, "CSR has no usable public key");
-		goto fail;
-	}
-	if (ca_key_acceptable(pub, err, errlen) == -1)
-		goto fail;
-	if (X509_REQ_verify(csr, pub) != 1) {
-		snprintf(err, errlen, "CSR signature does not verify");
-		goto fail;
-	}
-	free(der);
-	ERR_clear_error();
-	return csr;
-fail:
-	ERR_clear_error();
-	X509_REQ_free(csr);
-	free(der);
-	return NULL;
+	return est_csr_parse(evbuffer_pullup(body, -1), evbuffer_get_length(body),
+	    status, err, errlen);
 }
 
 static int
@@ -514,9 +475,9 @@ est_simplereenroll(struct http_req *hr)
 }
 
 const struct route est_routes[] = {
-	{ "/.well-known/est/{project}/cacerts", EVHTTP_REQ_GET, ROUTE_DEVICE, est_cacerts, 0 },
-	{ "/.well-known/est/{project}/csrattrs", EVHTTP_REQ_GET, ROUTE_DEVICE, est_csrattrs, 0 },
-	{ "/.well-known/est/{project}/simpleenroll", EVHTTP_REQ_POST, ROUTE_DEVICE, est_simpleenroll, 0 },
-	{ "/.well-known/est/{project}/simplereenroll", EVHTTP_REQ_POST, ROUTE_DEVICE, est_simplereenroll, 0 },
+	{ "/.well-known/est/{project}/cacerts", EVHTTP_REQ_GET, ROUTE_DEVICE, est_cacerts, 0, NULL },
+	{ "/.well-known/est/{project}/csrattrs", EVHTTP_REQ_GET, ROUTE_DEVICE, est_csrattrs, 0, NULL },
+	{ "/.well-known/est/{project}/simpleenroll", EVHTTP_REQ_POST, ROUTE_DEVICE, est_simpleenroll, 0, NULL },
+	{ "/.well-known/est/{project}/simplereenroll", EVHTTP_REQ_POST, ROUTE_DEVICE, est_simplereenroll, 0, NULL },
 };
 const size_t est_nroutes = sizeof(est_routes) / sizeof(est_routes[0]);

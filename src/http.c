@@ -281,7 +281,7 @@ http_dispatch(struct evhttp_request *req, void *arg)
 	case ROUTE_FOUND:
 		if (hr->match.route->role != 0)
 			api_dispatch(hr);	/* authenticates, then the handler */
-		else
+		else if (http_query_check(hr) == 0)
 			hr->match.route->handler(hr);
 		return;
 	}
@@ -488,10 +488,13 @@ http_list_routes(void)
 		const struct route *r = &http_routes[i];
 
 		route_allow_header(r->methods, allow, sizeof(allow));
-		printf("%s\t%s\t%s\t%s\t%s\n", r->listeners & ROUTE_ADMIN ? "admin" :
+		printf("%s\t%s\t%s\t%s\t%s\t", r->listeners & ROUTE_ADMIN ? "admin" :
 		    r->listeners & ROUTE_DEVICE ? "device" : "pki", allow,
 		    r->pattern, auth_role_name((enum auth_role)ROUTE_ROLE(r->role)),
 		    r->role & ROUTE_GLOBAL ? "global" : "scoped");
+		for (size_t q = 0; r->query != NULL && r->query[q] != NULL; q++)
+			printf("%s%s", q ? "," : "", r->query[q]);
+		printf("%s\n", r->query == NULL ? "-" : "");
 	}
 }
 
@@ -565,23 +568,82 @@ http_stop(struct server *srv)
 	}
 }
 
+static const char *
+http_query_string(struct http_req *hr)
+{
+	const struct evhttp_uri *uri = hr->req ? evhttp_request_get_evhttp_uri(hr->req) : NULL;
+
+	return uri ? evhttp_uri_get_query(uri) : NULL;
+}
+
+int
+http_query_check(struct http_req *hr)
+{
+	const char *const *allowed = hr->match.route->query;
+	char name[65], list[256];
+	size_t off = 0;
+
+	switch (route_query_check(allowed, http_query_string(hr), name,
+	    sizeof(name))) {
+	case ROUTE_QUERY_OK:
+		return 0;
+	case ROUTE_QUERY_NO_NAME:
+		http_reply_problem(hr, 400, NULL,
+		    "query string is malformed: a parameter has no name");
+		return -1;
+	case ROUTE_QUERY_NO_VALUE:
+		http_reply_problem(hr, 400, NULL, "query string is malformed: "
+		    "parameter \"%s\" has no \"=\"", name);
+		return -1;
+	case ROUTE_QUERY_NUL:
+		http_reply_problem(hr, 400, NULL,
+		    "query parameter \"%s\" holds a NUL byte", name);
+		return -1;
+	case ROUTE_QUERY_REPEATED:
+		http_reply_problem(hr, 400, NULL,
+		    "query parameter \"%s\" is given more than once", name);
+		return -1;
+	case ROUTE_QUERY_UNKNOWN:
+		break;
+	}
+	list[0] = '\0';
+	for (size_t i = 0; allowed != NULL && allowed[i] != NULL; i++) {
+		int w = snprintf(list + off, sizeof(list) - off, "%s%s",
+		    off ? ", " : "", allowed[i]);
+
+		if (w < 0 || (size_t)w >= sizeof(list) - off)
+			break;
+		off += (size_t)w;
+	}
+	if (off == 0)
+		http_reply_problem(hr, 400, NULL, "unknown query parameter \"%s\";"
+		    " %s takes none", name, hr->path);
+	else
+		http_reply_problem(hr, 400, NULL, "unknown query parameter \"%s\";"
+		    " allowed: %s", name, list);
+	return -1;
+}
+
 int
 http_query_param(struct http_req *hr, const char *name, char *buf, size_t len)
 {
-	const struct evhttp_uri *uri = hr->req ? evhttp_request_get_evhttp_uri(hr->req) : NULL;
-	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+	const char *q = http_query_string(hr);
 	struct evkeyvalq params;
 	const char *v;
-	int rc = -1;
+	int rc = 0;
 
 	if (q == NULL)
-		return -1;
+		return 0;
 	TAILQ_INIT(&params);
+	/* http_query_check has refused what does not parse. */
 	if (evhttp_parse_query_str(q, &params) == 0 &&
-	    (v = evhttp_find_header(&params, name)) != NULL &&
-	    strlen(v) < len) {
-		memcpy(buf, v, strlen(v) + 1);
-		rc = 0;
+	    (v = evhttp_find_header(&params, name)) != NULL) {
+		if (strlen(v) < len) {
+			memcpy(buf, v, strlen(v) + 1);
+			rc = 1;
+		} else {
+			rc = -1;
+		}
 	}
 	evhttp_clear_headers(&params);
 	return rc;

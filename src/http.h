@@ -45,9 +45,13 @@ void	 http_reply_json(struct http_req *, int status, yajl_gen);
 void	 http_reply_problem(struct http_req *, int status, const char *type,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* Query-string parameter, percent-decoded, copied into buf. */
+/* The query string against the route's declared parameters: 0, or -1
+ * after a 400 naming what does not parse, an unknown or a repeated name. */
+int	 http_query_check(struct http_req *) __attribute__((warn_unused_result));
+/* Query-string parameter, percent-decoded, copied into buf: 1 present,
+ * 0 absent, -1 present but len bytes or longer (never taken as absent). */
 int	 http_query_param(struct http_req *, const char *name, char *buf,
-	    size_t len);
+	    size_t len) __attribute__((warn_unused_result));
 struct evbuffer *http_body(struct http_req *);
 /* A request header, or NULL (also once the client has gone). */
 const char *http_header(struct http_req *, const char *name);

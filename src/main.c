@@ -67,7 +67,8 @@ main_usage(FILE *out)
 	    "  -t              test the configuration and exit\n"
 	    "  --migrate       apply pending database migrations and exit\n"
 	    "  --list-options  print every configuration option and its default\n"
-	    "  --list-routes   print every HTTP route: listener, methods, path, role\n"
+	    "  --list-routes   print every HTTP route: listener, methods, path, role,\n"
+	    "                  scope, query parameters\n"
 	    "  --create-admin NAME  create an admin user, print its password once\n"
 	    "  --version       print the version and exit\n"
 	    "  --help          print this help and exit\n"
@@ -124,19 +125,25 @@ fail:
 	return 1;
 }
 
-static void
+/* 1 when the file was written (and so is ours to remove at exit). */
+static int
 main_write_pid(const char *path)
 {
 	FILE *f;
 
 	if (path == NULL || path[0] == '\0')
-		return;
+		return 0;
 	if ((f = fopen(path, "w")) == NULL) {
 		log_warn("pid_file %s", path);
-		return;
+		return 0;
 	}
 	fprintf(f, "%ld\n", (long)getpid());
-	fclose(f);
+	if (fclose(f) == EOF) {
+		log_warn("pid_file %s", path);
+		unlink(path);
+		return 0;
+	}
+	return 1;
 }
 
 static void
@@ -336,6 +343,7 @@ main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 	struct event *sigev[3] = { NULL, NULL, NULL };
 	struct server srv;
 	char err[CONF_ERRLEN];
+	int has_pid_file = 0;
 
 	memset(&srv, 0, sizeof(srv));
 	srv.conf = c;
@@ -345,7 +353,7 @@ main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 	srv.admin_argv = admin_argv;
 	if (!foreground && admin_argc == 0) {
 		srv.ready_fd = main_daemonize();
-		main_write_pid(c->pid_file);
+		has_pid_file = main_write_pid(c->pid_file);
 	}
 	/* A client that hangs up mid-write must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
@@ -366,7 +374,9 @@ main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 		log_warnx("out of memory");
 		goto out;
 	}
-	if (work_init(srv.base) == -1 || auth_init() == -1) {
+	auth_login_set_window((int)c->login_window);
+	if (work_init(srv.base, (int)c->hash_queue_max) == -1 ||
+	    auth_init() == -1) {
 		log_warnx("cannot start the worker thread");
 		goto out;
 	}
@@ -400,8 +410,10 @@ out:
 	if (srv.base != NULL)
 		event_base_free(srv.base);
 	p11_close(srv.p11);
-	if (srv.ready_fd != -1 && c->pid_file[0] != '\0')
-		unlink(c->pid_file);
+	/* Not keyed on ready_fd: main_ready clears it once the daemon serves,
+	 * which left the file behind after every clean stop. */
+	if (has_pid_file && unlink(c->pid_file) == -1)
+		log_warn("pid_file %s", c->pid_file);
 	if (admin_argc == 0)
 		log_info("exit %d", srv.exit_code);
 	return srv.exit_code;

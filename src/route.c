@@ -94,3 +94,63 @@ route_allow_header(unsigned methods, char *buf, size_t len)
 		off += (size_t)w;
 	}
 }
+
+/* A printable copy of a name from the wire, for the problem detail. */
+static void
+route_query_name(const char *p, size_t n, char *name, size_t namelen)
+{
+	size_t i;
+
+	if (namelen == 0)
+		return;
+	for (i = 0; i < n && i < namelen - 1; i++)
+		name[i] = (p[i] > 0x20 && p[i] < 0x7f && p[i] != '"') ? p[i] : '?';
+	name[i] = '\0';
+}
+
+static int
+route_query_index(const char *const *allowed, const char *key, size_t n)
+{
+	for (int i = 0; allowed != NULL && allowed[i] != NULL &&
+	    i < ROUTE_MAX_QUERY; i++)
+		if (strlen(allowed[i]) == n && memcmp(allowed[i], key, n) == 0)
+			return i;
+	return -1;
+}
+
+enum route_query_result
+route_query_check(const char *const *allowed, const char *query, char *name,
+    size_t namelen)
+{
+	unsigned long seen = 0;
+	const char *p = query;
+
+	if (namelen > 0)
+		name[0] = '\0';
+	if (query == NULL || query[0] == '\0')
+		return ROUTE_QUERY_OK;
+	for (;;) {
+		const char *end = strchr(p, '&'), *eq, *val;
+		size_t seglen = end ? (size_t)(end - p) : strlen(p), keylen;
+		int i;
+
+		eq = memchr(p, '=', seglen);
+		keylen = eq ? (size_t)(eq - p) : seglen;
+		route_query_name(p, keylen, name, namelen);
+		if (keylen == 0)
+			return ROUTE_QUERY_NO_NAME;
+		if (eq == NULL)
+			return ROUTE_QUERY_NO_VALUE;
+		for (val = eq + 1; val + 3 <= p + seglen; val++)
+			if (val[0] == '%' && val[1] == '0' && val[2] == '0')
+				return ROUTE_QUERY_NUL;
+		if ((i = route_query_index(allowed, p, keylen)) == -1)
+			return ROUTE_QUERY_UNKNOWN;
+		if (seen & (1UL << i))
+			return ROUTE_QUERY_REPEATED;
+		seen |= 1UL << i;
+		if (end == NULL)
+			return ROUTE_QUERY_OK;
+		p = end + 1;
+	}
+}

@@ -23,7 +23,13 @@ struct route {
 	unsigned	 listeners;
 	route_handler	 handler;
 	int		 role;		/* enum auth_role; 0: no API auth */
+	/* The query parameters the handler reads, NULL-terminated (at most
+	 * ROUTE_MAX_QUERY); NULL: none. Anything else is refused before the
+	 * handler runs, so a filter is never silently dropped. */
+	const char *const *query;
 };
+
+#define ROUTE_MAX_QUERY 32
 
 /* Or'ed into role: only callers that see every project may call it (a
  * caller limited to some projects must not create or survey the rest). */
@@ -43,6 +49,23 @@ enum route_result { ROUTE_FOUND, ROUTE_NOT_FOUND, ROUTE_METHOD_NOT_ALLOWED };
 enum route_result route_lookup(const struct route *, size_t n,
 		    unsigned listener, unsigned method, const char *path,
 		    struct route_match *);
+/* What is wrong with a query string, for a 400 that names it. */
+enum route_query_result {
+	ROUTE_QUERY_OK,
+	ROUTE_QUERY_NO_NAME,	/* "&&", "&=x", a leading or trailing "&" */
+	ROUTE_QUERY_NO_VALUE,	/* "x" without "=": libevent's parser fails */
+	ROUTE_QUERY_NUL,	/* a value holding %00 would be cut short */
+	ROUTE_QUERY_UNKNOWN,	/* a name the route does not declare */
+	ROUTE_QUERY_REPEATED,	/* which of two values counts is ambiguous */
+};
+
+/* Check a raw query string (NULL or "" for none) against a route's allowed
+ * names. Names are compared as sent: libevent does not percent-decode them.
+ * On failure the parameter's name, printable ASCII and truncated, is copied
+ * into name. */
+enum route_query_result route_query_check(const char *const *allowed,
+		    const char *query, char *name, size_t namelen);
+
 /* "GET, HEAD, POST" for an Allow header; GET implies HEAD. */
 void		  route_allow_header(unsigned methods, char *buf, size_t len);
 

@@ -12,7 +12,6 @@
 
 #include "log.h"
 
-#define WORK_QUEUE_MAX 256
 
 struct work_job {
 	struct work_job	*next;
@@ -26,6 +25,7 @@ static pthread_mutex_t	 work_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t	 work_cond = PTHREAD_COND_INITIALIZER;
 static struct work_job	*work_todo, *work_todo_tail, *work_finished;
 static int		 work_queued;
+static int		 work_queue_max;
 static int		 work_is_stopping;
 static int		 work_is_running;
 static int		 work_pipe[2] = { -1, -1 };
@@ -82,8 +82,9 @@ work_wake(evutil_socket_t fd, short what, void *unused)
 }
 
 int
-work_init(struct event_base *base)
+work_init(struct event_base *base, int queue_max)
 {
+	work_queue_max = queue_max;
 	if (pipe2(work_pipe, O_CLOEXEC | O_NONBLOCK) == -1)
 		return -1;
 	work_ev = event_new(base, work_pipe[0], EV_READ | EV_PERSIST, work_wake, NULL);
@@ -131,7 +132,7 @@ work_submit(work_fn run, work_fn done, void *arg)
 {
 	struct work_job *j;
 
-	if (!work_is_running || work_queued >= WORK_QUEUE_MAX ||
+	if (!work_is_running || work_queued >= work_queue_max ||
 	    (j = calloc(1, sizeof(*j))) == NULL)
 		return -1;
 	j->run = run;

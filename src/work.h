@@ -8,7 +8,9 @@ struct event_base;
 
 typedef void (*work_fn)(void *arg);
 
-int	work_init(struct event_base *) __attribute__((warn_unused_result));
+/* queue_max: jobs queued or running at once; work_submit refuses more. */
+int	work_init(struct event_base *, int queue_max)
+	    __attribute__((warn_unused_result));
 void	work_shutdown(void);
 /* run(arg) on the worker, then done(arg) on the loop. -1: not queued. */
 int	work_submit(work_fn run, work_fn done, void *arg)

@@ -3,14 +3,24 @@
 # in the same process.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
-ql_require curl openssl
+ql_require curl openssl ss
 
 pg_start
 hsm_init
 tls_make_certs
 ql_config
 ql_start
+# The process as it started: its pid and its start time (field 22 of
+# /proc/PID/stat), which a new process with a reused pid would not share.
 pid=$QL_PID
+proc_start() { awk '{ print $22 }' "/proc/$1/stat" 2>/dev/null; }
+# listener_pids PORT: the pids that hold the listening socket on PORT.
+listener_pids() {
+    ss -Htlnp "( sport = :$1 )" | grep -oE 'pid=[0-9]+' | cut -d= -f2 | sort -u | tr '\n' ' '
+}
+started=$(proc_start "$pid")
+[ -n "$started" ] || hard_error "cannot read /proc/$pid/stat"
+assert_eq "$pid " "$(listener_pids "$ADMIN_PORT")" "the admin listener's owner before SIGHUP"
 
 ql_curl "$(admin_url /healthz)"
 assert_status 200
@@ -51,8 +61,11 @@ wait_until 10 serves_new "$DEVICE_PORT" || fail "device still serves serial $(se
 
 ql_curl "$(admin_url /healthz)"
 assert_status 200 "healthz with the reloaded certificate"
-assert_eq "$pid" "$QL_PID" "daemon PID"
 ql_alive || fail "quarklinkd is not running after SIGHUP"
+assert_eq "$started" "$(proc_start "$pid")" "start time of process $pid (a new process?)"
+for port in "$ADMIN_PORT" "$DEVICE_PORT" "$PKI_PORT"; do
+    assert_eq "$pid " "$(listener_pids "$port")" "the owner of listener port $port after SIGHUP"
+done
 assert_eq 1 "$(cat "$QL_LOG.1" "$QL_LOG" | grep -c ' info ready$')" "started once (SIGHUP is not a restart)"
 
 ql_stop || fail "quarklinkd exited with status $? after SIGTERM"

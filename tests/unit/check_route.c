@@ -1,6 +1,6 @@
 /* check_route.c: route_lookup over a fixed table (literal paths, {params},
- * trailing "*", per-listener routes, one path split over two entries) and
- * the Allow header it feeds. Handlers are dummies that record a tag. */
+ * trailing "*", per-listener routes, one path split over two entries), the
+ * Allow header it feeds, and route_query_check. Handlers are dummies that record a tag. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,19 +40,19 @@ static void check_route_h11(struct http_req *r) { check_route_called = 11; }
 static void check_route_h12(struct http_req *r) { check_route_called = 12; }
 
 static const struct route check_route_table[] = {
-	/* 0 */ { "/health", GET, ADM | DEV | PKI, check_route_h0, 0 },
-	/* 1 */ { "/api/v1/projects", GET, ADM, check_route_h1, 0 },
-	/* 2 */ { "/api/v1/projects", POST, ADM, check_route_h2, 0 },
-	/* 3 */ { "/api/v1/projects/{id}", GET | DELETE, ADM, check_route_h3, 0 },
-	/* 4 */ { "/api/v1/projects/{pid}/devices/{did}", GET | PATCH, ADM, check_route_h4, 0 },
-	/* 5 */ { "/.well-known/est/simpleenroll", POST, DEV, check_route_h5, 0 },
-	/* 6 */ { "/.well-known/est/cacerts", GET, DEV | PKI, check_route_h6, 0 },
-	/* 7 */ { "/pki/*", GET, PKI, check_route_h7, 0 },
-	/* 8 */ { "/", GET, PKI, check_route_h8, 0 },
-	/* 9 */ { "/config", GET, ADM, check_route_h9, 0 },
-	/* 10 */ { "/config", PUT, DEV, check_route_h10, 0 },
-	/* 11 */ { "/q/{a}/{b}/{c}/{d}", GET, ADM, check_route_h11, 0 },
-	/* 12 */ { "/files/{id}/*", PUT | GET, DEV, check_route_h12, 0 },
+	/* 0 */ { "/health", GET, ADM | DEV | PKI, check_route_h0, 0, NULL },
+	/* 1 */ { "/api/v1/projects", GET, ADM, check_route_h1, 0, NULL },
+	/* 2 */ { "/api/v1/projects", POST, ADM, check_route_h2, 0, NULL },
+	/* 3 */ { "/api/v1/projects/{id}", GET | DELETE, ADM, check_route_h3, 0, NULL },
+	/* 4 */ { "/api/v1/projects/{pid}/devices/{did}", GET | PATCH, ADM, check_route_h4, 0, NULL },
+	/* 5 */ { "/.well-known/est/simpleenroll", POST, DEV, check_route_h5, 0, NULL },
+	/* 6 */ { "/.well-known/est/cacerts", GET, DEV | PKI, check_route_h6, 0, NULL },
+	/* 7 */ { "/pki/*", GET, PKI, check_route_h7, 0, NULL },
+	/* 8 */ { "/", GET, PKI, check_route_h8, 0, NULL },
+	/* 9 */ { "/config", GET, ADM, check_route_h9, 0, NULL },
+	/* 10 */ { "/config", PUT, DEV, check_route_h10, 0, NULL },
+	/* 11 */ { "/q/{a}/{b}/{c}/{d}", GET, ADM, check_route_h11, 0, NULL },
+	/* 12 */ { "/files/{id}/*", PUT | GET, DEV, check_route_h12, 0, NULL },
 };
 
 struct check_route_case {
@@ -231,9 +231,9 @@ END_TEST
 START_TEST(test_route_lookup_first_entry_wins)
 {
 	static const struct route table[] = {
-		{ "/a/{x}", GET, ADM, check_route_h1, 0 },
-		{ "/a/b", GET, ADM, check_route_h2, 0 },
-		{ "/a/*", GET | POST, ADM, check_route_h3, 0 },
+		{ "/a/{x}", GET, ADM, check_route_h1, 0, NULL },
+		{ "/a/b", GET, ADM, check_route_h2, 0, NULL },
+		{ "/a/*", GET | POST, ADM, check_route_h3, 0, NULL },
 	};
 	struct route_match m;
 
@@ -316,6 +316,79 @@ START_TEST(test_route_allow_header_small_buffer_safe)
 }
 END_TEST
 
+/* Query strings against a route's declared names: what libevent's parser
+ * would reject, what a handler would never read, and what is ambiguous. */
+struct check_route_query_case {
+	const char		*query;
+	enum route_query_result	 result;
+	const char		*name;		/* the name reported */
+};
+
+static const char *const check_route_query_names[] = {
+	"limit", "after", "revoked", NULL
+};
+
+static const struct check_route_query_case check_route_query_cases[] = {
+	{ NULL, ROUTE_QUERY_OK, "" },
+	{ "", ROUTE_QUERY_OK, "" },
+	{ "revoked=true", ROUTE_QUERY_OK, "" },
+	{ "limit=5&after=abc&revoked=false", ROUTE_QUERY_OK, "" },
+	{ "revoked=", ROUTE_QUERY_OK, "" },		/* the handler judges "" */
+	{ "after=a%3Db%26c", ROUTE_QUERY_OK, "" },	/* encoded = and & */
+	{ "after=x=y", ROUTE_QUERY_OK, "" },		/* value holds "=" */
+	{ "revoked=true&x", ROUTE_QUERY_NO_VALUE, "x" },	/* issue 10 */
+	{ "x&revoked=true", ROUTE_QUERY_NO_VALUE, "x" },
+	{ "revoked", ROUTE_QUERY_NO_VALUE, "revoked" },
+	{ "revoked=true&", ROUTE_QUERY_NO_NAME, "" },
+	{ "&revoked=true", ROUTE_QUERY_NO_NAME, "" },
+	{ "limit=1&&revoked=true", ROUTE_QUERY_NO_NAME, "" },
+	{ "=true", ROUTE_QUERY_NO_NAME, "" },
+	{ "revoked=true%00x", ROUTE_QUERY_NUL, "revoked" },
+	{ "revoked=%00", ROUTE_QUERY_NUL, "revoked" },
+	{ "revoked=%0", ROUTE_QUERY_OK, "" },
+	{ "revokd=true", ROUTE_QUERY_UNKNOWN, "revokd" },
+	{ "limit=1&Revoked=true", ROUTE_QUERY_UNKNOWN, "Revoked" },
+	{ "revoke=true", ROUTE_QUERY_UNKNOWN, "revoke" },	/* a prefix */
+	{ "revokedx=true", ROUTE_QUERY_UNKNOWN, "revokedx" },
+	{ "revok%65d=true", ROUTE_QUERY_UNKNOWN, "revok%65d" },	/* not decoded */
+	{ "a\"b=1", ROUTE_QUERY_UNKNOWN, "a?b" },	/* printable, no quote */
+	{ "revoked=true&revoked=false", ROUTE_QUERY_REPEATED, "revoked" },
+	{ "limit=1&after=2&limit=3", ROUTE_QUERY_REPEATED, "limit" },
+};
+
+START_TEST(test_route_query_cases)
+{
+	const struct check_route_query_case *tc = &check_route_query_cases[_i];
+	enum route_query_result rc;
+	char name[16];
+
+	memset(name, 'Z', sizeof(name));
+	rc = route_query_check(check_route_query_names, tc->query, name,
+	    sizeof(name));
+	ck_assert_msg(rc == tc->result, "\"%s\": result %d, expected %d",
+	    tc->query ? tc->query : "(null)", (int)rc, (int)tc->result);
+	if (rc != ROUTE_QUERY_OK && rc != ROUTE_QUERY_NO_NAME)
+		ck_assert_str_eq(name, tc->name);
+}
+END_TEST
+
+/* A route that declares nothing takes no parameter at all; a long name is
+ * cut to the buffer. */
+START_TEST(test_route_query_none_declared)
+{
+	char name[8];
+
+	ck_assert_int_eq(route_query_check(NULL, "", name, sizeof(name)),
+	    ROUTE_QUERY_OK);
+	ck_assert_int_eq(route_query_check(NULL, "limit=1", name, sizeof(name)),
+	    ROUTE_QUERY_UNKNOWN);
+	ck_assert_str_eq(name, "limit");
+	ck_assert_int_eq(route_query_check(NULL, "abcdefghijkl=1", name,
+	    sizeof(name)), ROUTE_QUERY_UNKNOWN);
+	ck_assert_str_eq(name, "abcdefg");
+}
+END_TEST
+
 static Suite *
 check_route_suite(void)
 {
@@ -327,6 +400,12 @@ check_route_suite(void)
 	    (int)CHECK_ROUTE_N(check_route_cases));
 	tcase_add_test(tc, test_route_lookup_empty_table_not_found);
 	tcase_add_test(tc, test_route_lookup_first_entry_wins);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("query");
+	tcase_add_loop_test(tc, test_route_query_cases, 0,
+	    (int)CHECK_ROUTE_N(check_route_query_cases));
+	tcase_add_test(tc, test_route_query_none_declared);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("allow_header");

@@ -79,6 +79,9 @@ audit_est_flush(evutil_socket_t fd, short what, void *arg)
 	    " minute were not recorded one by one", audit_est_window.suppressed,
 	    AUDIT_EST_REFUSALS_PER_MINUTE);
 	log_warnx("audit: %s", detail);
+	/* The next refusal opens a new window, whatever time() says now: the
+	 * timer may fire a little before the minute is over by time(). */
+	audit_est_window.start = 0;
 	audit_est_window.suppressed = 0;
 	audit_est_window.is_flush_pending = 0;
 	db_query(srv->db, &audit_est_capped, 1, v, NULL, audit_est_done, NULL);
@@ -103,6 +106,8 @@ audit_est_admit(struct server *srv)
 	audit_est_window.suppressed++;
 	if (!audit_est_window.is_flush_pending) {
 		tv.tv_sec = audit_est_window.start + 60 - now;
+		if (tv.tv_sec < 1)
+			tv.tv_sec = 1;
 		if (event_base_once(srv->base, -1, EV_TIMEOUT, audit_est_flush, srv,
 		    &tv) == 0)
 			audit_est_window.is_flush_pending = 1;

@@ -20,14 +20,6 @@ ql_admin_ok create-project pb token
 
 api_admin_session root
 jqb() { jq -r "$1" "$BODY"; }
-# as_token SECRET METHOD PATH [JSON]
-as_token() {
-    local t=$1 m=$2 p=$3
-    shift 3
-    local -a a=(-X "$m" -H "Authorization: Bearer $t")
-    [ $# -ge 1 ] && a+=(-H 'Content-Type: application/json' --data-binary "$1")
-    ql_curl "${a[@]}" "$(admin_url "$p")"
-}
 
 # alice, a second admin of every project, makes two tokens in her session.
 pw="alice's long passphrase 42"
@@ -47,48 +39,48 @@ alice '{"name":"pb","role":"operator","project":"pb"}'
 assert_status 201 "alice's operator token of pb"
 PB=$(jqb .token)
 
-as_token "$ALL" POST /api/v1/projects '{"name":"p1"}'
+api_bearer "$ALL" POST /api/v1/projects '{"name":"p1"}'
 assert_status 201 "an admin's token creates a project"
 
 # ---- demoted: the token keeps only what alice now has.
 api PATCH /api/v1/users/alice '{"role":"operator"}'
 assert_status 200 "alice demoted to operator"
-as_token "$ALL" POST /api/v1/projects '{"name":"p2"}'
+api_bearer "$ALL" POST /api/v1/projects '{"name":"p2"}'
 assert_status 403 "the demoted admin's token can no longer create projects"
 assert_match 'operator' "$(api_detail "$BODY")" "refused as an operator"
 assert_eq 0 "$(ql_psql "SELECT count(*) FROM projects WHERE name = 'p2'")" "no project p2"
-as_token "$ALL" POST /api/v1/api-tokens '{"name":"x","role":"admin"}'
+api_bearer "$ALL" POST /api/v1/api-tokens '{"name":"x","role":"admin"}'
 assert_status 403 "nor make tokens"
-as_token "$ALL" POST /api/v1/projects/pa/enrollment-tokens '{"name":"e1"}'
+api_bearer "$ALL" POST /api/v1/projects/pa/enrollment-tokens '{"name":"e1"}'
 assert_status 201 "operator rights remain"
-as_token "$PB" POST /api/v1/projects/pb/enrollment-tokens '{"name":"e2"}'
+api_bearer "$PB" POST /api/v1/projects/pb/enrollment-tokens '{"name":"e2"}'
 assert_status 201 "a token below its creator's role is unchanged"
 
 # ---- restricted to pa: the all-projects token sees pa only; pb's is void.
 api PATCH /api/v1/users/alice '{"projects":["pa"]}'
 assert_status 200 "alice restricted to pa"
-as_token "$ALL" GET /api/v1/projects
+api_bearer "$ALL" GET /api/v1/projects
 assert_status 200 "list projects"
 assert_eq pa "$(jqb '[.items[].name] | join(",")')" "the all-projects token now sees pa only"
-as_token "$ALL" GET /api/v1/projects/pb/devices
+api_bearer "$ALL" GET /api/v1/projects/pb/devices
 assert_status 404 "pb is out of scope"
-as_token "$ALL" GET /api/v1/audit/verify
+api_bearer "$ALL" GET /api/v1/audit/verify
 assert_status 403 "no longer a caller of every project"
-as_token "$PB" GET /api/v1/projects/pb/devices
+api_bearer "$PB" GET /api/v1/projects/pb/devices
 assert_status 401 "the token of pb is void: alice may not see pb"
 
 # ---- disabled: every token of alice stops.
 api PATCH /api/v1/users/alice '{"disabled":true}'
 assert_status 200 "alice disabled"
-as_token "$ALL" GET /api/v1/projects/pa/devices
+api_bearer "$ALL" GET /api/v1/projects/pa/devices
 assert_status 401 "a disabled creator's token is refused"
 
 # ---- restored: rights come back with the creator's, no token was changed.
 api PATCH /api/v1/users/alice '{"disabled":false,"role":"admin","projects":null}'
 assert_status 200 "alice restored"
-as_token "$PB" GET /api/v1/projects/pb/devices
+api_bearer "$PB" GET /api/v1/projects/pb/devices
 assert_status 200 "the token of pb works again"
-as_token "$ALL" POST /api/v1/projects '{"name":"p3"}'
+api_bearer "$ALL" POST /api/v1/projects '{"name":"p3"}'
 assert_status 201 "the admin token creates projects again"
 
 ql_stop || fail "quarklinkd exited with status $? after SIGTERM"

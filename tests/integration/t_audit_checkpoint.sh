@@ -132,7 +132,7 @@ assert_eq "true|ok|$cp" "$(jqb '[.ok, .checkpoint, .checkpoint_id] | map(tostrin
 
 # ---- only admins of every project make checkpoints.
 OPA=$(api_token_new operator pa)
-ql_curl -X POST -H "Authorization: Bearer $OPA" "$(admin_url /api/v1/audit/checkpoints)"
+api_bearer "$OPA" POST /api/v1/audit/checkpoints
 assert_status 403 "an operator makes no checkpoint"
 
 # ---- a restart keeps the key (and the session): old checkpoints still verify.

@@ -193,16 +193,17 @@ api_project_found(enum db_status st, const PGresult *res, const char *errstr,
 		api_db_error(hr, st, res, errstr);
 		return;
 	}
-	if (PQntuples(res) == 1) {
-		c->project_id = api_val_int(res, 0, 0);
-		snprintf(c->project_id_str, sizeof(c->project_id_str), "%lld",
-		    c->project_id);
-	}
-	/* Existence must not leak across project scopes. */
-	if (PQntuples(res) != 1 || !auth_sees_project(c->auth, c->project_id)) {
+	/* Existence must not leak across project scopes, and a refusal is
+	 * audited in a project only when the caller may see it (else in the
+	 * installation's log), so no caller writes into another's log. */
+	if (PQntuples(res) != 1 ||
+	    !auth_sees_project(c->auth, api_val_int(res, 0, 0))) {
 		http_reply_problem(hr, 404, NULL, "no such project");
 		return;
 	}
+	c->project_id = api_val_int(res, 0, 0);
+	snprintf(c->project_id_str, sizeof(c->project_id_str), "%lld",
+	    c->project_id);
 	api_run(hr);
 }
 

@@ -1,6 +1,7 @@
 /* api_audit.c: the audit log, newest first and filtered by the caller's
  * project scope (rows without a project only for callers of every
- * project), and the verification of its hash chain. Read only. */
+ * project), the verification of its hash chain against the latest signed
+ * checkpoint, and the checkpoints themselves. */
 #include "api_audit.h"
 
 #include <stdio.h>
@@ -11,7 +12,9 @@
 
 #include "api.h"
 #include "audit.h"
+#include "checkpoint.h"
 #include "json.h"
+#include "log.h"
 #include "server.h"
 #include "util.h"
 
@@ -82,23 +85,46 @@ api_audit_list(struct http_req *hr)
 	free(scope);
 }
 
+/* The latest checkpoint's state, its signature checked with the key on
+ * the token (the database's copy of anything can be rewritten). */
+/* The latest checkpoint's state, its signature checked with the key on
+ * the token (the database's copy of anything can be rewritten). */
+static const char *
+api_audit_checkpoint_state(struct http_req *hr, const PGresult *res)
+{
+	const char *state = PQgetvalue(res, 0, 6);
+
+	if (strcmp(state, "none") == 0 || strcmp(state, "forged") == 0)
+		return state;
+	return checkpoint_verify(hr->srv, PQgetvalue(res, 0, 4),
+	    PQgetvalue(res, 0, 5)) ? state : "forged";
+}
+
 static void
 api_audit_verified(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
 	struct http_req *hr = arg;
+	const char *state;
 	yajl_gen g;
 
 	if (st != DB_OK || PQntuples(res) != 1) {
 		api_db_error(hr, st, res, errstr);
 		return;
 	}
+	state = api_audit_checkpoint_state(hr, res);
 	g = json_gen_new();
 	yajl_gen_map_open(g);
 	json_kv_int(g, "rows", api_val_int(res, 0, 0));
-	json_kv_bool(g, "ok", PQgetisnull(res, 0, 1));
+	json_kv_bool(g, "ok", PQgetisnull(res, 0, 1) &&
+	    (strcmp(state, "ok") == 0 || strcmp(state, "none") == 0));
 	if (!PQgetisnull(res, 0, 1))
 		json_kv_int(g, "first_broken_id", api_val_int(res, 0, 1));
+	json_kv_str(g, "checkpoint", state);
+	if (!PQgetisnull(res, 0, 2)) {
+		json_kv_int(g, "checkpoint_id", api_val_int(res, 0, 2));
+		json_kv_int(g, "checkpoint_rows", api_val_int(res, 0, 3));
+	}
 	yajl_gen_map_close(g);
 	http_reply_json(hr, 200, g);
 }
@@ -109,6 +135,82 @@ api_audit_verify(struct http_req *hr)
 	db_query(hr->srv->db, &audit_verify, 0, NULL, NULL, api_audit_verified, hr);
 }
 
+static void
+api_audit_checkpoint_json(struct http_req *hr, int status, const PGresult *res)
+{
+	yajl_gen g = json_gen_new();
+
+	yajl_gen_map_open(g);
+	json_kv_int(g, "id", api_val_int(res, 0, 0));
+	json_kv_int(g, "rows", api_val_int(res, 0, 1));
+	if (PQgetisnull(res, 0, 2))
+		json_kv_str(g, "last_id", NULL);
+	else
+		json_kv_int(g, "last_id", api_val_int(res, 0, 2));
+	json_kv_str(g, "head", PQgetvalue(res, 0, 3));
+	json_kv_str(g, "at", PQgetvalue(res, 0, 4));
+	json_kv_str(g, "signed_data", PQgetvalue(res, 0, 5));
+	json_kv_str(g, "signature", PQgetvalue(res, 0, 6));
+	json_kv_str(g, "algorithm", checkpoint_algorithm());
+	json_kv_str(g, "public_key", checkpoint_public_pem(hr->srv));
+	yajl_gen_map_close(g);
+	http_reply_json(hr, status, g);
+}
+
+static void
+api_audit_checkpoint_got(enum db_status st, const PGresult *res,
+    const char *errstr, void *arg)
+{
+	struct http_req *hr = arg;
+
+	if (st != DB_OK) {
+		api_db_error(hr, st, res, errstr);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		http_reply_problem(hr, 404, NULL, "no checkpoint yet");
+		return;
+	}
+	api_audit_checkpoint_json(hr, 200, res);
+}
+
+static void
+api_audit_checkpoint_latest(struct http_req *hr)
+{
+	db_query(hr->srv->db, &checkpoint_latest, 0, NULL, NULL,
+	    api_audit_checkpoint_got, hr);
+}
+
+static void
+api_audit_checkpoint_made(enum checkpoint_status st, const PGresult *res,
+    const char *err, void *arg)
+{
+	struct http_req *hr = arg;
+
+	switch (st) {
+	case CHECKPOINT_MADE:
+		api_audit_checkpoint_json(hr, 201, res);
+		break;
+	case CHECKPOINT_REFUSED:
+		http_reply_problem(hr, 409, NULL, "%s", err);
+		break;
+	case CHECKPOINT_UNAVAILABLE:
+		http_reply_problem(hr, 503, NULL, "database unavailable");
+		break;
+	case CHECKPOINT_UNCHANGED:
+	case CHECKPOINT_ERROR:
+		log_warnx("api: checkpoint: %s", err ? err : "?");
+		http_reply_problem(hr, 500, NULL, "cannot make a checkpoint");
+		break;
+	}
+}
+
+static void
+api_audit_checkpoint_new(struct http_req *hr)
+{
+	checkpoint_make(hr->srv, api_audit_checkpoint_made, hr);
+}
+
 static const char *const api_audit_list_query[] = {
 	API_PAGE_QUERY, "actor", "action", "since", "project", NULL
 };
@@ -116,5 +218,7 @@ static const char *const api_audit_list_query[] = {
 const struct route api_audit_routes[] = {
 	{ "/api/v1/audit", EVHTTP_REQ_GET, ROUTE_ADMIN, api_audit_list, AUTH_VIEWER, api_audit_list_query },
 	{ "/api/v1/audit/verify", EVHTTP_REQ_GET, ROUTE_ADMIN, api_audit_verify, AUTH_ADMIN | ROUTE_GLOBAL, NULL },
+	{ "/api/v1/audit/checkpoints", EVHTTP_REQ_POST, ROUTE_ADMIN, api_audit_checkpoint_new, AUTH_ADMIN | ROUTE_GLOBAL, NULL },
+	{ "/api/v1/audit/checkpoints/latest", EVHTTP_REQ_GET, ROUTE_ADMIN, api_audit_checkpoint_latest, AUTH_VIEWER | ROUTE_GLOBAL, NULL },
 };
 const size_t api_audit_nroutes = sizeof(api_audit_routes) / sizeof(api_audit_routes[0]);

@@ -1,9 +1,17 @@
 /* audit.c: SQL of the audit resource: reading the log within the caller's
- * project scope and walking its hash chain. Nothing here writes a row;
- * ql_audit() is called by every change's own statement. */
+ * project scope and walking its hash chain, and the rows of EST refusals
+ * (nothing changes on a refusal, so its row is a statement of its own).
+ * Every change's own statement calls ql_audit() for its row. */
 #include "audit.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "log.h"
+#include "server.h"
 
 const struct db_stmt audit_list = {
 	"audit_list", "SELECT a.id, to_char(a.at AT TIME ZONE 'UTC',"
@@ -18,14 +26,111 @@ const struct db_stmt audit_list = {
 	" WHERE name = $6::text))"
 	" ORDER BY a.id DESC LIMIT $7::integer", 7 };
 const struct db_stmt audit_verify = {
-	"audit_verify", "SELECT rows, broken_id FROM ql_audit_verify()", 0 };
+	"audit_verify", "SELECT rows, broken_id, cp_id, cp_rows, cp_signed,"
+	" cp_signature, cp_state FROM ql_audit_verify_checkpoint()", 0 };
+static const struct db_stmt audit_est_denied = {
+	"audit_est_denied", "SELECT ql_audit($1, $2, $3, 'denied', $4, p.id)"
+	" FROM projects p WHERE p.name = $5", 5 };
+static const struct db_stmt audit_est_capped = {
+	"audit_est_capped", "SELECT ql_audit('daemon', 'est.refusals_capped', NULL,"
+	" 'denied', $1, NULL)", 1 };
+
+/* The cap's window: one minute, installation-wide. */
+static struct {
+	time_t		 start;
+	unsigned	 recorded;
+	unsigned	 suppressed;
+	int		 is_flush_pending;
+} audit_est_window;
 
 int
 audit_register(struct db_pool *db)
 {
 	static const struct db_stmt *const s[] = {
-		&audit_list, &audit_verify,
+		&audit_list, &audit_verify, &audit_est_denied, &audit_est_capped,
 	};
 
 	return db_register_all(db, s, sizeof(s) / sizeof(s[0]));
+}
+
+static void
+audit_est_done(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	(void)res;
+	(void)arg;
+	if (st != DB_OK)
+		log_warnx("audit: cannot record an EST refusal: %s",
+		    db_errstr(st, errstr));
+}
+
+/* The end of a capped minute: what was not recorded one by one is
+ * recorded as a count, so no refusal goes unaccounted. */
+static void
+audit_est_flush(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	char detail[160];
+	const char *v[1] = { detail };
+
+	(void)fd;
+	(void)what;
+	snprintf(detail, sizeof(detail), "%u EST refusals over the cap of %d a"
+	    " minute were not recorded one by one", audit_est_window.suppressed,
+	    AUDIT_EST_REFUSALS_PER_MINUTE);
+	log_warnx("audit: %s", detail);
+	/* The next refusal opens a new window, whatever time() says now: the
+	 * timer may fire a little before the minute is over by time(). */
+	audit_est_window.start = 0;
+	audit_est_window.suppressed = 0;
+	audit_est_window.is_flush_pending = 0;
+	db_query(srv->db, &audit_est_capped, 1, v, NULL, audit_est_done, NULL);
+}
+
+/* 1 when this refusal gets its own row; 0 when the minute's cap is used
+ * up (counted, flushed by a timer at the window's end). */
+static int
+audit_est_admit(struct server *srv)
+{
+	time_t now = time(NULL);
+	struct timeval tv = { 0, 0 };
+
+	if (now - audit_est_window.start >= 60) {
+		audit_est_window.start = now;
+		audit_est_window.recorded = 0;
+	}
+	if (audit_est_window.recorded < AUDIT_EST_REFUSALS_PER_MINUTE) {
+		audit_est_window.recorded++;
+		return 1;
+	}
+	audit_est_window.suppressed++;
+	if (!audit_est_window.is_flush_pending) {
+		tv.tv_sec = audit_est_window.start + 60 - now;
+		if (tv.tv_sec < 1)
+			tv.tv_sec = 1;
+		if (event_base_once(srv->base, -1, EV_TIMEOUT, audit_est_flush, srv,
+		    &tv) == 0)
+			audit_est_window.is_flush_pending = 1;
+	}
+	return 0;
+}
+
+void
+audit_est_refusal(struct server *srv, const char *project, const char *device_id,
+    int is_reenroll, const char *peer, int status, const char *detail)
+{
+	char actor[64], reason[700];
+	const char *v[5];
+
+	if (project[0] == '\0' || !audit_est_admit(srv))
+		return;
+	snprintf(actor, sizeof(actor), "device:%s", device_id[0] ? device_id : "-");
+	snprintf(reason, sizeof(reason), "%s (HTTP %d, from %s)",
+	    detail ? detail : "refused", status, peer);
+	v[0] = actor;
+	v[1] = is_reenroll ? "device.reenroll" : "device.enroll";
+	v[2] = device_id[0] ? device_id : NULL;
+	v[3] = reason;
+	v[4] = project;
+	db_query(srv->db, &audit_est_denied, 5, v, NULL, audit_est_done, NULL);
 }

@@ -15,4 +15,16 @@ extern const struct db_stmt audit_verify;
 
 int	audit_register(struct db_pool *) __attribute__((warn_unused_result));
 
+struct server;
+/* EST refusals, beyond this many a minute installation-wide, are counted
+ * and recorded as one installation-level row at the end of the minute: an
+ * unauthenticated client cannot grow the log faster than that. */
+#define AUDIT_EST_REFUSALS_PER_MINUTE 60
+/* One audit row for a refused EST request, in the project named if it
+ * exists (none otherwise: no project, no decision of one). device_id may
+ * be "" when the request named none. */
+void	audit_est_refusal(struct server *, const char *project,
+	    const char *device_id, int is_reenroll, const char *peer, int status,
+	    const char *detail);
+
 #endif

@@ -59,6 +59,7 @@ static const struct conf_option conf_options[] = {
 	{ "ca", "cert_validity_days", CONF_INT, "365", 1, 3650, O(ca_cert_validity_days), NULL, 0 },
 	{ "ca", "crl_validity_hours", CONF_INT, "24", 1, 720, O(ca_crl_validity_hours), NULL, 0 },
 	{ "ca", "ocsp_validity_hours", CONF_INT, "24", 1, 720, O(ca_ocsp_validity_hours), NULL, 0 },
+	{ "ca", "audit_checkpoint_interval", CONF_INT, "3600", 1, 86400, O(ca_audit_checkpoint_interval), NULL, 0 },
 
 	{ "admin", "enabled", CONF_BOOL, "yes", 0, 0, O(admin.enabled), NULL, 0 },
 	{ "admin", "listen", CONF_LISTEN, "0.0.0.0:8443", 0, 0, O(admin.listen), NULL, 0 },

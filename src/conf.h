@@ -46,6 +46,7 @@ struct conf {
 	long long		 ca_cert_validity_days;
 	long long		 ca_crl_validity_hours;
 	long long		 ca_ocsp_validity_hours;
+	long long		 ca_audit_checkpoint_interval;	/* seconds */
 	char			*pki_url;
 	long long		 login_window;
 	long long		 hash_queue_max;

@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
+#include "audit.h"
 #include "ca.h"
 #include "db.h"
 #include "enroll.h"
@@ -414,6 +415,20 @@ est_reenroll_checks(struct http_req *hr, struct est_enroll *e, int *status,
 	return 0;
 }
 
+/* A refusal (401, 403) is a security decision of the project named: one
+ * audit row per refused request, written by audit.c (which caps the rate
+ * an unauthenticated client can write at). */
+static void
+est_finish(struct http_req *hr, int status)
+{
+	struct est_enroll *e = hr->api;
+
+	hr->api = NULL;
+	if (status == 401 || status == 403)
+		audit_est_refusal(hr->srv, e->project, e->device_id, e->is_reenroll,
+		    http_peer_addr(hr), status, hr->problem);
+}
+
 static void
 est_enroll_common(struct http_req *hr, int is_reenroll)
 {
@@ -427,6 +442,8 @@ est_enroll_common(struct http_req *hr, int is_reenroll)
 	}
 	e->hr = hr;
 	e->is_reenroll = is_reenroll;
+	hr->api = e;
+	hr->finish = est_finish;
 	if (est_project(hr, e->project, sizeof(e->project)) == -1) {
 		http_reply_problem(hr, 404, NULL, "unknown project");
 		goto fail;

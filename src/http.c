@@ -219,6 +219,7 @@ http_reply_problem(struct http_req *hr, int status, const char *type,
 		return;
 	}
 	log_debug("request id=%s problem %d: %s", hr->id, status, detail);
+	hr->problem = detail;
 	http_reply(hr, status, "application/problem+json", buf);
 	evbuffer_free(buf);
 }

@@ -20,6 +20,7 @@
 #include "api.h"
 #include "api_health.h"
 #include "audit.h"
+#include "checkpoint.h"
 #include "certs.h"
 #include "devices.h"
 #include "auth.h"
@@ -268,18 +269,14 @@ main_tls_done(const char *err, void *arg)
 }
 
 static void
-main_bootstrapped(const char *err, void *arg)
+main_checkpoints_ready(const char *err, void *arg)
 {
 	struct server *srv = arg;
 	struct conf_listener *ls[2] = { &srv->conf->admin, &srv->conf->device };
 	static const char *const names[2] = { "admin", "device" };
 
 	if (err != NULL) {
-		main_fail(srv, "CA", err);
-		return;
-	}
-	if (srv->admin_argc > 0) {
-		admin_start(srv, srv->admin_argc, srv->admin_argv);
+		main_fail(srv, "audit checkpoints", err);
 		return;
 	}
 	for (int i = 0; i < 2; i++)
@@ -293,6 +290,22 @@ main_bootstrapped(const char *err, void *arg)
 		if (ls[i]->enabled && strcmp(ls[i]->tls_cert, "auto") == 0)
 			tlsauto_issue(srv, names[i], &ls[i]->tls_cert,
 			    &ls[i]->tls_key, main_tls_done, srv);
+}
+
+static void
+main_bootstrapped(const char *err, void *arg)
+{
+	struct server *srv = arg;
+
+	if (err != NULL) {
+		main_fail(srv, "CA", err);
+		return;
+	}
+	if (srv->admin_argc > 0) {
+		admin_start(srv, srv->admin_argc, srv->admin_argv);
+		return;
+	}
+	checkpoint_start(srv, main_checkpoints_ready, srv);
 }
 
 void
@@ -326,7 +339,8 @@ main_register(struct server *srv)
 	    api_register(srv->db) == -1 || users_register(srv->db) == -1 ||
 	    projects_register(srv->db) == -1 || devices_register(srv->db) == -1 ||
 	    certs_register(srv->db) == -1 || audit_register(srv->db) == -1 ||
-	    ocsp_register(srv->db) == -1 || tlsauto_register(srv->db) == -1 ? -1 : 0;
+	    ocsp_register(srv->db) == -1 || tlsauto_register(srv->db) == -1 ||
+	    checkpoint_register(srv->db) == -1 ? -1 : 0;
 }
 
 static int
@@ -407,6 +421,7 @@ out:
 	ocsp_free(srv.ocsp);
 	pki_free(srv.pki);
 	db_pool_free(srv.db);
+	checkpoint_stop(&srv);
 	if (srv.base != NULL)
 		event_base_free(srv.base);
 	p11_close(srv.p11);

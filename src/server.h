@@ -15,6 +15,7 @@ struct db_pool;
 struct p11;
 struct pki;
 struct ocsp;
+struct checkpoint;
 struct server;
 
 struct http_listener {
@@ -39,6 +40,7 @@ struct server {
 	struct p11		*p11;
 	struct pki		*pki;
 	struct ocsp		*ocsp;
+	struct checkpoint	*checkpoint;	/* audit log checkpoints */
 	struct http_listener	 listeners[SERVER_NLISTENERS];
 	int			 is_draining;
 	unsigned		 inflight;	/* requests not yet replied to */

@@ -1,7 +1,8 @@
 /* tlsauto.c: tls_cert = auto. The admin and device listeners get an
  * ECDSA P-256 certificate issued by the root at start (key on disk, mode
- * 0600), recorded in the database before it is written, and reused while
- * the root that issued it is current and it has 30 days left. */
+ * 0600), recorded and audited (installation-level) in the database before
+ * it is written, and reused while the root that issued it is current and
+ * it has 30 days left. */
 #include "tlsauto.h"
 
 #include <errno.h>
@@ -25,10 +26,13 @@
 
 #define TLSAUTO_MIN_DAYS	30
 
+/* The certificate and its installation-level audit row, one statement. */
 static const struct db_stmt tlsauto_insert = {
-	"tlsauto_insert", "INSERT INTO certificates (serial, ca_id, kind, subject,"
-	" spki_sha256, not_before, not_after, cert_der) VALUES ($1, $2, 'tls', $3, $4,"
-	" to_timestamp($5::float8), to_timestamp($6::float8), $7)", 7 };
+	"tlsauto_insert", "WITH c AS (INSERT INTO certificates (serial, ca_id, kind,"
+	" subject, spki_sha256, not_before, not_after, cert_der) VALUES ($1, $2, 'tls',"
+	" $3, $4, to_timestamp($5::float8), to_timestamp($6::float8), $7)"
+	" RETURNING serial) SELECT ql_audit('daemon', 'tls_certificate.issue', c.serial,"
+	" 'ok', $8, NULL) FROM c", 8 };
 int
 tlsauto_register(struct db_pool *db)
 {
@@ -181,8 +185,9 @@ tlsauto_issue(struct server *srv, const char *name, char **cert_path,
 		.profile = CA_PROFILE_TLS_SERVER, .cn = cn, .org = "quarklink",
 		.days = 397, .san = san,
 	};
-	const char *v[7];
-	int lengths[7] = { -1, -1, -1, 0, -1, -1, 0 }, derlen;
+	char detail[900];
+	const char *v[8];
+	int lengths[8] = { -1, -1, -1, 0, -1, -1, 0, -1 }, derlen;
 
 	if (t == NULL) {
 		cb("out of memory", arg);
@@ -231,6 +236,8 @@ tlsauto_issue(struct server *srv, const char *name, char **cert_path,
 	v[3] = (const char *)spki; lengths[3] = sizeof(spki);
 	v[4] = nb; v[5] = na;
 	v[6] = (const char *)der; lengths[6] = derlen;
-	db_query(srv->db, &tlsauto_insert, 7, v, lengths, tlsauto_recorded, t);
+	snprintf(detail, sizeof(detail), "%s listener: %s; %s", name, subject, san);
+	v[7] = detail;
+	db_query(srv->db, &tlsauto_insert, 8, v, lengths, tlsauto_recorded, t);
 	OPENSSL_free(der);
 }

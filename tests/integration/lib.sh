@@ -915,6 +915,15 @@ api_admin_session() {
     api_login "$1" "$pw" -c "$T/cookies" || ql__fail_at 1 "login as $1: HTTP $HTTP_STATUS"
 }
 
+# api_bearer SECRET METHOD PATH [JSON]: an API request with a bearer token.
+api_bearer() {
+    local t=$1 m=$2 p=$3
+    shift 3
+    local -a a=(-X "$m" -H "Authorization: Bearer $t")
+    [ $# -ge 1 ] && a+=(-H 'Content-Type: application/json' --data-binary "$1")
+    ql_curl "${a[@]}" "$(admin_url "$p")"
+}
+
 # api METHOD PATH [JSON]: an API request in the api_admin_session.
 api() {
     local m=$1 p=$2

@@ -2,8 +2,10 @@
 # The audit log over the admin API: newest first with keyset pagination,
 # filters (actor, action prefix, since, project), project scope (a caller
 # of project A sees only A's rows, no rows without a project), and
-# GET /api/v1/audit/verify: ok on an intact chain, the first broken id
-# after a row is changed in the database, and after a middle row is deleted.
+# a refusal naming a project the caller cannot see stays out of that
+# project's log, and GET /api/v1/audit/verify: ok on an intact chain, the
+# first broken id after a row is changed in the database, and after a
+# middle row is deleted.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 ql_require curl jq openssl psql
@@ -116,6 +118,31 @@ as_token "$VWA" GET '/api/v1/audit?project=pb'
 assert_eq 0 "$(jqb '.items | length')" "pb's rows stay hidden when asked for"
 as_token "$VWA" GET /api/v1/audit/verify
 assert_status 403 "verify is for admins"
+
+# ---- a refusal naming a project the caller cannot see is not written
+# into that project's log (pa's token cannot add rows to pb's), but into
+# the installation's, once.
+pb_log() { ql_psql "SELECT count(*) || ':' || coalesce(max(id), 0) FROM audit_log
+                    WHERE project_id = (SELECT id FROM projects WHERE name = 'pb')"; }
+pb_before=$(pb_log)
+n_denied=$(ql_psql "SELECT count(*) FROM audit_log WHERE result = 'denied'")
+opa_actor="token:$(ql_psql "SELECT id FROM api_tokens WHERE name = 't operator'")"
+as_token "$OPA" POST /api/v1/projects/pb/enrollment-tokens '{"name":"intruder"}'
+assert_status 404 "pb is invisible to pa's token"
+as_token "$OPA" DELETE /api/v1/projects/pb/allowlist/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+assert_status 404 "pb is invisible to pa's token (delete)"
+two_more() { [ "$(ql_psql "SELECT count(*) FROM audit_log WHERE result = 'denied'")" = $((n_denied + 2)) ]; }
+wait_until 5 two_more || fail "the refusals were not audited"
+assert_eq "$pb_before" "$(pb_log)" "pb's log is unchanged"
+assert_eq "$opa_actor||$opa_actor|" "$(ql_psql "SELECT string_agg(actor || '|' || coalesce(project_id::text, ''), '|' ORDER BY id)
+    FROM audit_log WHERE result = 'denied' AND actor = '$opa_actor' AND object LIKE '/api/v1/projects/pb/%'")" \
+    "each refusal once, installation-level"
+as_token "$OPA" POST /api/v1/projects/pa/enrollment-tokens '{"max_uses":-1}'
+assert_status 422 "a refusal in the caller's own project"
+pa_refusal() { [ "$(ql_psql "SELECT p.name FROM audit_log a JOIN projects p ON p.id = a.project_id
+    WHERE a.result = 'denied' ORDER BY a.id DESC LIMIT 1")" = pa ]; }
+wait_until 5 pa_refusal || fail "a refusal in pa is not in pa's log"
+total=$(ql_psql "SELECT count(*) FROM audit_log")
 
 # ---- verify: intact, a changed row, restored, a deleted middle row.
 as_token "$ADM" GET /api/v1/audit/verify

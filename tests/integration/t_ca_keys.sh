@@ -2,7 +2,8 @@
 # CA keys live on the token only: the root, project CA and code-signing keys
 # are sensitive and never extractable, the database holds no private key,
 # the code-signing certificate chains to the root with EKU codeSigning, and
-# "tls_cert = auto" serves root-issued certificates with 0600 key files.
+# "tls_cert = auto" serves root-issued certificates with 0600 key files,
+# each audited once (installation-level); so is the audit checkpoint key.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 ql_require curl openssl psql pkcs11-tool pg_dump
@@ -23,7 +24,11 @@ p11 --list-objects --type privkey >"$T/privkeys.txt" 2>&1 ||
 # label -> Access line, one "label<TAB>access" per key.
 awk '/^Private Key Object/ { l = "" } /^ *label:/ { sub(/^ *label: */, ""); l = $0 }
      /^ *Access:/ { sub(/^ *Access: */, ""); print l "\t" $0 }' "$T/privkeys.txt" >"$T/keys.tsv"
-assert_eq 3 "$(grep -c . "$T/keys.tsv")" "three private keys on the token (root, p1 CA, p1 signing)"
+assert_eq 4 "$(grep -c . "$T/keys.tsv")" \
+    "four private keys on the token (root, audit checkpoints, p1 CA, p1 signing)"
+audit_label=$(ql_psql "SELECT key_label FROM audit_checkpoint_key")
+assert_eq "sensitive, always sensitive, never extractable, local" \
+    "$(awk -F '\t' -v l="$audit_label" '$1 == l { print $2 }' "$T/keys.tsv")" "Access of $audit_label"
 labels=$(ql_psql "SELECT kind || ' ' || key_label FROM cas ORDER BY id")
 assert_eq 3 "$(printf '%s\n' "$labels" | grep -c .)" "three CAs in the database"
 while read -r kind label; do
@@ -59,7 +64,15 @@ grep -q 'CREATE TABLE public.cas' "$T/dump.sql" || fail "the dump does not hold 
 assert_no_match 'PRIVATE KEY' "$(cat "$T/dump.sql")" "no PEM private key in the database"
 cols=$(ql_psql "SELECT table_name || '.' || column_name FROM information_schema.columns
                 WHERE table_schema = 'public' AND column_name ~* 'key|secret|priv|pin' ORDER BY 1")
-assert_eq "cas.key_label" "$cols" "the only key-like column is cas.key_label"
+assert_eq "audit_checkpoint_key.key_label
+audit_checkpoint_key.public_key
+cas.key_label" "$cols" "the only key-like columns are labels and the checkpoint public key"
+ql_psql "SELECT encode(public_key, 'base64') FROM audit_checkpoint_key" | base64 -d >"$T/audit.pub.der"
+openssl pkey -pubin -inform DER -in "$T/audit.pub.der" -noout 2>/dev/null ||
+    fail "audit_checkpoint_key.public_key is not a public key"
+assert_eq "$(stat -c %s "$T/audit.pub.der")" \
+    "$(openssl pkey -pubin -inform DER -in "$T/audit.pub.der" -outform DER | wc -c)" \
+    "the checkpoint public key holds nothing else"
 # Every bytea in cas is a certificate, nothing else.
 assert_eq "cert_der" "$(ql_psql "SELECT string_agg(column_name, ',') FROM information_schema.columns
                                  WHERE table_name = 'cas' AND data_type = 'bytea'")" "cas bytea columns"
@@ -108,7 +121,14 @@ for l in admin device; do
         "$(openssl x509 -in "$T/$l-served.pem" -noout -ext extendedKeyUsage)" "$l auto EKU serverAuth"
     assert_match 'ASN1 OID: prime256v1' "$(openssl x509 -in "$T/$l-served.pem" -noout -text)" \
         "$l auto key is P-256"
+    # Each issued listener certificate is audited once, installation-level.
+    assert_eq "daemon|ok|$l listener|" "$(ql_psql "SELECT actor || '|' || result || '|' ||
+        split_part(detail, ':', 1) || '|' || coalesce(project_id::text, '')
+        FROM audit_log WHERE action = 'tls_certificate.issue'
+        AND object = '$(cert_serial "$T/$l-auto.crt")'")" "$l auto certificate audited"
 done
+assert_eq 2 "$(ql_psql "SELECT count(*) FROM audit_log WHERE action = 'tls_certificate.issue'")" \
+    "one audit row per issued listener certificate"
 curl -sS --max-time 10 --cacert "$T/root.pem" -o "$BODY" -w '%{http_code}' \
     "https://localhost:$ADMIN_PORT/healthz" >"$T/code" 2>"$T/curl.err" ||
     fail "curl to the admin listener with the root as CA: $(cat "$T/curl.err")"
@@ -130,6 +150,8 @@ assert_eq "$fp_admin" "$(openssl x509 -in "$T/admin-auto.crt" -noout -fingerprin
 assert_eq "$fp_device" "$(openssl x509 -in "$T/device-auto.crt" -noout -fingerprint -sha256)" \
     "device-auto.crt reused after a restart"
 p11 --list-objects --type privkey 2>/dev/null | grep -c '^Private Key Object' >"$T/n" || true
-assert_eq 3 "$(cat "$T/n")" "no new token keys after a restart"
+assert_eq 4 "$(cat "$T/n")" "no new token keys after a restart"
+assert_eq 2 "$(ql_psql "SELECT count(*) FROM audit_log WHERE action = 'tls_certificate.issue'")" \
+    "a reused listener certificate is not issued, nor audited, again"
 
 ql_stop || fail "quarklinkd exited with status $? after SIGTERM"

@@ -254,6 +254,9 @@ oa_call DELETE "$P/devices/{device}" "$D" "${ADM[@]}"
 
 oa_call GET /api/v1/audit '/api/v1/audit?limit=5&action=project.' "${ADM[@]}"
 oa_call GET /api/v1/audit/verify /api/v1/audit/verify "${ADM[@]}"
+oa_call POST /api/v1/audit/checkpoints /api/v1/audit/checkpoints "${ADM[@]}"
+assert_status 201
+oa_call GET /api/v1/audit/checkpoints/latest /api/v1/audit/checkpoints/latest "${ADM[@]}"
 oa_call GET /api/v1/openapi.json /api/v1/openapi.json
 
 # Each response: its status is documented for the operation (errors may

@@ -143,7 +143,7 @@ http_conn_accept_error(struct evconnlistener *lev, void *arg)
 		return;
 	l->accept_errors++;
 	if (now - l->accept_warned >= HTTP_CONN_WARN_INTERVAL) {
-		log_warnx("%s: accept: %s (%u times since the last warning); "
+		log_warnx("%s: accept: %s (%u failures since the last warning); "
 		    "%u connections open; pausing accepts for %d ms", l->name,
 		    strerror(err), l->accept_errors, l->nconns,
 		    HTTP_CONN_ACCEPT_PAUSE_MS);

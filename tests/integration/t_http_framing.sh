@@ -10,7 +10,7 @@
 ql_require curl openssl python3
 
 SLOW="$QL_LIBDIR/slowclient.py"
-ql_pki_start server.max_body_size=1K server.request_timeout=30 server.body_timeout=30
+ql_pki_start server.max_body_size=1K server.request_timeout=30
 
 # raw NAME: send $T/NAME.req to the pki listener, the reply (until the daemon
 # closes, at most 5 s) in $T/NAME.out; STATUS = its first status code.

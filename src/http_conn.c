@@ -272,8 +272,8 @@ http_conn_free(struct http_conn *c)
 	    http_conn_byfd[c->fd] == c)
 		http_conn_byfd[c->fd] = NULL;
 	event_free(c->timer);
-	l->nconns--;
-	http_conn_listener_update(l);
+	if (l->nconns-- == (unsigned)l->conf->max_connections)
+		http_conn_listener_update(l);	/* it was at its cap */
 	free(c);
 }
 

@@ -38,6 +38,9 @@ static const struct conf_option conf_options[] = {
 	{ "server", "max_body_size", CONF_SIZE, "1M", 64, 4 * GB, O(max_body_size), NULL, 0 },
 	{ "server", "max_header_size", CONF_SIZE, "16K", 1024, 1024 * 1024, O(max_header_size), NULL, 0 },
 	{ "server", "request_timeout", CONF_INT, "30", 1, 3600, O(request_timeout), NULL, 0 },
+	{ "server", "header_timeout", CONF_INT, "10", 1, 3600, O(header_timeout), NULL, 0 },
+	{ "server", "body_timeout", CONF_INT, "60", 1, 3600, O(body_timeout), NULL, 0 },
+	{ "server", "max_output_buffer", CONF_SIZE, "64M", 65536, 64 * GB, O(max_output_buffer), NULL, 0 },
 	{ "server", "shutdown_timeout", CONF_INT, "10", 0, 3600, O(shutdown_timeout), NULL, 0 },
 	{ "server", "debug_endpoints", CONF_BOOL, "no", 0, 0, O(debug_endpoints), NULL, 0 },
 	{ "server", "state_dir", CONF_PATH, ".", 0, 0, O(state_dir), NULL, 0 },
@@ -62,6 +65,7 @@ static const struct conf_option conf_options[] = {
 	{ "ca", "audit_checkpoint_interval", CONF_INT, "3600", 1, 86400, O(ca_audit_checkpoint_interval), NULL, 0 },
 
 	{ "admin", "enabled", CONF_BOOL, "yes", 0, 0, O(admin.enabled), NULL, 0 },
+	{ "admin", "max_connections", CONF_INT, "1000", 1, 1000000, O(admin.max_connections), NULL, 0 },
 	{ "admin", "listen", CONF_LISTEN, "0.0.0.0:8443", 0, 0, O(admin.listen), NULL, 0 },
 	{ "admin", "tls_cert", CONF_PATH, "admin.crt", 0, 0, O(admin.tls_cert), NULL, 1 },
 	{ "admin", "tls_key", CONF_PATH, "admin.key", 0, 0, O(admin.tls_key), NULL, 1 },
@@ -69,12 +73,14 @@ static const struct conf_option conf_options[] = {
 	{ "admin", "hash_queue_max", CONF_INT, "256", 1, 65536, O(hash_queue_max), NULL, 0 },
 
 	{ "device", "enabled", CONF_BOOL, "yes", 0, 0, O(device.enabled), NULL, 0 },
+	{ "device", "max_connections", CONF_INT, "10000", 1, 1000000, O(device.max_connections), NULL, 0 },
 	{ "device", "listen", CONF_LISTEN, "0.0.0.0:8444", 0, 0, O(device.listen), NULL, 0 },
 	{ "device", "tls_cert", CONF_PATH, "device.crt", 0, 0, O(device.tls_cert), NULL, 1 },
 	{ "device", "tls_key", CONF_PATH, "device.key", 0, 0, O(device.tls_key), NULL, 1 },
 	{ "device", "client_ca", CONF_PATH, "", 0, 0, O(device.client_ca), NULL, 1 },
 
 	{ "pki", "enabled", CONF_BOOL, "yes", 0, 0, O(pki.enabled), NULL, 0 },
+	{ "pki", "max_connections", CONF_INT, "5000", 1, 1000000, O(pki.max_connections), NULL, 0 },
 	{ "pki", "listen", CONF_LISTEN, "0.0.0.0:8080", 0, 0, O(pki.listen), NULL, 0 },
 	{ "pki", "url", CONF_STR, "", 0, 0, O(pki_url), NULL, 0 },
 };

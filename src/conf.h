@@ -14,6 +14,7 @@ struct conf_listener {
 	char	*tls_cert;
 	char	*tls_key;
 	char	*client_ca;
+	long long max_connections;
 };
 
 struct conf {
@@ -25,6 +26,9 @@ struct conf {
 	long long		 max_body_size;
 	long long		 max_header_size;
 	long long		 request_timeout;
+	long long		 header_timeout;
+	long long		 body_timeout;
+	long long		 max_output_buffer;
 	long long		 shutdown_timeout;
 	int			 debug_endpoints;
 	char			*state_dir;

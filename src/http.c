@@ -1,6 +1,7 @@
 /* http.c: listeners, dispatch and replies. Every request is logged exactly
  * once, at reply time. Never blocks: TLS is done by bufferevent_openssl. */
 #include "http.h"
+#include "http_conn.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -114,27 +115,6 @@ http_drain_check(struct server *srv)
 		server_drained(srv);
 }
 
-/* evhttp frees a request whose client hung up before the reply; the
- * handler's context keeps its pointer, so forget it here. */
-static void
-http_req_gone(struct evhttp_connection *evcon, void *arg)
-{
-	struct http_req *hr = arg;
-
-	(void)evcon;
-	hr->req = NULL;
-}
-
-static void
-http_drain_conn_closed(struct evhttp_connection *evcon, void *arg)
-{
-	struct server *srv = arg;
-
-	(void)evcon;
-	srv->closing--;
-	http_drain_check(srv);
-}
-
 void
 http_reply(struct http_req *hr, int status, const char *content_type,
     struct evbuffer *body)
@@ -144,20 +124,24 @@ http_reply(struct http_req *hr, int status, const char *content_type,
 
 	if (hr->req != NULL) {
 		struct evkeyvalq *h = evhttp_request_get_output_headers(hr->req);
-		struct evhttp_connection *evcon =
-		    evhttp_request_get_connection(hr->req);
+		struct http_conn *c = http_conn_of(hr->req);
 
+		/* Clients that do not read keep their reply in memory. */
+		if (c != NULL && http_conn_reply(c, hr->req, bytes) == -1) {
+			evhttp_add_header(h, "Retry-After", "1");
+			evhttp_add_header(h, "Connection", "close");
+			http_reply_problem(hr, 503, NULL, "too many replies are "
+			    "waiting for their clients to read them");
+			return;
+		}
 		evhttp_add_header(h, "X-Request-Id", hr->id);
 		if (content_type != NULL)
 			evhttp_add_header(h, "Content-Type", content_type);
 		evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 		if (srv->is_draining) {
 			evhttp_add_header(h, "Connection", "close");
-			srv->closing++;
-			evhttp_connection_set_closecb(evcon,
-			    http_drain_conn_closed, srv);
-		} else {
-			evhttp_connection_set_closecb(evcon, NULL, NULL);
+			if (c != NULL)
+				http_conn_count_closing(c);
 		}
 		evhttp_send_reply(hr->req, status, http_status_title(status), body);
 	}
@@ -243,6 +227,8 @@ http_dispatch(struct evhttp_request *req, void *arg)
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	char allow[128];
+	struct http_conn *c = http_conn_of(req);
+	const char *framing;
 	struct http_req *hr;
 
 	if ((hr = calloc(1, sizeof(*hr))) == NULL) {
@@ -264,10 +250,17 @@ http_dispatch(struct evhttp_request *req, void *arg)
 		http_reply(hr, 503, NULL, NULL);
 		return;
 	}
-	evhttp_connection_set_closecb(evhttp_request_get_connection(req),
-	    http_req_gone, hr);
+	if (c != NULL)
+		http_conn_dispatched(c, hr);	/* learns when the client goes */
 	log_debug("request start id=%s %s %s %s", hr->id, l->name, hr->method,
 	    hr->path);
+	/* The rest of the stream may be framed differently by another
+	 * reader: answer and close, never read it as a next request. */
+	if ((framing = http_conn_framing_error(req)) != NULL) {
+		http_add_header(hr, "Connection", "close");
+		http_reply_problem(hr, 400, NULL, "%s", framing);
+		return;
+	}
 	switch (route_lookup(http_routes, http_nroutes, l->bit, cmd, path,
 	    &hr->match)) {
 	case ROUTE_NOT_FOUND:
@@ -297,13 +290,18 @@ http_bevcb(struct event_base *base, void *arg)
 
 	/* evhttp falls back to a plaintext bufferevent on NULL, which must
 	 * never happen on a TLS port: out of memory here is fatal. */
-	if ((ssl = SSL_new(l->ssl)) == NULL)
+	if (!l->is_tls)
+		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	else if ((ssl = SSL_new(l->ssl)) == NULL)
 		fatalx("SSL_new: out of memory");
-	bev = bufferevent_openssl_socket_new(base, -1, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	else
+		bev = bufferevent_openssl_socket_new(base, -1, ssl,
+		    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL)
-		fatalx("bufferevent_openssl_socket_new: out of memory");
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+		fatalx("%s: bufferevent: out of memory", l->name);
+	if (l->is_tls)
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	http_conn_new(l, bev);
 	return bev;
 }
 
@@ -393,18 +391,21 @@ http_listener_start(struct http_listener *l, char *err, size_t errlen)
 	}
 	evhttp_set_allowed_methods(l->http, HTTP_METHODS);
 	evhttp_set_max_body_size(l->http, c->max_body_size);
-	/* Read and drop the rest of an oversized body before answering 413,
-	 * so the client is still listening when the answer comes. */
-	evhttp_set_flags(l->http, EVHTTP_SERVER_LINGERING_CLOSE);
+	/* No EVHTTP_SERVER_LINGERING_CLOSE: it reads the whole declared body
+	 * (2^63 bytes, or one the client waits to send until "100 Continue")
+	 * before answering 413. Answer at once; http_conn lingers after. */
 	evhttp_set_max_headers_size(l->http, c->max_header_size);
 	evhttp_set_timeout(l->http, (int)c->request_timeout);
 	evhttp_set_gencb(l->http, http_dispatch, l);
 	if (l->is_tls) {
 		if ((l->ssl = http_ssl_ctx(l, err, errlen)) == NULL)
 			return -1;
-		evhttp_set_bevcb(l->http, http_bevcb, l);
 	}
-	return http_listener_bind(l, err, errlen);
+	evhttp_set_bevcb(l->http, http_bevcb, l);
+	if (http_listener_bind(l, err, errlen) == -1)
+		return -1;
+	http_conn_listener_init(l);
+	return 0;
 }
 
 static void
@@ -506,6 +507,7 @@ http_start(struct server *srv, char *err, size_t errlen)
 		http_id_prefix = (uint32_t)getpid();
 	http_routes_init();
 	http_listeners_init(srv);
+	http_conn_init(srv);
 	for (size_t i = 0; i < SERVER_NLISTENERS; i++) {
 		struct http_listener *l = &srv->listeners[i];
 
@@ -557,9 +559,11 @@ http_drain(struct server *srv)
 void
 http_stop(struct server *srv)
 {
+	http_conn_stopping();
 	for (size_t i = 0; i < SERVER_NLISTENERS; i++) {
 		struct http_listener *l = &srv->listeners[i];
 
+		l->bound = NULL;	/* evhttp_free frees it */
 		if (l->http != NULL)
 			evhttp_free(l->http);
 		if (l->ssl != NULL)
@@ -567,6 +571,7 @@ http_stop(struct server *srv)
 		l->http = NULL;
 		l->ssl = NULL;
 	}
+	http_conn_stop(srv);
 }
 
 static const char *

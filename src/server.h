@@ -29,6 +29,11 @@ struct http_listener {
 	struct evhttp_bound_socket	*bound;
 	char				 bound_addr[64];	/* host:port */
 	SSL_CTX				*ssl;
+	unsigned			 nconns;	/* open connections */
+	int				 is_accept_paused;	/* EMFILE back-off */
+	unsigned			 accept_errors;	/* since the last warning */
+	long long			 accept_warned;	/* time of that warning */
+	struct event			*accept_timer;
 };
 
 #define SERVER_NLISTENERS 3

@@ -326,10 +326,13 @@ est_recorded(enum enroll_result r, const char *detail, void *arg)
 			return;
 		}
 		/* FALLTHROUGH */
-	case ENROLL_EXPIRED:
 	case ENROLL_RESERVED:
 	case ENROLL_UNAVAILABLE:
 		http_reply_problem(hr, 503, NULL, "database unavailable; no certificate was issued");
+		break;
+	case ENROLL_EXPIRED:
+		http_add_header(hr, "Retry-After", "1");
+		http_reply_problem(hr, 503, NULL, "%s", detail);
 		break;
 	case ENROLL_ERROR:
 		log_warnx("est: enrollment failed: %s", detail ? detail : "?");

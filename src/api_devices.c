@@ -89,7 +89,7 @@ static void
 api_devices_list(struct http_req *hr)
 {
 	static const char *const statuses[] = {
-		"pending", "approved", "active", "rejected", "disabled", NULL
+		"pending", "approved", "active", "rejected", "disabled", "revoked", NULL
 	};
 	char after[API_DEVICES_QBUF], status[16 + 1], tag[API_DEVICES_TAG_MAX + 1];
 	char q[API_DEVICES_Q_MAX + 1], limit[API_LIMIT_LEN];
@@ -108,7 +108,7 @@ api_devices_list(struct http_req *hr)
 			;
 		if (statuses[i] == NULL) {
 			http_reply_problem(hr, 400, NULL, "query parameter status must be"
-			    " pending, approved, active, rejected or disabled");
+			    " pending, approved, active, rejected, disabled or revoked");
 			return;
 		}
 	}

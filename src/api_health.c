@@ -1,12 +1,15 @@
-/* api_health.c: /healthz (process up), /readyz (database and token usable)
- * and, only with debug_endpoints, /debug/sleep for shutdown tests. */
+/* api_health.c: /healthz (process up), /readyz (database and token usable),
+ * /metrics (Prometheus text format: token operations) and, only with
+ * debug_endpoints, /debug/sleep for shutdown tests. */
 #include "api_health.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <event2/buffer.h>
 #include <event2/http.h>
 
+#include "ca.h"
 #include "conf.h"
 #include "db.h"
 #include "http.h"
@@ -84,6 +87,43 @@ api_health_readyz(struct http_req *hr)
 	db_query(srv->db, &api_health_ping, 0, NULL, NULL, api_health_ping_done, r);
 }
 
+/* Prometheus text exposition 0.0.4: counters since start. */
+static void
+api_health_metrics(struct http_req *hr)
+{
+	static const char *const kinds[CA_SIGN_NKINDS] = { "certificate", "crl", "ocsp" };
+	struct evbuffer *buf = evbuffer_new();
+	struct p11_stats st;
+	int rc = 0;
+
+	if (buf == NULL) {
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		return;
+	}
+	p11_get_stats(hr->srv->p11, &st);
+	rc |= evbuffer_add_printf(buf, "# HELP quarklink_token_signatures_total"
+	    " Signatures made with keys on the PKCS#11 token.\n"
+	    "# TYPE quarklink_token_signatures_total counter\n") < 0;
+	for (int k = 0; k < CA_SIGN_NKINDS; k++)
+		rc |= evbuffer_add_printf(buf,
+		    "quarklink_token_signatures_total{kind=\"%s\"} %llu\n", kinds[k],
+		    ca_signatures((enum ca_sign_kind)k)) < 0;
+	rc |= evbuffer_add_printf(buf, "# HELP quarklink_token_keys_generated_total"
+	    " Key pairs generated on the PKCS#11 token.\n"
+	    "# TYPE quarklink_token_keys_generated_total counter\n"
+	    "quarklink_token_keys_generated_total %llu\n"
+	    "# HELP quarklink_token_keys_destroyed_total"
+	    " Key pairs destroyed on the PKCS#11 token.\n"
+	    "# TYPE quarklink_token_keys_destroyed_total counter\n"
+	    "quarklink_token_keys_destroyed_total %llu\n",
+	    st.keys_generated, st.keys_destroyed) < 0;
+	if (rc)
+		http_reply_problem(hr, 503, NULL, "out of memory");
+	else
+		http_reply(hr, 200, "text/plain; version=0.0.4; charset=utf-8", buf);
+	evbuffer_free(buf);
+}
+
 struct api_health_sleep {
 	struct http_req	*hr;
 	long long	 ms;
@@ -148,6 +188,7 @@ static const char *const api_health_debug_sleep_query[] = { "ms", NULL };
 const struct route api_health_routes[] = {
 	{ "/healthz", EVHTTP_REQ_GET, ROUTE_ADMIN, api_health_healthz, 0, NULL },
 	{ "/readyz", EVHTTP_REQ_GET, ROUTE_ADMIN, api_health_readyz, 0, NULL },
+	{ "/metrics", EVHTTP_REQ_GET, ROUTE_ADMIN, api_health_metrics, 0, NULL },
 	{ "/debug/sleep", EVHTTP_REQ_GET, ROUTE_ADMIN, api_health_debug_sleep, 0, api_health_debug_sleep_query },
 };
 const size_t api_health_nroutes = sizeof(api_health_routes) / sizeof(api_health_routes[0]);

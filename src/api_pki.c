@@ -1,6 +1,9 @@
-/* api_pki.c: /pki/ca/<ca>.crt, /pki/crl/<ca>.crl and /pki/ocsp. */
+/* api_pki.c: /pki/ca/<ca>.crt, /pki/crl/<ca>.crl and /pki/ocsp. <ca> is
+ * "root" or a project's current name (an alias), or under id/ the CA's id,
+ * which is what certificates name because it never changes. */
 #include "api_pki.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,14 +73,27 @@ api_pki_ca_got(struct pki_ca *ca, const char *err, void *arg)
 		    ca->cert_der_len, "max-age=86400");
 }
 
-/* The root by name, or a project's issuing CA. */
+/* The root by name, a project's issuing CA by its current name, or (the
+ * route under id/) any CA by its id. */
 static void
 api_pki_lookup(struct http_req *hr, const char *suffix, pki_ca_cb cb)
 {
+	int is_by_id = strncmp(hr->path + strlen("/pki/"), "ca/id/", 6) == 0 ||
+	    strncmp(hr->path + strlen("/pki/"), "crl/id/", 7) == 0;
+	const char *errstr;
 	char name[64];
+	long long id;
 
 	if (api_pki_name(hr, suffix, name, sizeof(name)) == -1) {
 		http_reply_problem(hr, 404, NULL, "no such CA");
+		return;
+	}
+	if (is_by_id) {
+		id = util_strtonum(name, 1, LLONG_MAX, &errstr);
+		if (errstr != NULL)
+			http_reply_problem(hr, 404, NULL, "no such CA");
+		else
+			pki_ca_get(hr->srv->pki, id, cb, hr);
 		return;
 	}
 	if (strcmp(name, "root") == 0) {
@@ -174,6 +190,8 @@ api_pki_ocsp_get(struct http_req *hr)
 const struct route api_pki_routes[] = {
 	{ "/pki/ca/{file}", EVHTTP_REQ_GET, ROUTE_PKI, api_pki_ca, 0, NULL },
 	{ "/pki/crl/{file}", EVHTTP_REQ_GET, ROUTE_PKI, api_pki_crl, 0, NULL },
+	{ "/pki/ca/id/{file}", EVHTTP_REQ_GET, ROUTE_PKI, api_pki_ca, 0, NULL },
+	{ "/pki/crl/id/{file}", EVHTTP_REQ_GET, ROUTE_PKI, api_pki_crl, 0, NULL },
 	{ "/pki/ocsp", EVHTTP_REQ_POST, ROUTE_PKI, api_pki_ocsp_post, 0, NULL },
 	{ "/pki/ocsp/*", EVHTTP_REQ_GET, ROUTE_PKI, api_pki_ocsp_get, 0, NULL },
 };

@@ -208,12 +208,16 @@ api_projects_update(struct http_req *hr)
 }
 
 /* The project exists (resolved before the handler): no row means the
- * delete found devices. */
+ * delete found devices. Its token keys go only after the rows are gone. */
 static void
 api_projects_deleted(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
-	api_reply_done(arg, st, res, errstr, 409, "project still has devices");
+	struct http_req *hr = arg;
+
+	if (st == DB_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 1))
+		pki_project_keys_destroy(hr->srv->pki, PQgetvalue(res, 0, 1));
+	api_reply_done(hr, st, res, errstr, 409, "project still has devices");
 }
 
 static void

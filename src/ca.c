@@ -6,6 +6,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include <openssl/bn.h>
@@ -16,6 +17,22 @@
 #include <openssl/x509v3.h>
 
 #include "util.h"
+
+/* Every signature quarklinkd makes is one of these three calls, each a
+ * token operation: counted as attempted, for /metrics. */
+static atomic_ullong ca_nsigned[CA_SIGN_NKINDS];
+
+static void
+ca_count(enum ca_sign_kind k)
+{
+	atomic_fetch_add(&ca_nsigned[k], 1);
+}
+
+unsigned long long
+ca_signatures(enum ca_sign_kind k)
+{
+	return atomic_load(&ca_nsigned[k]);
+}
 
 static void
 ca_err(char *err, size_t errlen, const char *what)
@@ -294,6 +311,7 @@ ca_issue(const struct ca_request *r, char serial_hex[CA_SERIAL_HEX], char *err,
 		ca_err(err, errlen, "cannot add extensions");
 		goto fail;
 	}
+	ca_count(CA_SIGN_CERT);
 	if (X509_sign(cert, signkey, EVP_sha256()) <= 0) {
 		ca_err(err, errlen, "signing failed");
 		goto fail;
@@ -392,6 +410,7 @@ ca_crl(const struct ca_signer *s, const struct ca_revoked *rv, size_t n,
 		}
 	}
 	X509_CRL_sort(crl);
+	ca_count(CA_SIGN_CRL);
 	if (X509_CRL_sign(crl, s->key, EVP_sha256()) <= 0) {
 		ca_err(err, errlen, "CRL signing failed");
 		goto out;
@@ -436,6 +455,7 @@ ca_ocsp_sign(const struct ca_signer *s, OCSP_REQUEST *req, OCSP_CERTID *id,
 	if (req != NULL && OCSP_copy_nonce(bs, req) <= 0)
 		goto out;
 	/* Signed directly by the issuing CA: no responder certificate to send. */
+	ca_count(CA_SIGN_OCSP);
 	if (!OCSP_basic_sign(bs, s->cert, s->key, EVP_sha256(), NULL,
 	    OCSP_NOCERTS | OCSP_RESPID_KEY))
 		goto out;

@@ -22,6 +22,10 @@ enum ca_profile {
 	CA_PROFILE_TLS_SERVER,
 };
 
+/* Signatures made since start, by what was signed (for /metrics). */
+enum ca_sign_kind { CA_SIGN_CERT, CA_SIGN_CRL, CA_SIGN_OCSP, CA_SIGN_NKINDS };
+unsigned long long ca_signatures(enum ca_sign_kind);
+
 /* A signing identity: certificate plus the token key behind it. */
 struct ca_signer {
 	X509		*cert;

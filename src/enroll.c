@@ -1,7 +1,9 @@
-/* enroll.c: enrollment records. Policy is decided inside ql_enroll() so
- * the check and the write are one transaction. */
+/* enroll.c: enrollment records. The policy decides inside
+ * ql_enroll_decide()/ql_reenroll_decide() before anything is signed, and
+ * ql_enroll_commit() records the signed certificate (sql/006). */
 #include "enroll.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,13 +12,18 @@
 #include <openssl/rand.h>
 
 #include "db.h"
+#include "util.h"
 
+/* Both deciders answer result, detail, reservation, ca_id, device_id. */
 static const struct db_stmt enroll_first = {
-	"enroll_first", "SELECT result, detail FROM ql_enroll($1, $2, $3, $4, $5,"
-	" $6, $7, $8, to_timestamp($9::float8), to_timestamp($10::float8))", 10 };
+	"enroll_first", "SELECT result, detail, reservation, ca_id, $2::text"
+	" FROM ql_enroll_decide($1::bigint, $2, $3, $4, $5)", 5 };
 static const struct db_stmt enroll_again = {
-	"enroll_again", "SELECT result, detail FROM ql_reenroll($1, $2, $3, $4, $5,"
-	" $6, to_timestamp($7::float8), to_timestamp($8::float8))", 8 };
+	"enroll_again", "SELECT result, detail, reservation, ca_id, device_id"
+	" FROM ql_reenroll_decide($1, $2, $3)", 3 };
+static const struct db_stmt enroll_commit = {
+	"enroll_commit", "SELECT result, detail FROM ql_enroll_commit($1::bigint,"
+	" $2, $3, $4, to_timestamp($5::float8), to_timestamp($6::float8))", 6 };
 /* Each change and its audit row are one statement, so one transaction. */
 static const struct db_stmt enroll_token_insert = {
 	"enroll_token_insert", "WITH t AS (INSERT INTO enrollment_tokens (project_id,"
@@ -25,19 +32,15 @@ static const struct db_stmt enroll_token_insert = {
 	" RETURNING id, project_id)"
 	" SELECT t.id, ql_audit($5, 'enrollment_token.create', t.id::text, 'ok', NULL,"
 	" t.project_id) FROM t", 5 };
+/* Allowing again lifts the block of a device whose certificate was revoked. */
 static const struct db_stmt enroll_allow_insert = {
-	"enroll_allow_insert", "WITH a AS (INSERT INTO allowlist (project_id, device_id)"
-	" SELECT id, $2 FROM projects WHERE name = $1 ON CONFLICT DO NOTHING"
-	" RETURNING project_id, device_id)"
-	" SELECT ql_audit($3, 'allowlist.add', a.device_id, 'ok', NULL, a.project_id)"
-	" FROM a", 3 };
+	"enroll_allow_insert", "SELECT a.added FROM projects p,"
+	" ql_allowlist_add(p.id, ARRAY[$2::text], $3) a WHERE p.name = $1", 3 };
+/* Approval also lifts the block of a device whose certificate was revoked. */
 static const struct db_stmt enroll_approve_update = {
-	"enroll_approve_update", "WITH d AS (UPDATE devices SET status = 'approved'"
-	" FROM projects p WHERE p.id = devices.project_id AND p.name = $1"
-	" AND devices.device_id = $2 AND devices.status = 'pending'"
-	" RETURNING devices.project_id, devices.device_id)"
-	" SELECT ql_audit($3, 'device.approve', d.device_id, 'ok', NULL, d.project_id)"
-	" FROM d", 3 };
+	"enroll_approve_update", "SELECT r.result FROM projects p,"
+	" ql_device_set_status(p.id, $2, 'approve', $3) r"
+	" WHERE p.name = $1 AND r.result = 'ok'", 3 };
 static const struct db_stmt enroll_revoke_update = {
 	"enroll_revoke_update", "WITH r AS (UPDATE certificates SET revoked_at = now(),"
 	" revocation_reason = $2::smallint WHERE serial = $1 AND revoked_at IS NULL"
@@ -87,7 +90,7 @@ int
 enroll_register(struct db_pool *db)
 {
 	static const struct db_stmt *const s[] = {
-		&enroll_first, &enroll_again, &enroll_token_insert,
+		&enroll_first, &enroll_again, &enroll_commit, &enroll_token_insert,
 		&enroll_allow_insert, &enroll_approve_update, &enroll_revoke_update,
 		&enroll_tokens_list, &enroll_token_new, &enroll_token_revoke,
 		&enroll_allowlist_list, &enroll_allowlist_add,
@@ -116,7 +119,8 @@ static enum enroll_result
 enroll_result_code(const char *s)
 {
 	static const struct { const char *name; enum enroll_result r; } map[] = {
-		{ "issued", ENROLL_ISSUED }, { "pending", ENROLL_PENDING },
+		{ "issued", ENROLL_ISSUED }, { "reserved", ENROLL_RESERVED },
+		{ "expired", ENROLL_EXPIRED }, { "pending", ENROLL_PENDING },
 		{ "denied", ENROLL_DENIED }, { "not_found", ENROLL_NOT_FOUND },
 		{ "forbidden", ENROLL_FORBIDDEN }, { "mismatch", ENROLL_MISMATCH },
 	};
@@ -153,28 +157,86 @@ void
 enroll_record(struct db_pool *db, const struct enroll_record *r, enroll_cb cb,
     void *arg)
 {
-	char nb[24], na[24];
+	char rid[24], nb[24], na[24];
 	struct enroll_ctx *c = enroll_ctx_new(cb, arg, NULL);
+	const char *v[6] = { rid, r->serial, (const char *)r->cert_der, r->subject,
+	    nb, na };
+	int len[6] = { -1, -1, r->cert_len, -1, -1, -1 };
 
 	if (c == NULL)
 		return;
+	snprintf(rid, sizeof(rid), "%lld", r->reservation);
 	snprintf(nb, sizeof(nb), "%lld", (long long)r->not_before);
 	snprintf(na, sizeof(na), "%lld", (long long)r->not_after);
-	if (r->old_serial != NULL) {
-		const char *v[8] = { r->project, r->old_serial,
-		    (const char *)r->spki_sha256, r->serial,
-		    (const char *)r->cert_der, r->subject, nb, na };
-		int len[8] = { -1, -1, 32, -1, r->cert_len, -1, -1, -1 };
+	db_query(db, &enroll_commit, 6, v, len, enroll_recorded, c);
+}
 
-		db_query(db, &enroll_again, 8, v, len, enroll_recorded, c);
+struct enroll_decision {
+	enroll_decided_cb	 cb;
+	void			*arg;
+};
+
+/* result, detail, reservation, ca_id, device_id */
+static void
+enroll_decided(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct enroll_decision *d = arg;
+	struct enroll_grant g;
+	enum enroll_result r;
+	const char *errs = NULL;
+
+	if (st != DB_OK || PQntuples(res) != 1) {
+		d->cb(st == DB_UNAVAILABLE ? ENROLL_UNAVAILABLE : ENROLL_ERROR,
+		    st == DB_OK ? "no result" : errstr, NULL, d->arg);
+		free(d);
+		return;
+	}
+	r = enroll_result_code(PQgetvalue(res, 0, 0));
+	if (r != ENROLL_RESERVED) {
+		d->cb(r, PQgetvalue(res, 0, 1), NULL, d->arg);
+		free(d);
+		return;
+	}
+	memset(&g, 0, sizeof(g));
+	g.reservation = util_strtonum(PQgetvalue(res, 0, 2), 1, LLONG_MAX, &errs);
+	if (errs == NULL)
+		g.ca_id = util_strtonum(PQgetvalue(res, 0, 3), 1, LLONG_MAX, &errs);
+	if (errs != NULL || PQgetlength(res, 0, 4) != (int)sizeof(g.device_id) - 1)
+		d->cb(ENROLL_ERROR, "malformed decision", NULL, d->arg);
+	else {
+		memcpy(g.device_id, PQgetvalue(res, 0, 4), sizeof(g.device_id) - 1);
+		d->cb(ENROLL_RESERVED, NULL, &g, d->arg);
+	}
+	free(d);
+}
+
+void
+enroll_decide(struct db_pool *db, const struct enroll_request *q,
+    enroll_decided_cb cb, void *arg)
+{
+	struct enroll_decision *d = malloc(sizeof(*d));
+	char pid[24];
+
+	if (d == NULL) {
+		cb(ENROLL_ERROR, "out of memory", NULL, arg);
+		return;
+	}
+	d->cb = cb;
+	d->arg = arg;
+	if (q->old_serial != NULL) {
+		const char *v[3] = { q->old_serial, (const char *)q->old_cert_sha256,
+		    (const char *)q->spki_sha256 };
+		int len[3] = { -1, 32, 32 };
+
+		db_query(db, &enroll_again, 3, v, len, enroll_decided, d);
 	} else {
-		const char *v[10] = { r->project, r->device_id, r->label,
-		    (const char *)r->token_hash, (const char *)r->spki_sha256,
-		    r->serial, (const char *)r->cert_der, r->subject, nb, na };
-		int len[10] = { -1, -1, -1, r->token_hash ? 32 : -1, 32, -1,
-		    r->cert_len, -1, -1, -1 };
+		const char *v[5] = { pid, q->device_id, q->label,
+		    (const char *)q->token_hash, (const char *)q->spki_sha256 };
+		int len[5] = { -1, -1, -1, q->token_hash ? 32 : -1, 32 };
 
-		db_query(db, &enroll_first, 10, v, len, enroll_recorded, c);
+		snprintf(pid, sizeof(pid), "%lld", q->project_id);
+		db_query(db, &enroll_first, 5, v, len, enroll_decided, d);
 	}
 }
 
@@ -250,7 +312,7 @@ enroll_allow(struct db_pool *db, const char *actor, const char *project,
     const char *device_id, enroll_cb cb, void *arg)
 {
 	enroll_three(db, &enroll_allow_insert, project, device_id, actor,
-	    "unknown project or already allowed", cb, arg);
+	    "unknown project", cb, arg);
 }
 
 void
@@ -258,7 +320,7 @@ enroll_approve(struct db_pool *db, const char *actor, const char *project,
     const char *device_id, enroll_cb cb, void *arg)
 {
 	enroll_three(db, &enroll_approve_update, project, device_id, actor,
-	    "no pending device with that ID in that project", cb, arg);
+	    "no pending or revoked device with that ID in that project", cb, arg);
 }
 
 void

@@ -1,7 +1,8 @@
-/* enroll.h: the enrollment records in the database: issuing a device
- * certificate under the project's policy (one SQL function, one round
- * trip), re-enrollment, and the policy objects (tokens, allowlist,
- * approvals). Knows nothing of HTTP or of X.509. */
+/* enroll.h: the enrollment records in the database: a device certificate
+ * under the project's policy (one round trip decides and reserves before
+ * anything is signed, one records what was signed), re-enrollment, and the
+ * policy objects (tokens, allowlist, approvals). Knows nothing of HTTP or
+ * of X.509. */
 #ifndef QL_ENROLL_H
 #define QL_ENROLL_H
 
@@ -12,34 +13,57 @@
 
 enum enroll_result {
 	ENROLL_ISSUED,		/* detail: the device ID */
+	ENROLL_RESERVED,	/* policy said yes: sign, then enroll_record */
 	ENROLL_PENDING,		/* manual approval outstanding */
 	ENROLL_DENIED,		/* credentials missing or not good enough */
 	ENROLL_NOT_FOUND,	/* unknown project (or device) */
-	ENROLL_FORBIDDEN,	/* device disabled/rejected, bad client cert */
+	ENROLL_FORBIDDEN,	/* device disabled/rejected/revoked, key compromised */
 	ENROLL_MISMATCH,	/* re-enroll: subject differs */
 	ENROLL_SERIAL_TAKEN,	/* 16 random bytes collided: sign again */
+	ENROLL_EXPIRED,		/* the reservation lapsed before the record */
 	ENROLL_UNAVAILABLE,	/* database down: nothing was recorded */
 	ENROLL_ERROR,
 };
 
-struct enroll_record {
-	const char		*project;
-	const char		*device_id;
+/* Step 1, before anything is signed: what the policy is asked. */
+struct enroll_request {
+	long long		 project_id;	/* first enrollment */
+	const char		*device_id;	/* first enrollment */
 	const char		*label;		/* NULL allowed */
 	const unsigned char	*token_hash;	/* 32 bytes or NULL */
-	const unsigned char	*spki_sha256;	/* 32 bytes */
+	const unsigned char	*spki_sha256;	/* 32 bytes: the CSR's key */
+	const char		*old_serial;	/* set: re-enrollment */
+	const unsigned char	*old_cert_sha256; /* 32 bytes, with old_serial */
+};
+
+/* What a yes grants: sign for device_id with CA ca_id, then record under
+ * reservation. */
+struct enroll_grant {
+	long long	 reservation;
+	long long	 ca_id;
+	char		 device_id[33];
+};
+
+/* Step 3: the signed certificate, recorded under the reservation. */
+struct enroll_record {
+	long long		 reservation;
 	const char		*serial;
 	const unsigned char	*cert_der;
 	int			 cert_len;
 	const char		*subject;
 	time_t			 not_before;
 	time_t			 not_after;
-	const char		*old_serial;	/* set: re-enrollment */
 };
 
 typedef void (*enroll_cb)(enum enroll_result, const char *detail, void *arg);
+typedef void (*enroll_decided_cb)(enum enroll_result, const char *detail,
+    const struct enroll_grant *, void *arg);
 
 int	enroll_register(struct db_pool *) __attribute__((warn_unused_result));
+/* The policy decides and, on yes, reserves (token use held); a refusal
+ * costs no signature. grant is non-NULL only with ENROLL_RESERVED. */
+void	enroll_decide(struct db_pool *, const struct enroll_request *,
+	    enroll_decided_cb, void *arg);
 /* Commits the certificate (or the refusal) before calling back. */
 void	enroll_record(struct db_pool *, const struct enroll_record *, enroll_cb,
 	    void *arg);

@@ -1,7 +1,8 @@
 /* est.c: EST handlers. Everything from the wire is hostile until OpenSSL
- * has parsed it and the checks here have passed; nothing is signed before
- * the CSR's proof of possession verifies, and nothing is answered before
- * the certificate is committed (enroll.c). */
+ * has parsed it and the checks here have passed. Nothing is signed before
+ * the CSR's proof of possession verifies and the enrollment policy has
+ * said yes (enroll_decide), and nothing is answered before the certificate
+ * is committed (enroll_record). */
 #include "est.h"
 
 #include <stdio.h>
@@ -39,8 +40,11 @@ struct est_enroll {
 	char		 device_id[CA_DEVICE_ID];
 	unsigned char	 spki[32];
 	char		 old_serial[CA_SERIAL_HEX];	/* re-enrollment */
+	unsigned char	 old_sha256[32];
+	X509		*peer;				/* re-enrollment */
 	int		 is_reenroll;
 	struct pki_ca	*ca;
+	long long	 reservation;
 	X509		*cert;
 	char		 serial[CA_SERIAL_HEX];
 	int		 attempts;
@@ -50,6 +54,7 @@ static void
 est_enroll_free(struct est_enroll *e)
 {
 	X509_REQ_free(e->csr);
+	X509_free(e->peer);
 	X509_free(e->cert);
 	OPENSSL_cleanse(e->token_hash, sizeof(e->token_hash));
 	free(e);
@@ -276,14 +281,20 @@ est_recorded(enum enroll_result r, const char *detail, void *arg)
 		http_reply_problem(hr, 400, NULL, "%s", detail);
 		break;
 	case ENROLL_SERIAL_TAKEN:
-		/* 2^-127 per pair, but a collision must never reuse a serial. */
+		/* 2^-127 per pair, but a collision must never reuse a serial;
+		 * the rollback kept the reservation for the next signature. */
 		if (e->attempts < 3) {
 			est_issue(e, e->ca);
 			return;
 		}
 		/* FALLTHROUGH */
+	case ENROLL_RESERVED:
 	case ENROLL_UNAVAILABLE:
 		http_reply_problem(hr, 503, NULL, "database unavailable; no certificate was issued");
+		break;
+	case ENROLL_EXPIRED:
+		http_add_header(hr, "Retry-After", "1");
+		http_reply_problem(hr, 503, NULL, "%s", detail);
 		break;
 	case ENROLL_ERROR:
 		log_warnx("est: enrollment failed: %s", detail ? detail : "?");
@@ -316,20 +327,78 @@ est_issue(struct est_enroll *e, struct pki_ca *ca)
 		return;
 	}
 	memset(&r, 0, sizeof(r));
-	r.project = e->project;
-	r.device_id = e->device_id;
-	r.label = e->label[0] ? e->label : NULL;
-	r.token_hash = e->has_token ? e->token_hash : NULL;
-	r.spki_sha256 = e->spki;
+	r.reservation = e->reservation;
 	r.serial = e->serial;
 	r.cert_der = der;
 	r.cert_len = derlen;
 	r.subject = subject;
 	r.not_before = pki_asn1_time(X509_get0_notBefore(e->cert));
 	r.not_after = pki_asn1_time(X509_get0_notAfter(e->cert));
-	r.old_serial = e->is_reenroll ? e->old_serial : NULL;
 	enroll_record(hr->srv->db, &r, est_recorded, e);
 	OPENSSL_free(der);
+}
+
+/* The CA the decision named: the project's, or for re-enrollment the one
+ * that issued the presented certificate, whatever the project is called. */
+static void
+est_ca_got(struct pki_ca *ca, const char *err, void *arg)
+{
+	struct est_enroll *e = arg;
+	struct http_req *hr = e->hr;
+
+	if (err != NULL || ca == NULL) {
+		http_reply_problem(hr, 503, NULL, "cannot load the CA: %s",
+		    err ? err : "gone");
+		est_enroll_free(e);
+		return;
+	}
+	if (e->is_reenroll && X509_check_issued(ca->signer.cert, e->peer) != X509_V_OK) {
+		ERR_clear_error();
+		http_reply_problem(hr, 403, NULL,
+		    "client certificate was not issued by a project CA");
+		est_enroll_free(e);
+		return;
+	}
+	e->ca = ca;
+	est_issue(e, ca);
+}
+
+static void
+est_decided(enum enroll_result r, const char *detail,
+    const struct enroll_grant *g, void *arg)
+{
+	struct est_enroll *e = arg;
+
+	/* Refusals of both steps map to HTTP in one place. */
+	if (r != ENROLL_RESERVED) {
+		est_recorded(r, detail, e);
+		return;
+	}
+	e->reservation = g->reservation;
+	memcpy(e->device_id, g->device_id, sizeof(e->device_id));
+	if (e->ca != NULL && e->ca->id == g->ca_id)
+		est_issue(e, e->ca);
+	else
+		pki_ca_get(e->hr->srv->pki, g->ca_id, est_ca_got, e);
+}
+
+static void
+est_decide(struct est_enroll *e)
+{
+	struct enroll_request q;
+
+	memset(&q, 0, sizeof(q));
+	q.spki_sha256 = e->spki;
+	if (e->is_reenroll) {
+		q.old_serial = e->old_serial;
+		q.old_cert_sha256 = e->old_sha256;
+	} else {
+		q.project_id = e->ca->project_id;
+		q.device_id = e->device_id;
+		q.label = e->label[0] ? e->label : NULL;
+		q.token_hash = e->has_token ? e->token_hash : NULL;
+	}
+	enroll_decide(e->hr->srv->db, &q, est_decided, e);
 }
 
 static void
@@ -337,7 +406,6 @@ est_project_got(struct pki_ca *ca, const char *err, void *arg)
 {
 	struct est_enroll *e = arg;
 	struct http_req *hr = e->hr;
-	X509 *peer;
 
 	if (err != NULL || ca == NULL) {
 		if (err != NULL)
@@ -347,15 +415,8 @@ est_project_got(struct pki_ca *ca, const char *err, void *arg)
 		est_enroll_free(e);
 		return;
 	}
-	if (e->is_reenroll && ((peer = http_peer_cert(hr)) == NULL ||
-	    X509_check_issued(ca->signer.cert, peer) != X509_V_OK)) {
-		http_reply_problem(hr, 403, NULL,
-		    "client certificate was not issued by this project's CA");
-		est_enroll_free(e);
-		return;
-	}
 	e->ca = ca;
-	est_issue(e, ca);
+	est_decide(e);
 }
 
 /* Re-enrollment: the identity is the current certificate's, and the CSR
@@ -376,12 +437,16 @@ est_reenroll_checks(struct http_req *hr, struct est_enroll *e, int *status,
 		return -1;
 	}
 	ca_serial_hex(X509_get0_serialNumber(peer), e->old_serial);
-	/* Resumed TLS sessions skip the handshake's revocation check. */
-	if (pki_is_revoked(hr->srv->pki, peer)) {
-		*status = 403;
-		snprintf(err, errlen, "client certificate is revoked");
+	/* The database decides whether it is current and unrevoked (resumed
+	 * TLS sessions skip the handshake's check); it matches this exact
+	 * certificate, not only its serial. */
+	if (X509_digest(peer, EVP_sha256(), e->old_sha256, NULL) != 1 ||
+	    X509_up_ref(peer) != 1) {
+		*status = 503;
+		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	e->peer = peer;
 	*status = 400;
 	if (X509_NAME_cmp(X509_REQ_get_subject_name(e->csr),
 	    X509_get_subject_name(peer)) != 0) {
@@ -473,7 +538,12 @@ est_enroll_common(struct http_req *hr, int is_reenroll)
 			goto fail;
 		}
 	}
-	pki_project(hr->srv->pki, e->project, est_project_got, e);
+	/* Re-enrollment is the device's, wherever its project now stands:
+	 * the decision names its CA, not the label in the path. */
+	if (is_reenroll)
+		est_decide(e);
+	else
+		pki_project(hr->srv->pki, e->project, est_project_got, e);
 	return;
 fail:
 	est_enroll_free(e);

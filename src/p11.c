@@ -32,6 +32,7 @@ struct p11 {
 	char			 label[33];
 	char			 pin[P11_PIN_MAX];
 	size_t			 pinlen;
+	struct p11_stats	 stats;
 };
 
 /* The PIN file must not be reachable by group or others (like ssh keys). */
@@ -332,7 +333,38 @@ p11_generate_key(struct p11 *p, const char *label, enum p11_key_type type,
 		    (unsigned long)rv);
 		return -1;
 	}
+	p->stats.keys_generated++;
 	return 0;
+}
+
+int
+p11_destroy_key(struct p11 *p, const char *label, char *err, size_t errlen)
+{
+	static const CK_OBJECT_CLASS classes[] = { CKO_PRIVATE_KEY, CKO_PUBLIC_KEY };
+	CK_OBJECT_HANDLE h;
+	int n = 0;
+	CK_RV rv;
+
+	/* Each label is unique (pki_new_key), so one object per class. */
+	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
+		if (p11_find_key(p, label, classes[i], &h) == -1)
+			continue;
+		if ((rv = p->f->C_DestroyObject(p->session, h)) != CKR_OK) {
+			snprintf(err, errlen, "C_DestroyObject(%s): 0x%lx", label,
+			    (unsigned long)rv);
+			return -1;
+		}
+		n++;
+	}
+	if (n > 0)
+		p->stats.keys_destroyed++;
+	return 0;
+}
+
+void
+p11_get_stats(const struct p11 *p, struct p11_stats *out)
+{
+	*out = p->stats;
 }
 
 static EVP_PKEY *

@@ -1,6 +1,7 @@
 /* p11.h: the only module that talks PKCS#11. Loads the module, opens the
  * token by label, logs in with the PIN from a private file, and keeps the
- * session usable. Key generation and signing arrive with the CA. */
+ * session usable; generates and destroys keys. Signing goes through
+ * OpenSSL with the EVP_PKEYs it loads (ca.c). */
 #ifndef QL_P11_H
 #define QL_P11_H
 
@@ -31,6 +32,18 @@ int		 p11_generate_key(struct p11 *, const char *label,
 		    enum p11_key_type, char *err, size_t errlen)
 		    __attribute__((warn_unused_result));
 int		 p11_has_key(struct p11 *, const char *label);
+/* Remove a key pair (private and public objects); 0 also when the label
+ * names nothing. */
+int		 p11_destroy_key(struct p11 *, const char *label, char *err,
+		    size_t errlen) __attribute__((warn_unused_result));
+
+/* Token operations since start, for /metrics. Signatures are counted by
+ * ca.c, which makes every one of them. */
+struct p11_stats {
+	unsigned long long	 keys_generated;
+	unsigned long long	 keys_destroyed;
+};
+void		 p11_get_stats(const struct p11 *, struct p11_stats *);
 /* EVP_PKEYs that refer to the token key (through libp11's engine): the
  * private one signs with OpenSSL's own functions, the key never leaves. */
 EVP_PKEY	*p11_load_private(struct p11 *, const char *label, char *err,

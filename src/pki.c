@@ -697,16 +697,12 @@ pki_project_loaded(enum db_status st, const PGresult *res, const char *errstr,
 	free(l);
 }
 
-void
-pki_project(struct pki *pki, const char *name, pki_ca_cb cb, void *arg)
+static void
+pki_lookup(struct pki *pki, const struct db_stmt *st, const char *param,
+    pki_ca_cb cb, void *arg)
 {
-	struct pki_ca *ca = pki_find(pki, name, 0);
 	struct pki_lookup *l;
 
-	if (ca != NULL && ca->project_id != 0) {
-		cb(ca, NULL, arg);
-		return;
-	}
 	if ((l = malloc(sizeof(*l))) == NULL) {
 		cb(NULL, "out of memory", arg);
 		return;
@@ -714,12 +710,40 @@ pki_project(struct pki *pki, const char *name, pki_ca_cb cb, void *arg)
 	l->pki = pki;
 	l->cb = cb;
 	l->arg = arg;
-	db_query(pki->srv->db, &pki_ca_by_name, 1, &name, NULL, pki_project_loaded, l);
+	db_query(pki->srv->db, st, 1, &param, NULL, pki_project_loaded, l);
+}
+
+void
+pki_project(struct pki *pki, const char *name, pki_ca_cb cb, void *arg)
+{
+	struct pki_ca *ca = pki_find(pki, name, 0);
+
+	if (ca != NULL && ca->project_id != 0) {
+		cb(ca, NULL, arg);
+		return;
+	}
+	pki_lookup(pki, &pki_ca_by_name, name, cb, arg);
+}
+
+void
+pki_ca_get(struct pki *pki, long long id, pki_ca_cb cb, void *arg)
+{
+	struct pki_ca *ca = pki_find(pki, NULL, id);
+	char param[24];
+
+	/* A deleted project's entry stays in memory without a name. */
+	if (ca != NULL) {
+		cb(ca->name[0] != '\0' ? ca : NULL, NULL, arg);
+		return;
+	}
+	snprintf(param, sizeof(param), "%lld", id);
+	pki_lookup(pki, &pki_ca_by_id, param, cb, arg);
 }
 
 struct pki_create {
 	struct pki	*pki;
 	char		 name[64];
+	char		 labels[2][128];	/* the keys made for it */
 	char		 actor[160];
 	int		 validity_days;
 	int		 policy[3];
@@ -727,14 +751,65 @@ struct pki_create {
 	void		*arg;
 };
 
+/* Token keys whose project is not (or no longer) in the database. */
+static void
+pki_destroy_keys(struct pki *pki, char (*labels)[128], size_t n)
+{
+	char err[256];
+
+	for (size_t i = 0; i < n; i++) {
+		if (labels[i][0] == '\0')
+			continue;
+		if (p11_destroy_key(pki->srv->p11, labels[i], err, sizeof(err)) == -1)
+			log_warnx("pki: %s", err);
+		else
+			log_info("pki: token key %s destroyed", labels[i]);
+	}
+}
+
+void
+pki_project_keys_destroy(struct pki *pki, const char *csv)
+{
+	char labels[2][128];
+	size_t n = 0, len;
+	const char *p = csv, *e;
+
+	/* A project has two keys (issuing CA, code signing). */
+	while (p != NULL && *p != '\0' && n < 2) {
+		e = strchr(p, ',');
+		len = e ? (size_t)(e - p) : strlen(p);
+		if (len > 0 && len < sizeof(labels[0])) {
+			memcpy(labels[n], p, len);
+			labels[n++][len] = '\0';
+		}
+		p = e ? e + 1 : NULL;
+	}
+	pki_destroy_keys(pki, labels, n);
+}
+
 static void
 pki_create_done(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
 	struct pki_create *c = arg;
+	const char *state;
 
-	(void)res;
-	c->cb(st == DB_OK ? NULL : db_errstr(st, errstr), c->arg);
+	if (st == DB_OK) {
+		c->cb(NULL, c->arg);
+		free(c);
+		return;
+	}
+	/* An SQL error rolled the insert back: the keys belong to nothing.
+	 * Lost in flight (DB_UNAVAILABLE), it may have committed: keep them. */
+	if (st == DB_SQL_ERROR)
+		pki_destroy_keys(c->pki, c->labels, 2);
+	else
+		log_warnx("pki: project %s: keys %s and %s may be orphans: %s",
+		    c->name, c->labels[0], c->labels[1], db_errstr(st, errstr));
+	state = st == DB_SQL_ERROR ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	/* A concurrent creation of the same name won the unique index. */
+	c->cb(state != NULL && strcmp(state, "23505") == 0 ? "project already exists" :
+	    db_errstr(st, errstr), c->arg);
 	free(c);
 }
 
@@ -779,7 +854,7 @@ pki_create_exists(enum db_status st, const PGresult *res, const char *errstr,
 {
 	struct pki_create *c = arg;
 	struct pki *pki = c->pki;
-	char calabel[128], slabel[128], casub[256], ssub[256], cana[32], sna[32];
+	char casub[256], ssub[256], cana[32], sna[32];
 	char err[256] = "", validity[16];
 	unsigned char *cader = NULL, *sder = NULL;
 	int calen, slen;
@@ -792,13 +867,16 @@ pki_create_exists(enum db_status st, const PGresult *res, const char *errstr,
 		free(c);
 		return;
 	}
-	if (pki_issue_project_cert(pki, c->name, CA_PROFILE_ISSUING, calabel,
-	    sizeof(calabel), &cader, &calen, casub, sizeof(casub), cana,
+	/* The labels are set before the keys exist, so a failure at any
+	 * step can remove what was made. */
+	if (pki_issue_project_cert(pki, c->name, CA_PROFILE_ISSUING, c->labels[0],
+	    sizeof(c->labels[0]), &cader, &calen, casub, sizeof(casub), cana,
 	    sizeof(cana), err, sizeof(err)) == -1 ||
-	    pki_issue_project_cert(pki, c->name, CA_PROFILE_CODESIGN, slabel,
-	    sizeof(slabel), &sder, &slen, ssub, sizeof(ssub), sna, sizeof(sna),
+	    pki_issue_project_cert(pki, c->name, CA_PROFILE_CODESIGN, c->labels[1],
+	    sizeof(c->labels[1]), &sder, &slen, ssub, sizeof(ssub), sna, sizeof(sna),
 	    err, sizeof(err)) == -1) {
 		OPENSSL_free(cader);
+		pki_destroy_keys(pki, c->labels, 2);
 		c->cb(err[0] ? err : "cannot create the project CAs", c->arg);
 		free(c);
 		return;
@@ -811,9 +889,9 @@ pki_create_exists(enum db_status st, const PGresult *res, const char *errstr,
 	v[2] = c->policy[1] ? "true" : "false";
 	v[3] = c->policy[2] ? "true" : "false";
 	v[4] = validity;
-	v[5] = calabel; v[6] = (const char *)cader; lengths[6] = calen;
+	v[5] = c->labels[0]; v[6] = (const char *)cader; lengths[6] = calen;
 	v[7] = casub; v[8] = cana;
-	v[9] = slabel; v[10] = (const char *)sder; lengths[10] = slen;
+	v[9] = c->labels[1]; v[10] = (const char *)sder; lengths[10] = slen;
 	v[11] = ssub; v[12] = sna;
 	v[13] = c->actor;
 	db_query(pki->srv->db, &pki_project_insert, 14, v, lengths, pki_create_done, c);
@@ -891,7 +969,9 @@ pki_issue_device(struct pki *pki, struct pki_ca *ca, X509_PUBKEY *spki,
 
 	snprintf(san, sizeof(san), "URI:urn:quarklink:device:%s", device_id);
 	snprintf(ocsp, sizeof(ocsp), "%s/pki/ocsp", pki_url(pki));
-	snprintf(crl, sizeof(crl), "%s/pki/crl/%s.crl", pki_url(pki), ca->name);
+	/* The CA's id, never its project's name: names can be changed and
+	 * reused, and a certificate's URL must keep naming its own CA. */
+	snprintf(crl, sizeof(crl), "%s/pki/crl/id/%lld.crl", pki_url(pki), ca->id);
 	return ca_issue(&r, serial, err, errlen);
 }
 

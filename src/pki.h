@@ -55,10 +55,18 @@ struct pki_ca	*pki_cas(struct pki *);
 /* A project's issuing CA: from memory, else from the database. cb(NULL,
  * NULL) when the project does not exist, cb(NULL, err) on failure. */
 void		 pki_project(struct pki *, const char *name, pki_ca_cb, void *arg);
-/* validity_days 0: ca.cert_validity_days. */
+/* A CA by its id, which is never renamed or reused: what certificates
+ * name. cb(NULL, NULL) when there is none. */
+void		 pki_ca_get(struct pki *, long long id, pki_ca_cb, void *arg);
+/* validity_days 0: ca.cert_validity_days. "project already exists" when
+ * the name is taken, also by a concurrent creation; no key is left behind
+ * when creation fails. */
 void		 pki_project_create(struct pki *, const char *actor,
 		    const char *name, int token, int allowlist, int approval,
 		    int validity_days, pki_done_cb, void *arg);
+
+/* After a project's rows are deleted: its token keys ("label,label"). */
+void		 pki_project_keys_destroy(struct pki *, const char *labels);
 
 /* The loaded CA that issued cert, or NULL (another CA, e.g. client_ca). */
 struct pki_ca	*pki_issuer_of(struct pki *, X509 *cert);

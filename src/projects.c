@@ -25,11 +25,15 @@ const struct db_stmt projects_update = {
 	" WHERE id = $1::bigint RETURNING *), a AS (SELECT ql_audit($7, 'project.update',"
 	" p.name, 'ok', NULL, p.id) FROM p)"
 	" SELECT " PROJECTS_COLS " FROM p, a", 7 };
+/* The CAs' key labels come back so the keys can go once this commits. */
 const struct db_stmt projects_delete = {
-	"projects_delete", "WITH p AS (DELETE FROM projects WHERE id = $1::bigint"
+	"projects_delete", "WITH k AS (SELECT string_agg(key_label, ',') AS labels"
+	" FROM cas WHERE project_id = $1::bigint),"
+	" p AS (DELETE FROM projects WHERE id = $1::bigint"
 	" AND NOT EXISTS (SELECT 1 FROM devices WHERE project_id = $1::bigint)"
 	" RETURNING id, name)"
-	" SELECT ql_audit($2, 'project.delete', p.name, 'ok', NULL, p.id) FROM p", 2 };
+	" SELECT ql_audit($2, 'project.delete', p.name, 'ok', k.labels, p.id),"
+	" k.labels FROM p, k", 2 };
 
 int
 projects_register(struct db_pool *db)

@@ -16,7 +16,8 @@ extern const struct db_stmt projects_by_name;
 /* $1 id, $2 name|NULL, $3 token|NULL, $4 allowlist|NULL, $5 approval|NULL,
  * $6 validity|NULL, $7 actor */
 extern const struct db_stmt projects_update;
-/* $1 id, $2 actor: 0 rows when the project still has devices */
+/* $1 id, $2 actor: 0 rows when the project still has devices, else the
+ * audit id and its CAs' token key labels ("label,label") */
 extern const struct db_stmt projects_delete;
 
 int	projects_register(struct db_pool *) __attribute__((warn_unused_result));

@@ -73,7 +73,10 @@ assert_match '^ *TLS Web Client Authentication$' "$eku" "EKU is clientAuth only"
 aia=$(ext authorityInfoAccess)
 assert_match "OCSP - URI:http://127\\.0\\.0\\.1:$PKI_PORT/pki/ocsp\$" "$aia" "AIA OCSP URL"
 cdp=$(ext crlDistributionPoints)
-assert_match "URI:http://127\\.0\\.0\\.1:$PKI_PORT/pki/crl/p1\\.crl\$" "$cdp" "CRL distribution point"
+# By the CA's id, which a rename cannot change (issue 9, finding 5).
+p1_ca=$(ql_psql "SELECT c.id FROM cas c JOIN projects p ON p.id = c.project_id
+                 WHERE p.name = 'p1' AND c.kind = 'issuing'")
+assert_match "URI:http://127\\.0\\.0\\.1:$PKI_PORT/pki/crl/id/$p1_ca\\.crl\$" "$cdp" "CRL distribution point"
 
 # Serial: 16 bytes (32 hex digits, no leading zero byte).
 assert_match '^[0-9a-f]{32}$' "$serial1" "serial is 16 bytes"

@@ -183,13 +183,18 @@ assert_eq "$before" "$(state)" "re-enroll with a foreign certificate wrote rows"
 # Control: the matching re-enrollment works.
 reenroll "$T/re.b64" --cert "$T/first.crt" --key "$T/first.key"
 assert_status 200 "re-enroll with the current certificate and subject"
+est_cert_out "$T/re.crt"
+cur_serial=$(cert_serial "$T/re.crt")
+# The replaced certificate is revoked as superseded (README).
+wait_until 10 grep -Eq " info pki: certificate $first_serial revoked\$" "$QL_LOG" ||
+    fail "the daemon did not log the superseding of $first_serial"
 
 # Revoked: the listener refuses the handshake once the revocation arrives.
-ql_admin_ok revoke "$first_serial" 1
-wait_until 10 grep -Eq " info pki: certificate $first_serial revoked\$" "$QL_LOG" ||
-    fail "the daemon did not log the revocation of $first_serial"
+ql_admin_ok revoke "$cur_serial" 1
+wait_until 10 grep -Eq " info pki: certificate $cur_serial revoked\$" "$QL_LOG" ||
+    fail "the daemon did not log the revocation of $cur_serial"
 before=$(state)
-reenroll "$T/re.b64" --cert "$T/first.crt" --key "$T/first.key"
+reenroll "$T/re.b64" --cert "$T/re.crt" --key "$T/first.key"
 [ "$HTTP_STATUS" = 000 ] ||
     fail "re-enroll with a revoked certificate: expected the handshake to be refused, got HTTP $HTTP_STATUS: $(cat "$BODY")"
 [ "$CURL_RC" != 0 ] || fail "re-enroll with a revoked certificate: curl reported success"

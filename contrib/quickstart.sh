@@ -619,12 +619,14 @@ daemon_stop() {
 # print_test_logs DIR: the test-suite.log (the logs of every failed test)
 # under build tree DIR; the source tree's own excludes var/ and build-*/.
 print_test_logs() {
-	local dir=$1 f found=
+	local dir=$1 f skip=$1/var found=
+	# From the source tree, the out-of-tree builds' logs are not ours.
+	[[ $dir == "$ROOT" ]] && skip="$ROOT/build-*"
 	while IFS= read -r -d '' f; do
 		found=1
 		printf '\n===== %s =====\n' "${f#"$ROOT"/}"
 		cat "$f"
-	done < <(find "$dir" \( -path "$ROOT/var" -o -path "$ROOT/build-*" \) -prune -o \
+	done < <(find "$dir" \( -path "$ROOT/var" -o -path "$skip" \) -prune -o \
 	    -name test-suite.log -print0)
 	[[ -n $found ]] || say "no test-suite.log under $dir (did the tests build?)"
 }

@@ -9,8 +9,18 @@
 #
 #   contrib/quickstart.sh [start]   install, build, set up var/, start quarklinkd
 #   contrib/quickstart.sh stop      stop quarklinkd and the private PostgreSQL
-#   contrib/quickstart.sh check     install, build, make check (CI entry point;
-#                                   CHECK_JOBS=N sets make's -j, default nproc)
+#   contrib/quickstart.sh check     install, build, run the test stages (CI
+#                                   entry point, .ci/run), each timed:
+#       check  make check in the source tree
+#       asan   make check again in build-asan/, a clang build with
+#              -fsanitize=address,undefined of a "make distdir" copy
+#              (build-dist/): any ASan, UBSan or LSan report fails
+#       fuzz   every fuzz/fuzz_*.c target, built in build-fuzz/ with clang's
+#              libFuzzer, for FUZZ_SECONDS (60) each from its seed corpus
+#              fuzz/corpus/NAME/
+#     CHECK_STAGES="check asan fuzz" (the default) picks stages, e.g.
+#     CHECK_STAGES=check for a quick local run; CHECK_JOBS=N sets make's -j
+#     (default nproc).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -26,7 +36,11 @@ DAEMON=$ROOT/src/quarklinkd
 PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev
 	libssl-dev libpq-dev libyajl-dev check postgresql softhsm2 opensc
 	libengine-pkcs11-openssl libp11-dev libp11-kit-dev libargon2-dev
-	libcurl4-openssl-dev curl openssl ca-certificates jq)
+	libcurl4-openssl-dev curl openssl ca-certificates jq
+	python3 systemd clang libclang-rt-14-dev llvm)
+# python3: the sd_notify receiver of t_notify.sh; systemd: systemd-analyze
+# for t_service.sh; clang, libclang-rt-14-dev (sanitizer and libFuzzer
+# runtimes) and llvm (llvm-symbolizer for readable stacks): asan and fuzz.
 
 say() { printf 'quickstart: %s\n' "$*"; }
 die() { printf 'quickstart: error: %s\n' "$*" >&2; exit 1; }
@@ -72,7 +86,8 @@ tools_check() {
 	    "$PGBIN/createdb" "$SOFTHSM_MODULE"; do
 		[[ -e $f ]] || die "$f not found (is PostgreSQL 15 / softhsm2 installed?)"
 	done
-	for f in softhsm2-util pkcs11-tool openssl curl base64 jq; do
+	for f in softhsm2-util pkcs11-tool openssl curl base64 jq python3 \
+	    systemd-analyze clang; do
 		command -v "$f" >/dev/null 2>&1 || die "$f not found in PATH"
 	done
 	if is_root; then
@@ -601,31 +616,159 @@ daemon_stop() {
 
 # --- tests ------------------------------------------------------------------
 
+# print_test_logs DIR: the test-suite.log (the logs of every failed test)
+# under build tree DIR; the source tree's own excludes var/ and build-*/.
 print_test_logs() {
-	local f found=
-	# test-suite.log holds the log of every failed test.
+	local dir=$1 f skip=$1/var found=
+	# From the source tree, the out-of-tree builds' logs are not ours.
+	[[ $dir == "$ROOT" ]] && skip="$ROOT/build-*"
 	while IFS= read -r -d '' f; do
 		found=1
 		printf '\n===== %s =====\n' "${f#"$ROOT"/}"
 		cat "$f"
-	done < <(find "$ROOT" -path "$ROOT/var" -prune -o -name test-suite.log -print0)
-	[[ -n $found ]] || say "no test-suite.log found (did the tests build?)"
+	done < <(find "$dir" \( -path "$ROOT/var" -o -path "$skip" \) -prune -o \
+	    -name test-suite.log -print0)
+	[[ -n $found ]] || say "no test-suite.log under $dir (did the tests build?)"
+}
+
+# check_make DIR: make check in build tree DIR; the logs of failed tests
+# follow a failure.  The tests are parallel-safe (own temp dirs, allocated
+# ports); CHECK_JOBS=1 runs them one at a time.
+check_make() {
+	local rc=0
+	make -C "$1" -j"${CHECK_JOBS:-$(nproc)}" check || rc=$?
+	if [[ $rc -ne 0 ]]; then
+		say "make check in $1 failed (exit $rc); test logs follow" >&2
+		print_test_logs "$1"
+	fi
+	return "$rc"
+}
+
+stage_check() {
+	check_make "$ROOT"
+}
+
+# The sanitizer and fuzz builds are out-of-tree (VPATH) builds, which
+# configure refuses next to an in-tree one: they build a "make distdir"
+# copy of the sources, which also proves the distribution complete.
+dist_tree() {
+	local dist=$ROOT/build-dist
+	[[ -n ${DIST_DONE:-} ]] && return 0
+	rm -rf "$dist"
+	make -C "$ROOT" -s distdir distdir="$dist" >/dev/null ||
+		{ say "make distdir failed"; return 1; }
+	DIST_DONE=1
+}
+
+# vpath_configure DIR ARGS...: configure build tree DIR from build-dist/
+# (again only when the arguments changed).
+vpath_configure() {
+	local dir=$1 args
+	shift
+	args="$*"
+	mkdir -p "$dir"
+	if [[ -f $dir/Makefile && -f $dir/.ql-configure && $(<"$dir/.ql-configure") == "$args" ]]; then
+		return 0
+	fi
+	(cd "$dir" && "$ROOT/build-dist/configure" -q "$@") ||
+		{ say "configure in $dir failed (see $dir/config.log)"; return 1; }
+	printf '%s\n' "$args" >"$dir/.ql-configure"
+}
+
+# clang, not gcc: gcc's UBSan ignores log_path, and the harness reads
+# every process's reports from there (tests/integration/lib.sh).  Every
+# report stops the process (halt_on_error, -fno-sanitize-recover=all) and
+# fails the test; LSan's suppressions come from tests/lsan.supp.
+stage_asan() {
+	local dir=$ROOT/build-asan san="-fsanitize=address,undefined"
+	dist_tree || return 1
+	vpath_configure "$dir" CC=clang \
+	    CFLAGS="$san -fno-sanitize-recover=all -fno-omit-frame-pointer -g -O1" \
+	    LDFLAGS="$san" || return 1
+	make -C "$dir" -j"${CHECK_JOBS:-$(nproc)}" >/dev/null || return 1
+	ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=0" \
+	UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
+	QL_TIMEOUT_SCALE=${QL_TIMEOUT_SCALE:-3} \
+	    check_make "$dir"
+}
+
+# Each fuzz/fuzz_NAME.c is a target with seeds in fuzz/corpus/NAME/ and an
+# optional fuzz/NAME.dict.  New inputs go to build-fuzz/corpus/NAME (the
+# first directory libFuzzer is given), never into the seeds; a crash leaves
+# build-fuzz/artifacts/NAME-crash-* and fails the stage.
+stage_fuzz() {
+	local dir=$ROOT/build-fuzz src=$ROOT/build-dist secs=${FUZZ_SECONDS:-60}
+	local c name t rc=0 stats
+	local -a targets=() args
+	dist_tree || return 1
+	vpath_configure "$dir" --enable-fuzzing CC=clang || return 1
+	for c in "$src"/fuzz/fuzz_*.c; do
+		targets+=("$(basename "$c" .c)")
+	done
+	[[ ${#targets[@]} -gt 0 ]] || { say "no fuzz targets in fuzz/"; return 1; }
+	make -C "$dir" -j"${CHECK_JOBS:-$(nproc)}" "${targets[@]/#/fuzz/}" >/dev/null || return 1
+	mkdir -p "$dir/artifacts"
+	for t in "${targets[@]}"; do
+		name=${t#fuzz_}
+		if [[ ! -d $src/fuzz/corpus/$name ]]; then
+			say "fuzz: $t has no seed corpus fuzz/corpus/$name/"
+			rc=1
+			continue
+		fi
+		mkdir -p "$dir/corpus/$name"
+		args=(-max_total_time="$secs" -max_len=8192 -timeout=10 -rss_limit_mb=2048
+		    -print_final_stats=1 -artifact_prefix="$dir/artifacts/$name-")
+		[[ -f $src/fuzz/$name.dict ]] && args+=(-dict="$src/fuzz/$name.dict")
+		if ! LSAN_OPTIONS="suppressions=$src/tests/lsan.supp" \
+		    "$dir/fuzz/$t" "${args[@]}" "$dir/corpus/$name" "$src/fuzz/corpus/$name" \
+		    >"$dir/$t.log" 2>&1; then
+			say "fuzz: $t FAILED; last lines of $dir/$t.log:"
+			tail -n 60 "$dir/$t.log"
+			rc=1
+			continue
+		fi
+		stats=$(awk '/^stat::number_of_executed_units:/ { n = $2 }
+		    /^stat::peak_rss_mb:/ { r = $2 }
+		    END { printf "%s runs, peak RSS %s MB", n, r }' "$dir/$t.log")
+		say "fuzz: $t: ${secs} s, $stats, corpus $(find "$dir/corpus/$name" -type f | wc -l) inputs"
+	done
+	return "$rc"
+}
+
+# run_stage NAME: run stage_NAME, print how long it took, and remember the
+# result for the summary (the other stages run even when one fails).
+STAGE_SUMMARY=()
+STAGE_FAILED=0
+run_stage() {
+	local name=$1 t0 rc=0 status=ok
+	t0=$(date +%s)
+	say "stage $name: started $(date -u +%H:%M:%S)"
+	"stage_$name" || rc=$?
+	[[ $rc -eq 0 ]] || { status="FAILED (exit $rc)"; STAGE_FAILED=1; }
+	STAGE_SUMMARY+=("$(printf '%-6s %5d s  %s' "$name" "$(($(date +%s) - t0))" "$status")")
+	say "stage $name: ${STAGE_SUMMARY[-1]#"$name"}"
 }
 
 run_check() {
-	local rc=0
+	local s t0 stages=${CHECK_STAGES:-check asan fuzz}
+	t0=$(date +%s)
+	for s in $stages; do
+		declare -F "stage_$s" >/dev/null || die "unknown stage '$s' in CHECK_STAGES (check, asan, fuzz)"
+	done
 	deps_install
 	tools_check
 	build
-	cd "$ROOT"
-	# The tests are parallel-safe (own temp dirs, allocated ports);
-	# CHECK_JOBS=1 runs them one at a time.
-	make -j"${CHECK_JOBS:-$(nproc)}" check || rc=$?
-	if [[ $rc -ne 0 ]]; then
-		say "make check failed (exit $rc); test logs follow" >&2
-		print_test_logs
-	fi
-	exit "$rc"
+	STAGE_SUMMARY+=("$(printf '%-6s %5d s  %s' setup "$(($(date +%s) - t0))" "ok (packages, build)")")
+	for s in $stages; do
+		run_stage "$s"
+	done
+	say "time per stage:"
+	printf '  %s\n' "${STAGE_SUMMARY[@]}"
+	t0=$(($(date +%s) - t0))
+	say "total: $t0 s"
+	# CI stops at 90 minutes; the run is meant to stay under 45 on 2 cores.
+	[[ $t0 -le 2700 ]] || say "warning: over the 45-minute budget of .ci/run ($t0 s)"
+	exit "$STAGE_FAILED"
 }
 
 # --- main -------------------------------------------------------------------

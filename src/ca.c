@@ -120,8 +120,11 @@ int
 ca_device_id(EVP_PKEY *pk, char out[CA_DEVICE_ID], unsigned char spki_sha256[32])
 {
 	unsigned char *der = NULL;
+	/* Not in the call: C leaves the order of arguments open, and clang
+	 * would pass der before i2d_PUBKEY has set it. */
+	int len = i2d_PUBKEY(pk, &der);
 
-	return ca_device_id_der(der, i2d_PUBKEY(pk, &der), out, spki_sha256);
+	return ca_device_id_der(der, len, out, spki_sha256);
 }
 
 /* Same ID from the SubjectPublicKeyInfo as received (a CSR's), which is

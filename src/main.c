@@ -30,6 +30,7 @@
 #include "http.h"
 #include "log.h"
 #include "migrate.h"
+#include "notify.h"
 #include "p11.h"
 #include "ocsp.h"
 #include "pki.h"
@@ -147,6 +148,9 @@ main_write_pid(const char *path)
 	return 1;
 }
 
+/* The listeners are up: READY=1 has been sent (notify.c). */
+static int main_is_serving;
+
 static void
 main_exit_now(evutil_socket_t fd, short what, void *arg)
 {
@@ -175,9 +179,15 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 	switch (sig) {
 	case SIGHUP:
 		log_info("SIGHUP: reopening the log, reloading TLS certificates");
+		if (main_is_serving && !srv->is_draining)
+			(void)notify_reloading();
 		if (log_reopen() == -1)
 			log_warn("reopen %s", srv->conf->log_file);
 		http_reload_tls(srv);
+		/* Only a serving daemon is ready again; during start-up or
+		 * draining the service manager already knows its state. */
+		if (main_is_serving && !srv->is_draining)
+			(void)notify_send("READY=1");
 		break;
 	case SIGTERM:
 	case SIGINT:
@@ -187,6 +197,7 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 			break;
 		}
 		log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		(void)notify_send("STOPPING=1");
 		srv->drain_timer = evtimer_new(srv->base, main_exit_now, srv);
 		if (srv->drain_timer != NULL)
 			evtimer_add(srv->drain_timer, &tv);
@@ -246,6 +257,8 @@ main_listen(struct server *srv)
 		return;
 	}
 	log_info("ready");
+	main_is_serving = 1;
+	(void)notify_send("READY=1");
 	if (srv->ready_fd != -1) {
 		if (write(srv->ready_fd, "1", 1) != 1)
 			log_warn("cannot signal readiness");

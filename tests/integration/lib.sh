@@ -166,6 +166,31 @@ T=$(mktemp -d /tmp/ql-test.XXXXXX) || { echo "ERROR: mktemp failed"; exit 99; }
 chmod 755 "$T"
 export T
 
+# Sanitizer builds (./configure CFLAGS=-fsanitize=address,undefined, as the
+# asan stage of "contrib/quickstart.sh check" does): each instrumented
+# process this test starts writes its ASan, UBSan and LSan reports to
+# $T/sanitizer.PID, also one whose stderr is /dev/null (a daemon that forked)
+# or a variable; the last setting wins over the caller's.  gcc's UBSan
+# ignores log_path and writes to stderr: ql__sanitizer_reports reads the
+# daemon's stderr and the *.err files too.  Either way the test fails.
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/sanitizer"
+UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T/sanitizer"
+export ASAN_OPTIONS UBSAN_OPTIONS
+QL_SANITIZER_RE='ERROR: [A-Za-z]+Sanitizer|runtime error: |SUMMARY: [A-Za-z]+Sanitizer'
+
+# ql__sanitizer_reports: print the files holding a sanitizer report (none:
+# return 1).  Called once the daemon has exited, so leak reports are in.
+ql__sanitizer_reports() {
+    local f found=1
+    for f in "$T"/sanitizer.* "$T"/*.stderr "$T"/*.err; do
+        if [ -f "$f" ] && grep -Eq -- "$QL_SANITIZER_RE" "$f"; then
+            printf '%s\n' "$f"
+            found=0
+        fi
+    done
+    return "$found"
+}
+
 ql__dump_logs() {
     local f
     for f in "${QL_LOG:-$T/quarklinkd.log}" "$T/quarklinkd.stderr" "$T/pg/log"; do
@@ -190,6 +215,16 @@ ql__cleanup() {
     fi
     if [ -f "$T/pg/data/postmaster.pid" ]; then
         pg__ctl stop -m immediate -w >/dev/null 2>&1
+    fi
+    local reports f
+    if reports=$(ql__sanitizer_reports); then
+        for f in $reports; do
+            printf '%s\n' "---- $QL_TEST: sanitizer report in $f"
+            head -n 200 "$f"
+            printf '%s\n' "---- end of $f"
+        done
+        printf 'FAIL %s: sanitizer report (ASan, UBSan or LSan) from a process of this test\n' "$QL_TEST"
+        case $rc in 0 | 77) rc=1 ;; esac
     fi
     if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
         ql__dump_logs

@@ -1,13 +1,18 @@
 /* http_conn.c: connection-level limits under evhttp (see http_conn.h).
  * evhttp 2.1's own timeout restarts on every byte, so a client trickling a
- * header or a body kept its descriptor forever; this file never parses a
- * request, it only finds where the header block ends (the first empty
- * line) and lets evhttp do the rest. Never blocks. */
+ * header or a body kept its descriptor forever. This file does not parse
+ * requests: it finds where the header block ends (the first empty line),
+ * notes Transfer-Encoding: chunked, and follows the chunk framing of such a
+ * body only to refuse a malformed one with 400 (evhttp 2.1 answers 413);
+ * evhttp does the rest. Never blocks. */
 #include "http_conn.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <strings.h>
 #include <sys/queue.h>
 #include <sys/resource.h>
@@ -40,6 +45,18 @@ enum http_conn_state {
 	HTTP_CONN_IDLE,		/* keep-alive; evhttp's idle timeout */
 };
 
+/* Where the scan of a chunked body is: what the next byte must be. */
+enum http_chunk_state {
+	HTTP_CHUNK_SIZE,	/* hex digits of a chunk size */
+	HTTP_CHUNK_SIZE_LF,	/* CR seen after the size */
+	HTTP_CHUNK_DATA,	/* chunk_left bytes of data */
+	HTTP_CHUNK_DATA_CR,	/* CRLF after the data */
+	HTTP_CHUNK_DATA_LF,
+	HTTP_CHUNK_TRAILER,	/* trailer lines after the last chunk */
+	HTTP_CHUNK_DONE,	/* the body is complete; evhttp dispatches */
+	HTTP_CHUNK_BAD,		/* refused; evhttp sees nothing more */
+};
+
 static const char *const http_conn_state_names[] = {
 	"header", "body", "handler", "reply", "idle"
 };
@@ -59,6 +76,11 @@ struct http_conn {
 	size_t				 scan_pos;
 	size_t				 line_len;	/* bytes of the open line */
 	unsigned			 nlines;
+	unsigned			 line_cr;	/* CRs in the open line */
+	/* chunked body scan (evhttp 2.1 answers a bad chunk size 413) */
+	int				 is_chunked;
+	enum http_chunk_state		 chunk;
+	uint64_t			 chunk_left;	/* data, or size digits */
 };
 
 static struct server	 *http_conn_srv;
@@ -84,7 +106,12 @@ http_conn_set_state(struct http_conn *c, enum http_conn_state st)
 	}
 	if (st == HTTP_CONN_HEADER) {
 		c->scan_pos = c->line_len = 0;
-		c->nlines = 0;
+		c->nlines = c->line_cr = 0;
+		c->is_chunked = 0;
+	}
+	if (st == HTTP_CONN_BODY) {
+		c->chunk = HTTP_CHUNK_SIZE;
+		c->chunk_left = 0;
 	}
 	log_debug("%s: connection fd=%d %s", c->lst->name, c->fd,
 	    http_conn_state_names[st]);
@@ -363,13 +390,36 @@ http_conn_timer(evutil_socket_t fd, short what, void *arg)
 	evhttp_connection_free(c->evcon);	/* runs http_conn_closed */
 }
 
+/* Transfer-Encoding: chunked, the only coding evhttp decodes (any other
+ * is refused at dispatch): the len bytes before the LF at offset lf. */
+static int
+http_conn_is_chunked_line(struct evbuffer *in, size_t lf, size_t len)
+{
+	static const char name[] = "transfer-encoding:";
+	char line[64], *v, *e;
+	struct evbuffer_ptr p;
+	ev_ssize_t n;
+
+	if (len < sizeof(name) - 1 || len >= sizeof(line) || len > lf ||
+	    evbuffer_ptr_set(in, &p, lf - len, EVBUFFER_PTR_SET) == -1 ||
+	    (n = evbuffer_copyout_from(in, &p, line, len)) != (ev_ssize_t)len)
+		return 0;
+	line[n] = '\0';
+	if (strncasecmp(line, name, sizeof(name) - 1) != 0)
+		return 0;
+	v = line + sizeof(name) - 1;
+	v += strspn(v, " \t");
+	e = v + strcspn(v, " \t\r\n");
+	*e = '\0';
+	return strcasecmp(v, "chunked") == 0;
+}
+
 /* The header block ends at the first empty line after the request line.
  * evhttp drains each complete header line as it parses it, so offsets are
  * kept relative to what is still in the buffer. */
 static void
-http_conn_scan(struct http_conn *c, struct evbuffer *in)
+http_conn_scan_header(struct http_conn *c, struct evbuffer *in, size_t len)
 {
-	size_t len = evbuffer_get_length(in);
 	struct evbuffer_iovec v[8];
 	struct evbuffer_ptr p;
 	int n;
@@ -383,8 +433,10 @@ http_conn_scan(struct http_conn *c, struct evbuffer *in)
 
 			for (size_t j = 0; j < v[i].iov_len; j++) {
 				c->scan_pos++;
-				if (s[j] == '\r')
+				if (s[j] == '\r') {
+					c->line_cr++;
 					continue;
+				}
 				if (s[j] != '\n') {
 					c->line_len++;
 					continue;
@@ -393,11 +445,166 @@ http_conn_scan(struct http_conn *c, struct evbuffer *in)
 					http_conn_set_state(c, HTTP_CONN_BODY);
 					return;
 				}
+				if (c->nlines > 0 && !c->is_chunked)
+					c->is_chunked = http_conn_is_chunked_line(in,
+					    c->scan_pos - 1, c->line_len + c->line_cr);
 				c->nlines++;
-				c->line_len = 0;
+				c->line_len = c->line_cr = 0;
 			}
 		}
 	}
+}
+
+/* One byte of a chunked body; 0 when it keeps to RFC 9112 7.1 as far as
+ * evhttp 2.1 decodes it (no chunk extensions, at most 15 size digits). */
+static int
+http_conn_chunk_byte(struct http_conn *c, unsigned char b)
+{
+	switch (c->chunk) {
+	case HTTP_CHUNK_SIZE:
+		if (isxdigit(b)) {
+			c->chunk_left = c->chunk_left * 16 +
+			    (uint64_t)(isdigit(b) ? b - '0' : (b | 0x20) - 'a' + 10);
+			/* count digits in the top bits' place: 15 at most */
+			return ++c->line_len > 15 ? -1 : 0;
+		}
+		if (c->line_len == 0 || (b != '\r' && b != '\n'))
+			return -1;
+		c->line_len = 0;
+		if (b == '\r') {
+			c->chunk = HTTP_CHUNK_SIZE_LF;
+			return 0;
+		}
+		/* FALLTHROUGH */
+	case HTTP_CHUNK_SIZE_LF:
+		if (b != '\n')
+			return -1;
+		c->chunk = c->chunk_left == 0 ? HTTP_CHUNK_TRAILER : HTTP_CHUNK_DATA;
+		return 0;
+	case HTTP_CHUNK_DATA:
+		if (--c->chunk_left == 0)
+			c->chunk = HTTP_CHUNK_DATA_CR;
+		return 0;
+	case HTTP_CHUNK_DATA_CR:
+		if (b == '\r') {
+			c->chunk = HTTP_CHUNK_DATA_LF;
+			return 0;
+		}
+		/* FALLTHROUGH */
+	case HTTP_CHUNK_DATA_LF:
+		if (b != '\n')
+			return -1;
+		c->chunk = HTTP_CHUNK_SIZE;
+		return 0;
+	case HTTP_CHUNK_TRAILER:
+		if (b == '\r')
+			return 0;
+		if (b != '\n') {
+			c->line_len++;
+			return 0;
+		}
+		if (c->line_len == 0)
+			c->chunk = HTTP_CHUNK_DONE;
+		c->line_len = 0;
+		return 0;
+	case HTTP_CHUNK_DONE:
+	case HTTP_CHUNK_BAD:
+		break;
+	}
+	return 0;
+}
+
+/* Our reply is written: let evhttp free the connection (and the request
+ * it was reading) as it would after its own error reply. */
+static void
+http_conn_refused_written(struct bufferevent *bev, void *arg)
+{
+	struct http_conn *c = arg;
+
+	(void)bev;
+	evhttp_connection_free(c->evcon);	/* runs http_conn_closed */
+}
+
+static void
+http_conn_refused_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)what;
+	http_conn_refused_written(bev, arg);
+}
+
+/* A chunk size evhttp would answer with 413 (it cannot tell a bad size
+ * from a long body). Take the bufferevent from evhttp before its read
+ * callback runs on these bytes (this runs first, as data is added), so it
+ * never parses them, and answer 400 ourselves. */
+static void
+http_conn_refuse_chunked(struct http_conn *c, struct evbuffer *in)
+{
+	static const char body[] = "{\"type\":\"about:blank\",\"title\":\"Bad Request\","
+	    "\"status\":400,\"detail\":\"malformed chunked body: a chunk size must be "
+	    "1 to 15 hex digits and CRLF (no extensions), each chunk followed by CRLF\"}";
+
+	c->chunk = HTTP_CHUNK_BAD;
+	log_info("%s: fd=%d refused: malformed chunked body (400)",
+	    c->lst->name, c->fd);
+	bufferevent_setcb(c->bev, NULL, http_conn_refused_written,
+	    http_conn_refused_event, c);
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_enable(c->bev, EV_WRITE);	/* evhttp disables it while reading */
+	evbuffer_drain(in, evbuffer_get_length(in));
+	bufferevent_write(c->bev, "HTTP/1.1 400 Bad Request\r\n"
+	    "Content-Type: application/problem+json\r\nConnection: close\r\n",
+	    sizeof("HTTP/1.1 400 Bad Request\r\n"
+	    "Content-Type: application/problem+json\r\nConnection: close\r\n") - 1);
+	evbuffer_add_printf(bufferevent_get_output(c->bev),
+	    "Content-Length: %zu\r\n\r\n%s", sizeof(body) - 1, body);
+}
+
+static void
+http_conn_scan_chunks(struct http_conn *c, struct evbuffer *in, size_t len)
+{
+	struct evbuffer_iovec v[8];
+	struct evbuffer_ptr p;
+	int n;
+
+	while (c->chunk < HTTP_CHUNK_DONE && c->scan_pos < len) {
+		if (evbuffer_ptr_set(in, &p, c->scan_pos, EVBUFFER_PTR_SET) == -1 ||
+		    (n = evbuffer_peek(in, -1, &p, v, 8)) <= 0)
+			return;
+		for (int i = 0; i < n && i < 8 && c->chunk < HTTP_CHUNK_DONE; i++) {
+			const unsigned char *s = v[i].iov_base;
+			size_t j = 0;
+
+			while (j < v[i].iov_len && c->chunk < HTTP_CHUNK_DONE) {
+				/* skip data in one step, not byte by byte */
+				if (c->chunk == HTTP_CHUNK_DATA &&
+				    c->chunk_left > 1) {
+					size_t k = v[i].iov_len - j;
+
+					if (k > c->chunk_left - 1)
+						k = (size_t)(c->chunk_left - 1);
+					c->chunk_left -= k;
+					j += k;
+					c->scan_pos += k;
+					continue;
+				}
+				c->scan_pos++;
+				if (http_conn_chunk_byte(c, s[j++]) == -1) {
+					http_conn_refuse_chunked(c, in);
+					return;
+				}
+			}
+		}
+	}
+}
+
+static void
+http_conn_scan(struct http_conn *c, struct evbuffer *in)
+{
+	size_t len = evbuffer_get_length(in);
+
+	http_conn_scan_header(c, in, len);
+	if (c->state == HTTP_CONN_BODY && c->is_chunked)
+		http_conn_scan_chunks(c, in, len);
 }
 
 static void

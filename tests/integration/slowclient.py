@@ -120,6 +120,10 @@ def trickle(args, socks, start):
 
 def raw(args):
     s = socket.create_connection((args.host, args.port), timeout=10)
+    if args.tls:
+        ctx = ssl.create_default_context(cafile=args.tls)
+        ctx.check_hostname = False
+        s = ctx.wrap_socket(s)
     s.sendall(sys.stdin.buffer.read())
     s.settimeout(0.05)
     start = time.monotonic()

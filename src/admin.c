@@ -69,6 +69,13 @@ admin_done(const char *err, void *arg)
 }
 
 static void
+admin_project_done(enum pki_create_status st, const char *err, void *arg)
+{
+	(void)st;
+	admin_done(err, arg);
+}
+
+static void
 admin_enroll_done(enum enroll_result r, const char *detail, void *arg)
 {
 	struct server *srv = arg;
@@ -129,7 +136,7 @@ admin_create_project(struct server *srv, int argc, char **argv)
 	if (argc == 2)
 		policy[0] = 1;
 	pki_project_create(srv->pki, "cli", argv[1], policy[0], policy[1],
-	    policy[2], 0, admin_done, srv);
+	    policy[2], 0, admin_project_done, srv);
 }
 
 static void

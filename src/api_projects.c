@@ -94,14 +94,17 @@ api_projects_found_new(enum db_status st, const PGresult *res,
 }
 
 static void
-api_projects_created(const char *err, void *arg)
+api_projects_created(enum pki_create_status st, const char *err, void *arg)
 {
+	static const int status[] = {
+		[PKI_CREATE_EXISTS] = 409, [PKI_CREATE_INVALID] = 422,
+		[PKI_CREATE_FAILED] = 503,
+	};
 	struct api_projects_new *p = arg;
 	const char *name = p->name;
 
-	if (err != NULL) {
-		http_reply_problem(p->hr, strstr(err, "exists") ? 409 :
-		    strstr(err, "must match") ? 422 : 503, NULL, "%s", err);
+	if (st != PKI_CREATED) {
+		http_reply_problem(p->hr, status[st], NULL, "%s", err);
 		free(p);
 		return;
 	}

@@ -747,7 +747,7 @@ struct pki_create {
 	char		 actor[160];
 	int		 validity_days;
 	int		 policy[3];
-	pki_done_cb	 cb;
+	pki_create_cb	 cb;
 	void		*arg;
 };
 
@@ -795,7 +795,7 @@ pki_create_done(enum db_status st, const PGresult *res, const char *errstr,
 	const char *state;
 
 	if (st == DB_OK) {
-		c->cb(NULL, c->arg);
+		c->cb(PKI_CREATED, NULL, c->arg);
 		free(c);
 		return;
 	}
@@ -808,8 +808,10 @@ pki_create_done(enum db_status st, const PGresult *res, const char *errstr,
 		    c->name, c->labels[0], c->labels[1], db_errstr(st, errstr));
 	state = st == DB_SQL_ERROR ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	/* A concurrent creation of the same name won the unique index. */
-	c->cb(state != NULL && strcmp(state, "23505") == 0 ? "project already exists" :
-	    db_errstr(st, errstr), c->arg);
+	if (state != NULL && strcmp(state, "23505") == 0)
+		c->cb(PKI_CREATE_EXISTS, "project already exists", c->arg);
+	else
+		c->cb(PKI_CREATE_FAILED, db_errstr(st, errstr), c->arg);
 	free(c);
 }
 
@@ -862,8 +864,10 @@ pki_create_exists(enum db_status st, const PGresult *res, const char *errstr,
 	int lengths[14];
 
 	if (st != DB_OK || PQntuples(res) > 0) {
-		c->cb(st != DB_OK ? db_errstr(st, errstr) : "project already exists",
-		    c->arg);
+		if (st != DB_OK)
+			c->cb(PKI_CREATE_FAILED, db_errstr(st, errstr), c->arg);
+		else
+			c->cb(PKI_CREATE_EXISTS, "project already exists", c->arg);
 		free(c);
 		return;
 	}
@@ -877,7 +881,8 @@ pki_create_exists(enum db_status st, const PGresult *res, const char *errstr,
 	    err, sizeof(err)) == -1) {
 		OPENSSL_free(cader);
 		pki_destroy_keys(pki, c->labels, 2);
-		c->cb(err[0] ? err : "cannot create the project CAs", c->arg);
+		c->cb(PKI_CREATE_FAILED, err[0] ? err :
+		    "cannot create the project CAs", c->arg);
 		free(c);
 		return;
 	}
@@ -901,7 +906,7 @@ pki_create_exists(enum db_status st, const PGresult *res, const char *errstr,
 
 void
 pki_project_create(struct pki *pki, const char *actor, const char *name,
-    int token, int allowlist, int approval, int validity_days, pki_done_cb cb,
+    int token, int allowlist, int approval, int validity_days, pki_create_cb cb,
     void *arg)
 {
 	struct pki_create *c;
@@ -909,15 +914,16 @@ pki_project_create(struct pki *pki, const char *actor, const char *name,
 
 	if (n == 0 || n > 63 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") != n ||
 	    name[0] == '-' || strcmp(name, "root") == 0) {
-		cb("project name must match [a-z0-9][a-z0-9-]{0,62} and not be \"root\"", arg);
+		cb(PKI_CREATE_INVALID, "project name must match "
+		    "[a-z0-9][a-z0-9-]{0,62} and not be \"root\"", arg);
 		return;
 	}
 	if (pki->root == NULL) {
-		cb("no root CA", arg);
+		cb(PKI_CREATE_FAILED, "no root CA", arg);
 		return;
 	}
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		cb("out of memory", arg);
+		cb(PKI_CREATE_FAILED, "out of memory", arg);
 		return;
 	}
 	c->pki = pki;

@@ -38,6 +38,15 @@ struct pki_ca {
 };
 
 typedef void (*pki_done_cb)(const char *err, void *arg);
+/* What pki_project_create ended with; err says it in words. */
+enum pki_create_status {
+	PKI_CREATED,
+	PKI_CREATE_EXISTS,	/* the name is taken */
+	PKI_CREATE_INVALID,	/* the name is not allowed */
+	PKI_CREATE_FAILED,	/* database or token unavailable */
+};
+typedef void (*pki_create_cb)(enum pki_create_status, const char *err,
+    void *arg);
 typedef void (*pki_ca_cb)(struct pki_ca *, const char *err, void *arg);
 typedef void (*pki_blob_cb)(const unsigned char *, size_t, const char *err,
     void *arg);
@@ -63,7 +72,7 @@ void		 pki_ca_get(struct pki *, long long id, pki_ca_cb, void *arg);
  * when creation fails. */
 void		 pki_project_create(struct pki *, const char *actor,
 		    const char *name, int token, int allowlist, int approval,
-		    int validity_days, pki_done_cb, void *arg);
+		    int validity_days, pki_create_cb, void *arg);
 
 /* After a project's rows are deleted: its token keys ("label,label"). */
 void		 pki_project_keys_destroy(struct pki *, const char *labels);

@@ -1,7 +1,8 @@
-/* api.h: what every /api/v1/ handler shares: authentication before the
- * handler runs (session cookie + CSRF, or bearer token), role and project
- * scope checks, JSON bodies, pagination, and database error mapping.
- * Handlers build replies only through http_reply_* and these helpers. */
+/* api.h: what every /api/v1/ handler shares once the front door
+ * (api_front.h) has authenticated the caller and checked role and project
+ * scope: the caller, path parameters, JSON bodies, queries, pagination,
+ * replies and database error mapping. Handlers build replies only through
+ * http_reply_* and these helpers. */
 #ifndef QL_API_H
 #define QL_API_H
 
@@ -20,11 +21,6 @@
 #define API_ID_LEN		24	/* a bigint as text */
 #define API_COOKIE		"ql_session"
 #define API_CSRF_HEADER		"X-CSRF-Token"
-
-/* Called by http.c for routes with a role: authenticates, resolves the
- * {project} of /api/v1/projects/{project}/..., checks role and scope, then
- * runs the route's handler. An invisible project is 404, not 403. */
-void		 api_dispatch(struct http_req *);
 
 const struct auth *api_auth(struct http_req *);
 const char	*api_actor(struct http_req *);
@@ -144,7 +140,5 @@ long long	 api_val_int(const PGresult *, int row, int col);
 
 /* Placeholder handler for routes declared but not built yet: 501. */
 void		 api_not_implemented(struct http_req *);
-
-int		 api_register(struct db_pool *) __attribute__((warn_unused_result));
 
 #endif

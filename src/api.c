@@ -19,6 +19,7 @@
 #include "log.h"
 #include "server.h"
 #include "util.h"
+#include "xmalloc.h"
 
 static struct api_ctx *
 api_ctx(struct http_req *hr)
@@ -107,11 +108,8 @@ api_param_id(struct http_req *hr, size_t i, char *buf, size_t len,
 void *
 api_alloc(struct http_req *hr, size_t size)
 {
-	void *p;
-
-	if ((p = calloc(1, size)) == NULL)
-		http_reply_problem(hr, 503, NULL, "out of memory");
-	return p;
+	(void)hr;
+	return xcalloc(1, size);
 }
 
 yajl_val
@@ -515,11 +513,7 @@ api_scope(struct http_req *hr, int *is_oom)
 	*is_oom = 0;
 	if (a->is_all_projects)
 		return NULL;
-	if ((s = malloc(len)) == NULL) {
-		*is_oom = 1;
-		http_reply_problem(hr, 503, NULL, "out of memory");
-		return NULL;
-	}
+	s = xmalloc(len);
 	s[0] = '{';
 	for (size_t i = 0; i < a->nprojects; i++)
 		off += (size_t)snprintf(s + off, len - off, "%s%lld", i ? "," : "",
@@ -531,13 +525,13 @@ api_scope(struct http_req *hr, int *is_oom)
 const char *
 api_val(const PGresult *res, int row, int col)
 {
-	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+	return db_val(res, row, col);
 }
 
 long long
 api_val_int(const PGresult *res, int row, int col)
 {
-	return strtoll(PQgetvalue(res, row, col), NULL, 10);
+	return db_val_int(res, row, col);
 }
 
 void

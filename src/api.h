@@ -38,7 +38,8 @@ int		 api_param(struct http_req *, size_t i, char *buf, size_t len)
 int		 api_param_id(struct http_req *, size_t i, char *buf, size_t len,
 		    const char *missing) __attribute__((warn_unused_result));
 
-/* calloc, or NULL after a 503. */
+/* xcalloc: never NULL (xmalloc.h); the NULL checks of older callers are
+ * harmless. */
 void		*api_alloc(struct http_req *, size_t);
 
 /* The request body as a JSON object of no members but the NULL-terminated
@@ -130,8 +131,8 @@ int		 api_query_str(struct http_req *, const char *name, size_t maxlen,
 		    char *out, const char *detail) __attribute__((warn_unused_result));
 
 /* The caller's projects as a PostgreSQL array literal "{1,2}" for
- * "p.id = ANY($n::bigint[])" filters, NULL for all projects. Caller frees;
- * NULL with *is_oom set means a 503 has been sent. */
+ * "p.id = ANY($n::bigint[])" filters, NULL for all projects. Caller frees.
+ * *is_oom is always 0 now (xmalloc.h); it stays for the callers. */
 char		*api_scope(struct http_req *, int *is_oom);
 /* A column value, NULL for SQL NULL (json_kv_str writes null). */
 const char	*api_val(const PGresult *, int row, int col);

@@ -24,14 +24,17 @@
 static void
 api_audit_fields(yajl_gen g, const PGresult *res, int i, int col)
 {
-	json_kv_int(g, "id", api_val_int(res, i, col));
-	json_kv_str(g, "at", PQgetvalue(res, i, col + 1));
-	json_kv_str(g, "actor", PQgetvalue(res, i, col + 2));
-	json_kv_str(g, "action", PQgetvalue(res, i, col + 3));
-	json_kv_str(g, "object", api_val(res, i, col + 4));
-	json_kv_str(g, "result", PQgetvalue(res, i, col + 5));
-	json_kv_str(g, "detail", api_val(res, i, col + 6));
-	json_kv_str(g, "project", api_val(res, i, col + 7));
+	struct audit_row a;
+
+	audit_decode(res, i, col, &a);
+	json_kv_int(g, "id", a.id);
+	json_kv_str(g, "at", a.at);
+	json_kv_str(g, "actor", a.actor);
+	json_kv_str(g, "action", a.action);
+	json_kv_str(g, "object", a.object);
+	json_kv_str(g, "result", a.result);
+	json_kv_str(g, "detail", a.detail);
+	json_kv_str(g, "project", a.project);
 }
 
 static void

@@ -43,6 +43,19 @@ static struct {
 	int		 is_flush_pending;
 } audit_est_window;
 
+void
+audit_decode(const PGresult *res, int i, int col, struct audit_row *a)
+{
+	a->id = db_val_int(res, i, col);
+	a->at = PQgetvalue(res, i, col + 1);
+	a->actor = PQgetvalue(res, i, col + 2);
+	a->action = PQgetvalue(res, i, col + 3);
+	a->object = db_val(res, i, col + 4);
+	a->result = PQgetvalue(res, i, col + 5);
+	a->detail = db_val(res, i, col + 6);
+	a->project = db_val(res, i, col + 7);
+}
+
 int
 audit_register(struct db_pool *db)
 {

@@ -13,6 +13,20 @@ extern const struct db_stmt audit_list;
 /* -> rows, first broken id|NULL (ql_audit_verify) */
 extern const struct db_stmt audit_verify;
 
+/* One row of audit_list; strings point into the result, NULL for NULL. */
+struct audit_row {
+	long long	 id;
+	const char	*at;
+	const char	*actor;
+	const char	*action;
+	const char	*object;
+	const char	*result;
+	const char	*detail;
+	const char	*project;
+};
+/* Row i of a result whose audit columns start at col. */
+void	audit_decode(const PGresult *, int row, int col, struct audit_row *);
+
 int	audit_register(struct db_pool *) __attribute__((warn_unused_result));
 
 struct server;

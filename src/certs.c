@@ -36,6 +36,19 @@ const struct db_stmt certs_revoke = {
 	" FROM cur JOIN certificates c ON c.serial = cur.serial"
 	" LEFT JOIN r ON true LEFT JOIN a ON true", 5 };
 
+void
+certs_decode(const PGresult *res, int i, int col, struct certs_row *c)
+{
+	c->serial = PQgetvalue(res, i, col);
+	c->device_id = db_val(res, i, col + 1);
+	c->subject = PQgetvalue(res, i, col + 2);
+	c->not_before = PQgetvalue(res, i, col + 3);
+	c->not_after = PQgetvalue(res, i, col + 4);
+	c->revoked_at = db_val(res, i, col + 5);
+	c->revocation_reason = PQgetisnull(res, i, col + 6) ? -1 :
+	    (int)db_val_int(res, i, col + 6);
+}
+
 int
 certs_register(struct db_pool *db)
 {

@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "db.h"
 #include "enroll.h"
+#include "names.h"
 #include "pki.h"
 #include "server.h"
 #include "users.h"
@@ -108,8 +109,7 @@ cli_number(const char *s, long long min, long long max, long long *out)
 static int
 cli_device_id(const char *s)
 {
-	if (strlen(s) == CA_DEVICE_ID - 1 &&
-	    strspn(s, "abcdefghijklmnopqrstuvwxyz234567") == CA_DEVICE_ID - 1)
+	if (names_is_device_id(s, strlen(s)))
 		return 0;
 	fprintf(stderr, "quarklinkd: %s is not a device ID (32 base32 characters)\n", s);
 	return -1;
@@ -178,8 +178,7 @@ cli_create_admin(struct server *srv, const char *name)
 {
 	char secret[AUTH_SECRET_LEN];
 
-	if (name[0] == '\0' || strlen(name) > 64 || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz0123456789._@-") != strlen(name)) {
+	if (!names_is_user(name, strlen(name))) {
 		fprintf(stderr, "quarklinkd: user names are 1-64 of A-Z a-z 0-9 . _ @ -\n");
 		server_exit(srv, 1);
 		return;

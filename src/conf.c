@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "util.h"
+#include "xmalloc.h"
 
 enum conf_type {
 	CONF_STR, CONF_PATH, CONF_INT, CONF_BOOL, CONF_SIZE, CONF_LEVEL,
@@ -204,10 +205,7 @@ conf_set(struct conf *c, const struct conf_option *o, const char *v,
 	}
 	sp = field;
 	free(*sp);
-	if ((*sp = strdup(v)) == NULL) {
-		*errstr = "out of memory";
-		return -1;
-	}
+	*sp = xstrdup(v);
 	return 0;
 }
 
@@ -278,8 +276,7 @@ conf_resolve_paths(struct conf *c, const char *dir)
 		    (strcmp(conf_options[i].name, "tls_cert") == 0 &&
 		    strcmp(*sp, "auto") == 0))
 			continue;
-		if ((joined = util_path_join(dir, *sp)) == NULL)
-			return -1;
+		joined = util_path_join(dir, *sp);
 		free(*sp);
 		*sp = joined;
 	}
@@ -395,8 +392,8 @@ conf_load(struct conf *c, const char *path, char *err, size_t errlen)
 	rc = conf_parse(c, path, text, dir, err, errlen);
 	free(text);
 	free(dir);
-	if (rc == 0 && (c->path = strdup(path)) == NULL)
-		rc = -1;
+	if (rc == 0)
+		c->path = xstrdup(path);
 	return rc;
 }
 

@@ -16,6 +16,7 @@
 #include "http.h"
 #include "json.h"
 #include "pki.h"
+#include "xmalloc.h"
 
 typedef void (*devapi_handler)(struct http_req *, X509 *cert);
 
@@ -89,10 +90,7 @@ devapi_authorize(struct http_req *hr, devapi_handler fn)
 		devapi_refuse(hr, DEVICES_TRUST_REVOKED);
 		return;
 	}
-	if ((c = malloc(sizeof(*c))) == NULL) {
-		http_reply_problem(hr, 503, NULL, "out of memory");
-		return;
-	}
+	c = xmalloc(sizeof(*c));
 	c->hr = hr;
 	c->fn = fn;
 	ca_serial_hex(X509_get0_serialNumber(cert), serial);

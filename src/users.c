@@ -55,6 +55,29 @@ const struct db_stmt users_token_create = {
 const struct db_stmt users_token_revoke = {
 	"users_token_revoke", "SELECT ql_api_token_revoke($1::bigint, $2::bigint[], $3)", 3 };
 
+void
+users_decode(const PGresult *res, int i, int col, struct users_row *u)
+{
+	u->name = PQgetvalue(res, i, col);
+	u->role = PQgetvalue(res, i, col + 1);
+	u->projects = db_val(res, i, col + 2);
+	u->is_disabled = db_val_bool(res, i, col + 3);
+	u->created_at = PQgetvalue(res, i, col + 4);
+}
+
+void
+users_token_decode(const PGresult *res, int i, int col, struct users_token_row *t)
+{
+	t->id = db_val_int(res, i, col);
+	t->name = PQgetvalue(res, i, col + 1);
+	t->role = PQgetvalue(res, i, col + 2);
+	t->project = db_val(res, i, col + 3);
+	t->expires_at = db_val(res, i, col + 4);
+	t->revoked_at = db_val(res, i, col + 5);
+	t->last_used = db_val(res, i, col + 6);
+	t->created_at = db_val(res, i, col + 7);
+}
+
 int
 users_register(struct db_pool *db)
 {

@@ -11,7 +11,7 @@
 /* strtonum(3) from OpenBSD: whole string, base 10, within [min, max]. */
 long long	util_strtonum(const char *, long long min, long long max,
 		    const char **errstr) QL_WUR;
-/* Join dir and path unless path is absolute; caller frees. */
+/* dir/path, or path when it is absolute; caller frees; never NULL. */
 char		*util_path_join(const char *dir, const char *path);
 /* Read a whole file of at most max bytes into a NUL-terminated buffer. */
 int		util_read_file(const char *path, size_t max, char **out,

@@ -121,8 +121,7 @@ api_body_json(struct http_req *hr, const char *const *keys)
 	char err[256];
 	yajl_val v;
 
-	if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
-	    (ct[16] != '\0' && ct[16] != ';')) {
+	if (!util_media_type_is(ct, "application/json")) {
 		http_reply_problem(hr, 415, NULL, "Content-Type must be application/json");
 		return NULL;
 	}

@@ -313,11 +313,9 @@ api_enroll_allow_add(struct http_req *hr)
 	int is_json, rc;
 
 	/* ct first: once the client has gone there is no body either. */
-	if (ct != NULL && strncasecmp(ct, "application/json", 16) == 0 &&
-	    (ct[16] == '\0' || ct[16] == ';'))
+	if (util_media_type_is(ct, "application/json"))
 		is_json = 1;
-	else if (ct != NULL && strncasecmp(ct, "text/csv", 8) == 0 &&
-	    (ct[8] == '\0' || ct[8] == ';'))
+	else if (util_media_type_is(ct, "text/csv"))
 		is_json = 0;
 	else {
 		http_reply_problem(hr, 415, NULL,

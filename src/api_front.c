@@ -14,6 +14,7 @@
 
 #include "api.h"
 #include "api_ctx.h"
+#include "audit.h"
 #include "auth.h"
 #include "http.h"
 #include "log.h"
@@ -23,14 +24,11 @@
 
 static const struct db_stmt api_front_project_lookup = {
 	"api_project_lookup", "SELECT id FROM projects WHERE name = $1", 1 };
-static const struct db_stmt api_front_audit_failure = {
-	"api_audit_failure", "SELECT ql_audit($1, $2, $3, $4, $5, $6::bigint)", 6 };
 
 int
 api_front_register(struct db_pool *db)
 {
-	return db_register(db, &api_front_project_lookup) == -1 ||
-	    db_register(db, &api_front_audit_failure) == -1 ? -1 : 0;
+	return db_register(db, &api_front_project_lookup);
 }
 
 static int
@@ -41,41 +39,19 @@ api_front_is_write(struct http_req *hr)
 	return m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD && m != 0;
 }
 
-static void
-api_front_audit_done(enum db_status st, const PGresult *res, const char *errstr,
-    void *arg)
-{
-	(void)res;
-	(void)arg;
-	if (st != DB_OK)
-		log_warnx("audit: cannot record a refused request: %s",
-		    errstr ? errstr : "database unavailable");
-}
-
-/* Refused or failed changes leave an audit row too; nothing else happened
- * in the database, so this row needs no shared transaction. */
+/* Refused or failed changes leave an audit row too. */
 static void
 api_front_finish(struct http_req *hr, int status)
 {
 	struct api_ctx *c = hr->api;
-	char action[256], detail[32];
-	const char *v[6];
 
 	if (c == NULL)
 		return;
 	if (c->auth != NULL && status >= 400 && api_front_is_write(hr) &&
-	    hr->match.route != NULL) {
-		snprintf(action, sizeof(action), "%s %s", hr->method,
-		    hr->match.route->pattern);
-		snprintf(detail, sizeof(detail), "HTTP %d", status);
-		v[0] = c->auth->actor;
-		v[1] = action;
-		v[2] = hr->path;
-		v[3] = status >= 500 ? "error" : "denied";
-		v[4] = detail;
-		v[5] = c->project_id ? c->project_id_str : NULL;
-		db_query(hr->srv->db, &api_front_audit_failure, 6, v, NULL, api_front_audit_done, NULL);
-	}
+	    hr->match.route != NULL)
+		audit_api_refusal(hr->srv, c->auth->actor, hr->method,
+		    hr->match.route->pattern, hr->path, status,
+		    c->project_id ? c->project_id_str : NULL);
 	free(c->auth);
 	OPENSSL_cleanse(c->secret, sizeof(c->secret));
 	free(c);

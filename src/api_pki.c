@@ -154,7 +154,7 @@ api_pki_ocsp_post(struct http_req *hr)
 	size_t n = evbuffer_get_length(body);
 	const char *ct = http_header(hr, "Content-Type");
 
-	if (ct == NULL || strcasecmp(ct, "application/ocsp-request") != 0) {
+	if (!util_media_type_is(ct, "application/ocsp-request")) {
 		http_reply_problem(hr, 415, NULL,
 		    "Content-Type must be application/ocsp-request");
 		return;

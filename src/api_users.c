@@ -156,30 +156,44 @@ api_users_change_free(struct api_users_change *c)
 	free(c);
 }
 
-/* The status word that the SQL functions of users and API tokens share:
- * 0 for "ok", else -1 after the reply; scope is the 422's detail for a
- * grant beyond the caller's own projects. */
+/* The status of a users or API tokens function (users_status_decode) as
+ * HTTP, in this one place: 0 for USERS_OK, else -1 after the reply; scope
+ * is the 422's detail for a grant beyond the caller's own projects. */
 static int
 api_users_status(struct http_req *hr, enum db_status st, const PGresult *res,
     const char *errstr, const char *scope)
 {
-	const char *s;
+	static const struct { int status; const char *detail; } http[] = {
+		[USERS_NOT_FOUND] = { 404, "no such user" },
+		[USERS_EXISTS] = { 409, "a user with that name exists" },
+		[USERS_SELF] = { 409, "you cannot disable or demote yourself" },
+		[USERS_LAST_ADMIN] = { 409, "this is the last enabled admin of"
+		    " all projects; make another one first" },
+	};
+	enum users_status us;
 
 	if (st != DB_OK || PQntuples(res) != 1) {
 		api_db_error(hr, st, res, errstr);
 		return -1;
 	}
-	s = PQgetvalue(res, 0, 0);
-	if (strcmp(s, "ok") == 0)
+	switch ((us = users_status_decode(res))) {
+	case USERS_OK:
 		return 0;
-	if (strcmp(s, "unknown_project") == 0)
+	case USERS_UNKNOWN_PROJECT:
 		http_reply_problem(hr, 422, NULL, "no such project: %.63s",
 		    PQgetvalue(res, 0, 1));
-	else if (strcmp(s, "scope") == 0)
+		break;
+	case USERS_SCOPE:
 		http_reply_problem(hr, 422, NULL, "%s", scope);
-	else {
-		log_warnx("api: %s %s: unexpected status %s", hr->method, hr->path, s);
+		break;
+	case USERS_UNEXPECTED:
+		log_warnx("api: %s %s: unexpected status %s", hr->method, hr->path,
+		    PQgetvalue(res, 0, 0));
 		http_reply_problem(hr, 500, NULL, "internal error");
+		break;
+	default:
+		http_reply_problem(hr, http[us].status, NULL, "%s", http[us].detail);
+		break;
 	}
 	return -1;
 }
@@ -190,19 +204,9 @@ api_users_done(enum db_status st, const PGresult *res, const char *errstr,
 {
 	struct api_users_change *c = arg;
 	struct http_req *hr = c->hr;
-	const char *s = st == DB_OK && PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "";
 	char loc[128];
 
-	if (strcmp(s, "not_found") == 0) {
-		http_reply_problem(hr, 404, NULL, "no such user");
-	} else if (strcmp(s, "exists") == 0) {
-		http_reply_problem(hr, 409, NULL, "a user with that name exists");
-	} else if (strcmp(s, "self") == 0) {
-		http_reply_problem(hr, 409, NULL, "you cannot disable or demote yourself");
-	} else if (strcmp(s, "last_admin") == 0) {
-		http_reply_problem(hr, 409, NULL, "this is the last enabled admin of"
-		    " all projects; make another one first");
-	} else if (api_users_status(hr, st, res, errstr, "you may grant only"
+	if (api_users_status(hr, st, res, errstr, "you may grant only"
 	    " projects you can see; name them in \"projects\"") == 0) {
 		if (c->is_create) {
 			snprintf(loc, sizeof(loc), "/api/v1/users/%s", c->name);

@@ -14,8 +14,7 @@
 #include "server.h"
 
 const struct db_stmt audit_list = {
-	"audit_list", "SELECT a.id, to_char(a.at AT TIME ZONE 'UTC',"
-	" 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), a.actor, a.action, a.object, a.result,"
+	"audit_list", "SELECT a.id, ql_iso(a.at), a.actor, a.action, a.object, a.result,"
 	" a.detail, p.name FROM audit_log a LEFT JOIN projects p ON p.id = a.project_id"
 	" WHERE ($1::bigint[] IS NULL OR a.project_id = ANY($1::bigint[]))"
 	" AND ($2::bigint IS NULL OR a.id < $2::bigint)"
@@ -43,6 +42,9 @@ static struct {
 	int		 is_flush_pending;
 } audit_est_window;
 
+static const struct db_stmt audit_api_failure = {
+	"api_audit_failure", "SELECT ql_audit($1, $2, $3, $4, $5, $6::bigint)", 6 };
+
 void
 audit_decode(const PGresult *res, int i, int col, struct audit_row *a)
 {
@@ -61,9 +63,41 @@ audit_register(struct db_pool *db)
 {
 	static const struct db_stmt *const s[] = {
 		&audit_list, &audit_verify, &audit_est_denied, &audit_est_capped,
+		&audit_api_failure,
 	};
 
 	return db_register_all(db, s, sizeof(s) / sizeof(s[0]));
+}
+
+static void
+audit_api_done(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	(void)res;
+	(void)arg;
+	if (st != DB_OK)
+		log_warnx("audit: cannot record a refused request: %s",
+		    errstr ? errstr : "database unavailable");
+}
+
+/* Nothing else happened in the database, so this row needs no shared
+ * transaction. */
+void
+audit_api_refusal(struct server *srv, const char *actor, const char *method,
+    const char *pattern, const char *path, int status, const char *project_id)
+{
+	char action[256], detail[32];
+	const char *v[6];
+
+	snprintf(action, sizeof(action), "%s %s", method, pattern);
+	snprintf(detail, sizeof(detail), "HTTP %d", status);
+	v[0] = actor;
+	v[1] = action;
+	v[2] = path;
+	v[3] = status >= 500 ? "error" : "denied";
+	v[4] = detail;
+	v[5] = project_id;
+	db_query(srv->db, &audit_api_failure, 6, v, NULL, audit_api_done, NULL);
 }
 
 static void

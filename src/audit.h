@@ -37,6 +37,12 @@ struct server;
 /* One audit row for a refused EST request, in the project named if it
  * exists (none otherwise: no project, no decision of one). device_id may
  * be "" when the request named none. */
+/* One audit row for a refused or failed change through the admin API
+ * (status >= 400): "error" from 500 on, else "denied"; project_id is the
+ * project's id as text, or NULL for the installation's log. */
+void	audit_api_refusal(struct server *, const char *actor, const char *method,
+	    const char *pattern, const char *path, int status,
+	    const char *project_id);
 void	audit_est_refusal(struct server *, const char *project,
 	    const char *device_id, int is_reenroll, const char *peer, int status,
 	    const char *detail);

@@ -12,6 +12,7 @@
 #include <openssl/rand.h>
 
 #include "log.h"
+#include "util.h"
 #include "work.h"
 #include "xmalloc.h"
 
@@ -98,7 +99,7 @@ auth_secret_new(char out[AUTH_SECRET_LEN])
 void
 auth_hash(const char *secret, unsigned char out[32])
 {
-	EVP_Digest(secret, strlen(secret), out, NULL, EVP_sha256(), NULL);
+	util_sha256(secret, strlen(secret), out);
 }
 
 void

@@ -5,7 +5,7 @@
 
 #define PROJECTS_COLS "p.id, p.name, p.policy_token, p.policy_allowlist," \
 	" p.policy_approval, p.cert_validity_days," \
-	" to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')," \
+	" ql_iso(p.created_at)," \
 	" (SELECT count(*) FROM devices d WHERE d.project_id = p.id)"
 
 const struct db_stmt projects_list = {

@@ -3,6 +3,7 @@
 #include "users.h"
 
 #include <stddef.h>
+#include <string.h>
 
 const struct db_stmt users_by_name = {
 	"users_by_name", "SELECT id, password_hash, disabled_at IS NOT NULL, role"
@@ -76,6 +77,23 @@ users_token_decode(const PGresult *res, int i, int col, struct users_token_row *
 	t->revoked_at = db_val(res, i, col + 5);
 	t->last_used = db_val(res, i, col + 6);
 	t->created_at = db_val(res, i, col + 7);
+}
+
+enum users_status
+users_status_decode(const PGresult *res)
+{
+	static const struct { const char *word; enum users_status st; } map[] = {
+		{ "ok", USERS_OK }, { "not_found", USERS_NOT_FOUND },
+		{ "exists", USERS_EXISTS }, { "self", USERS_SELF },
+		{ "last_admin", USERS_LAST_ADMIN },
+		{ "unknown_project", USERS_UNKNOWN_PROJECT }, { "scope", USERS_SCOPE },
+	};
+	const char *s = PQgetvalue(res, 0, 0);
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(s, map[i].word) == 0)
+			return map[i].st;
+	return USERS_UNEXPECTED;
 }
 
 int

@@ -70,6 +70,20 @@ void	users_decode(const PGresult *, int row, int col, struct users_row *);
 void	users_token_decode(const PGresult *, int row, int col,
 	    struct users_token_row *);
 
+/* The status word that users_create_api and users_update answer first
+ * (sql/005_users.sql), as a type: decoded here, mapped to HTTP once. */
+enum users_status {
+	USERS_OK,
+	USERS_NOT_FOUND,
+	USERS_EXISTS,
+	USERS_SELF,		/* the caller would disable or demote itself */
+	USERS_LAST_ADMIN,
+	USERS_UNKNOWN_PROJECT,	/* column 1 names it */
+	USERS_SCOPE,		/* a grant beyond the caller's projects */
+	USERS_UNEXPECTED,	/* a word this binary does not know */
+};
+enum users_status users_status_decode(const PGresult *);
+
 int	users_register(struct db_pool *) __attribute__((warn_unused_result));
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -16,6 +17,7 @@
 
 #include <openssl/evp.h>
 
+#include "log.h"
 #include "xmalloc.h"
 
 long long
@@ -250,4 +252,23 @@ util_base64_decode(const char *in, size_t n, size_t *outlen)
 out:
 	free(clean);
 	return out;
+}
+
+int
+util_media_type_is(const char *value, const char *type)
+{
+	size_t n = strlen(type);
+
+	if (value == NULL || strncasecmp(value, type, n) != 0)
+		return 0;
+	for (value += n; *value == ' ' || *value == '\t'; value++)
+		;
+	return *value == '\0' || *value == ';';
+}
+
+void
+util_sha256(const void *data, size_t len, unsigned char out[32])
+{
+	if (EVP_Digest(data, len, out, NULL, EVP_sha256(), NULL) != 1)
+		fatalx("SHA-256: %zu bytes: digest failed", len);
 }

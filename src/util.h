@@ -28,6 +28,12 @@ void		util_hex(const unsigned char *, size_t, char *out);
 char		*util_trim(char *);
 /* Strict UTF-8 (RFC 3629): no overlongs, surrogates or > U+10FFFF. */
 int		util_utf8_valid(const unsigned char *, size_t);
+/* Is a Content-Type header value (NULL: none) the media type "type/sub",
+ * compared case-insensitively, with or without parameters (RFC 9110
+ * 8.3.1: optional white space, then ";")? */
+int		util_media_type_is(const char *value, const char *type);
+/* SHA-256 of len bytes: the digest of secrets, keys and chains. */
+void		util_sha256(const void *, size_t len, unsigned char out[32]);
 /* Replace every byte of an invalid sequence with '?'. */
 void		util_utf8_scrub(char *);
 

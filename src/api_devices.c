@@ -152,7 +152,7 @@ api_devices_changed(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
 	struct http_req *hr = arg;
-	const char *result;
+	struct devices_row d;
 
 	if (st != DB_OK) {
 		api_db_error(hr, st, res, errstr);
@@ -162,17 +162,18 @@ api_devices_changed(enum db_status st, const PGresult *res, const char *errstr,
 		http_reply_problem(hr, 500, NULL, "internal error");
 		return;
 	}
-	result = PQgetvalue(res, 0, 0);
-	if (strcmp(result, "not_found") == 0) {
+	switch (devices_change_decode(res)) {
+	case DEVICES_CHANGE_NOT_FOUND:
 		http_reply_problem(hr, 404, NULL, "no such device");
-		return;
+		break;
+	case DEVICES_CHANGE_CONFLICT:
+		devices_decode(res, 0, 1, &d);
+		http_reply_problem(hr, 409, NULL, "the device is %s", d.status);
+		break;
+	case DEVICES_CHANGED:
+		api_reply_object(hr, 200, api_devices_fields, res, 1);
+		break;
 	}
-	if (strcmp(result, "ok") != 0) {
-		http_reply_problem(hr, 409, NULL, "the device is %s",
-		    PQgetvalue(res, 0, 3));
-		return;
-	}
-	api_reply_object(hr, 200, api_devices_fields, res, 1);
 }
 
 static void

@@ -49,6 +49,17 @@ devices_decode(const PGresult *res, int i, int col, struct devices_row *d)
 	d->cert_not_after = PQgetvalue(res, i, col + 8);
 }
 
+enum devices_change
+devices_change_decode(const PGresult *res)
+{
+	const char *s = PQgetvalue(res, 0, 0);
+
+	if (strcmp(s, "ok") == 0)
+		return DEVICES_CHANGED;
+	return strcmp(s, "not_found") == 0 ? DEVICES_CHANGE_NOT_FOUND :
+	    DEVICES_CHANGE_CONFLICT;
+}
+
 int
 devices_register(struct db_pool *db)
 {

@@ -26,6 +26,15 @@ struct devices_row {
 /* Row i of a result whose device columns start at col. */
 void	devices_decode(const PGresult *, int row, int col, struct devices_row *);
 
+/* The result word of devices_set_status and devices_set_tags (column 0,
+ * before the device row), as a type. */
+enum devices_change {
+	DEVICES_CHANGED,
+	DEVICES_CHANGE_NOT_FOUND,
+	DEVICES_CHANGE_CONFLICT,	/* not allowed from the device's status */
+};
+enum devices_change devices_change_decode(const PGresult *);
+
 /* $1 project id, $2 status|NULL, $3 tag|NULL, $4 prefix|NULL, $5 after
  * device_id ("" for the first page), $6 limit: device rows */
 extern const struct db_stmt devices_list;

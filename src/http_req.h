@@ -21,7 +21,7 @@ struct http_req {
 	char			*path;
 	struct timespec		 start;
 	struct route_match	 match;
-	void			*api;		/* api.c's state on API routes, est.c's on EST */
+	void			*api;		/* api_ctx.h on API routes, est.c's on EST */
 	/* Runs once with the final status, before the request is freed. */
 	void			(*finish)(struct http_req *, int status);
 	const char		*problem;	/* a problem reply's detail, in finish */

@@ -69,6 +69,20 @@ audit_register(struct db_pool *db)
 	return db_register_all(db, s, sizeof(s) / sizeof(s[0]));
 }
 
+void
+audit_verify_decode(const PGresult *res, struct audit_verify_row *v)
+{
+	v->rows = db_val_int(res, 0, 0);
+	v->is_broken = !PQgetisnull(res, 0, 1);
+	v->broken_id = db_val_int(res, 0, 1);
+	v->has_checkpoint = !PQgetisnull(res, 0, 2);
+	v->cp_id = db_val_int(res, 0, 2);
+	v->cp_rows = db_val_int(res, 0, 3);
+	v->cp_signed = PQgetvalue(res, 0, 4);
+	v->cp_signature = PQgetvalue(res, 0, 5);
+	v->cp_state = PQgetvalue(res, 0, 6);
+}
+
 static void
 audit_api_done(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)

@@ -27,6 +27,19 @@ struct audit_row {
 /* Row i of a result whose audit columns start at col. */
 void	audit_decode(const PGresult *, int row, int col, struct audit_row *);
 
+/* The one row of audit_verify. */
+struct audit_verify_row {
+	long long	 rows;
+	int		 is_broken;
+	long long	 broken_id;	/* the first row whose hash is wrong */
+	int		 has_checkpoint;
+	long long	 cp_id, cp_rows;
+	const char	*cp_signed;	/* the signed text and its signature */
+	const char	*cp_signature;
+	const char	*cp_state;	/* none, ok, forged, ... (sql/007) */
+};
+void	audit_verify_decode(const PGresult *, struct audit_verify_row *);
+
 int	audit_register(struct db_pool *) __attribute__((warn_unused_result));
 
 struct server;

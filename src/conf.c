@@ -262,7 +262,7 @@ conf_section_known(const char *section)
 
 /* Resolve relative paths against the config file's directory, so a config
  * and its files can move together (what the quick start and tests rely on). */
-static int
+static void
 conf_resolve_paths(struct conf *c, const char *dir)
 {
 	for (size_t i = 0; i < CONF_NOPTIONS; i++) {
@@ -280,7 +280,6 @@ conf_resolve_paths(struct conf *c, const char *dir)
 		free(*sp);
 		*sp = joined;
 	}
-	return 0;
 }
 
 /* Strip one pair of surrounding double quotes, for values with edge spaces. */
@@ -363,10 +362,7 @@ conf_parse(struct conf *c, const char *name, const char *text,
 			return -1;
 		}
 	}
-	if (conf_resolve_paths(c, dir) == -1) {
-		snprintf(err, errlen, "%s: out of memory", name);
-		return -1;
-	}
+	conf_resolve_paths(c, dir);
 	return 0;
 }
 

@@ -83,15 +83,15 @@ audit_verify_decode(const PGresult *res, struct audit_verify_row *v)
 	v->cp_state = PQgetvalue(res, 0, 6);
 }
 
+/* arg: what the row was, for the one log line of a row that is lost. */
 static void
-audit_api_done(enum db_status st, const PGresult *res, const char *errstr,
+audit_done(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
 	(void)res;
-	(void)arg;
 	if (st != DB_OK)
-		log_warnx("audit: cannot record a refused request: %s",
-		    errstr ? errstr : "database unavailable");
+		log_warnx("audit: cannot record %s: %s", (const char *)arg,
+		    db_errstr(st, errstr));
 }
 
 /* Nothing else happened in the database, so this row needs no shared
@@ -111,18 +111,8 @@ audit_api_refusal(struct server *srv, const char *actor, const char *method,
 	v[3] = status >= 500 ? "error" : "denied";
 	v[4] = detail;
 	v[5] = project_id;
-	db_query(srv->db, &audit_api_failure, 6, v, NULL, audit_api_done, NULL);
-}
-
-static void
-audit_est_done(enum db_status st, const PGresult *res, const char *errstr,
-    void *arg)
-{
-	(void)res;
-	(void)arg;
-	if (st != DB_OK)
-		log_warnx("audit: cannot record an EST refusal: %s",
-		    db_errstr(st, errstr));
+	db_query(srv->db, &audit_api_failure, 6, v, NULL, audit_done,
+	    "a refused request");
 }
 
 /* The end of a capped minute: what was not recorded one by one is
@@ -145,7 +135,8 @@ audit_est_flush(evutil_socket_t fd, short what, void *arg)
 	audit_est_window.start = 0;
 	audit_est_window.suppressed = 0;
 	audit_est_window.is_flush_pending = 0;
-	db_query(srv->db, &audit_est_capped, 1, v, NULL, audit_est_done, NULL);
+	db_query(srv->db, &audit_est_capped, 1, v, NULL, audit_done,
+	    "an EST refusal");
 }
 
 /* 1 when this refusal gets its own row; 0 when the minute's cap is used
@@ -193,5 +184,6 @@ audit_est_refusal(struct server *srv, const char *project, const char *device_id
 	v[2] = device_id[0] ? device_id : NULL;
 	v[3] = reason;
 	v[4] = project;
-	db_query(srv->db, &audit_est_denied, 5, v, NULL, audit_est_done, NULL);
+	db_query(srv->db, &audit_est_denied, 5, v, NULL, audit_done,
+	    "an EST refusal");
 }

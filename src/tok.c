@@ -180,7 +180,7 @@ tok_is_ready(char *err, size_t errlen)
 int
 tok_pending(void)
 {
-	return work_pool_pending(tok_pool);
+	return work_pool_pending(tok_pool) + tok_held;
 }
 
 unsigned long long

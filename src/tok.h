@@ -42,7 +42,8 @@ int	tok_submit_urgent(work_fn run, work_fn done, void *arg)
 /* 1 when the workers' last token check passed and none is overdue; else 0
  * with the reason in err. No token call: the state is the workers'. */
 int	tok_is_ready(char *err, size_t errlen);
-/* Jobs queued or running, and submits refused since start (/metrics). */
+/* Jobs queued, running or held (tok_hold), and submits refused since
+ * start (/metrics). */
 int	tok_pending(void);
 unsigned long long tok_refused(void);
 

@@ -47,6 +47,7 @@ struct pki_create {
 struct pki_destroy {
 	struct pki	*pki;
 	char		 labels[2][128];
+	char		 errs[2][256];	/* "" when destroyed; logged on the loop */
 };
 
 int
@@ -63,23 +64,28 @@ static void
 pki_project_destroy_run(void *arg)
 {
 	struct pki_destroy *d = arg;
-	char err[256];
 
-	for (size_t i = 0; i < 2; i++) {
-		if (d->labels[i][0] == '\0')
-			continue;
-		if (p11_destroy_key(d->pki->srv->p11, d->labels[i], err,
-		    sizeof(err)) == -1)
-			log_warnx("pki: %s", err);
-		else
-			log_info("pki: token key %s destroyed", d->labels[i]);
-	}
+	for (size_t i = 0; i < 2; i++)
+		if (d->labels[i][0] != '\0' && p11_destroy_key(d->pki->srv->p11,
+		    d->labels[i], d->errs[i], sizeof(d->errs[i])) == -1 &&
+		    d->errs[i][0] == '\0')
+			snprintf(d->errs[i], sizeof(d->errs[i]), "cannot destroy a key");
 }
 
 static void
 pki_project_destroy_done(void *arg)
 {
-	free(arg);
+	struct pki_destroy *d = arg;
+
+	for (size_t i = 0; i < 2; i++) {
+		if (d->labels[i][0] == '\0')
+			continue;
+		if (d->errs[i][0] != '\0')
+			log_warnx("pki: %s", d->errs[i]);
+		else
+			log_info("pki: token key %s destroyed", d->labels[i]);
+	}
+	free(d);
 }
 
 static void

@@ -12,13 +12,18 @@
  * from the slot's pool under the slot mutex (p11_slot.c
  * pkcs11_get_session, up to 16) and returns it: one EVP_PKEY per key is
  * shared by all workers. Our own calls (key generation, destruction,
- * checks) use one session per thread, opened on first use. */
+ * checks) use one session per thread, opened on first use. One trap: the
+ * engine finds a key by listing the token's keys, and a key destroyed in
+ * the middle of that list fails the whole search (libp11 p11_key.c
+ * pkcs11_enumerate_keys); so creating, destroying and loading keys take
+ * p11_keys_lock, while signatures run in parallel. */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "p11.h"
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +52,8 @@ struct p11 {
 /* This thread's session (one struct p11 per process). */
 static _Thread_local CK_SESSION_HANDLE	p11_session;
 static _Thread_local int		p11_has_session;
+static pthread_mutex_t			p11_reopen_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t			p11_keys_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The PIN file must not be reachable by group or others (like ssh keys). */
 static int
@@ -260,15 +267,18 @@ int
 p11_check(struct p11 *p, char *err, size_t errlen)
 {
 	CK_SESSION_INFO si;
+	int rc;
 
 	if (p11_has_session && p->f->C_GetSessionInfo(p11_session, &si) == CKR_OK &&
 	    (si.state == CKS_RW_USER_FUNCTIONS || si.state == CKS_RO_USER_FUNCTIONS))
 		return 0;
 	p11_thread_end(p);
-	/* The slot list is the module's: workers may look it up at once. */
-	if (p11_find_slot(p, err, errlen) == -1 || p11_login(p, err, errlen) == -1)
-		return -1;
-	return 0;
+	/* p->slot is shared: one thread at a time looks the token up again. */
+	pthread_mutex_lock(&p11_reopen_lock);
+	rc = p11_find_slot(p, err, errlen) == -1 || p11_login(p, err, errlen) == -1 ?
+	    -1 : 0;
+	pthread_mutex_unlock(&p11_reopen_lock);
+	return rc;
 }
 
 /* This thread's logged-in session, opened on first use. */
@@ -308,8 +318,35 @@ p11_has_key(struct p11 *p, const char *label)
 	    p11_find_key(p, label, CKO_PRIVATE_KEY, &h) == 0;
 }
 
+static int	p11_generate_key_locked(struct p11 *, const char *,
+		    enum p11_key_type, char *, size_t);
+static int	p11_destroy_key_locked(struct p11 *, const char *, char *, size_t);
+
 int
 p11_generate_key(struct p11 *p, const char *label, enum p11_key_type type,
+    char *err, size_t errlen)
+{
+	int rc;
+
+	pthread_mutex_lock(&p11_keys_lock);
+	rc = p11_generate_key_locked(p, label, type, err, errlen);
+	pthread_mutex_unlock(&p11_keys_lock);
+	return rc;
+}
+
+int
+p11_destroy_key(struct p11 *p, const char *label, char *err, size_t errlen)
+{
+	int rc;
+
+	pthread_mutex_lock(&p11_keys_lock);
+	rc = p11_destroy_key_locked(p, label, err, errlen);
+	pthread_mutex_unlock(&p11_keys_lock);
+	return rc;
+}
+
+static int
+p11_generate_key_locked(struct p11 *p, const char *label, enum p11_key_type type,
     char *err, size_t errlen)
 {
 	/* DER of OID 1.2.840.10045.3.1.7 (prime256v1) */
@@ -372,8 +409,8 @@ p11_generate_key(struct p11 *p, const char *label, enum p11_key_type type,
 	return 0;
 }
 
-int
-p11_destroy_key(struct p11 *p, const char *label, char *err, size_t errlen)
+static int
+p11_destroy_key_locked(struct p11 *p, const char *label, char *err, size_t errlen)
 {
 	static const CK_OBJECT_CLASS classes[] = { CKO_PRIVATE_KEY, CKO_PUBLIC_KEY };
 	CK_OBJECT_HANDLE h;
@@ -420,8 +457,10 @@ p11_load(struct p11 *p, const char *label, int is_private, char *err,
 	}
 	snprintf(uri, sizeof(uri), "pkcs11:token=%s;object=%s;type=%s", p->label,
 	    label, is_private ? "private" : "public");
+	pthread_mutex_lock(&p11_keys_lock);
 	k = is_private ? ENGINE_load_private_key(p->engine, uri, NULL, NULL) :
 	    ENGINE_load_public_key(p->engine, uri, NULL, NULL);
+	pthread_mutex_unlock(&p11_keys_lock);
 	if (k == NULL) {
 		snprintf(err, errlen, "cannot load %s key %s from the token",
 		    is_private ? "private" : "public", label);

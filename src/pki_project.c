@@ -44,11 +44,20 @@ struct pki_create {
 };
 
 /* Token keys whose project is not (or no longer) in the database. */
+struct pki_create;
+
 struct pki_destroy {
-	struct pki	*pki;
-	char		 labels[2][128];
-	char		 errs[2][256];	/* "" when destroyed; logged on the loop */
+	struct pki		*pki;
+	char			 labels[2][128];
+	char			 errs[2][256];	/* "" when destroyed; logged on the loop */
+	/* A failed creation answers once its keys are gone, so no caller
+	 * sees a key its refusal left behind. */
+	struct pki_create	*c;
+	enum pki_create_status	 st;
+	char			 msg[256];
 };
+
+static void	pki_project_free(struct pki_create *);
 
 int
 pki_project_register(struct pki *pki)
@@ -85,25 +94,37 @@ pki_project_destroy_done(void *arg)
 		else
 			log_info("pki: token key %s destroyed", d->labels[i]);
 	}
+	if (d->c != NULL) {
+		d->c->cb(d->st, d->msg, d->c->arg);
+		pki_project_free(d->c);
+	}
 	free(d);
 }
 
+/* Destroy the keys on a worker; then, when c is set, answer its creation
+ * with st and msg and free it. */
 static void
-pki_project_destroy(struct pki *pki, const char *a, const char *b)
+pki_project_destroy(struct pki *pki, const char *a, const char *b,
+    struct pki_create *c, enum pki_create_status st, const char *msg)
 {
 	struct pki_destroy *d = calloc(1, sizeof(*d));
 
-	if (d == NULL) {
-		log_warnx("pki: out of memory: token keys %s %s left behind", a, b);
-		return;
-	}
-	d->pki = pki;
-	snprintf(d->labels[0], sizeof(d->labels[0]), "%s", a);
-	snprintf(d->labels[1], sizeof(d->labels[1]), "%s", b);
-	if (tok_submit_urgent(pki_project_destroy_run, pki_project_destroy_done,
-	    d) == -1) {
-		log_warnx("pki: token keys %s %s left behind", a, b);
+	if (d != NULL) {
+		d->pki = pki;
+		snprintf(d->labels[0], sizeof(d->labels[0]), "%s", a);
+		snprintf(d->labels[1], sizeof(d->labels[1]), "%s", b);
+		d->c = c;
+		d->st = st;
+		snprintf(d->msg, sizeof(d->msg), "%s", msg != NULL ? msg : "");
+		if (tok_submit_urgent(pki_project_destroy_run,
+		    pki_project_destroy_done, d) == 0)
+			return;
 		free(d);
+	}
+	log_warnx("pki: token keys %s %s left behind", a, b);
+	if (c != NULL) {
+		c->cb(st, msg, c->arg);
+		pki_project_free(c);
 	}
 }
 
@@ -125,7 +146,7 @@ pki_project_keys_destroy(struct pki *pki, const char *csv)
 		p = e ? e + 1 : NULL;
 	}
 	if (n > 0)
-		pki_project_destroy(pki, labels[0], labels[1]);
+		pki_project_destroy(pki, labels[0], labels[1], NULL, PKI_CREATED, NULL);
 }
 
 static void
@@ -148,20 +169,22 @@ pki_project_inserted(enum db_status st, const PGresult *res, const char *errstr,
 		pki_project_free(c);
 		return;
 	}
-	/* An SQL error rolled the insert back: the keys belong to nothing.
-	 * Lost in flight (DB_UNAVAILABLE), it may have committed: keep them. */
-	if (st == DB_SQL_ERROR)
-		pki_project_destroy(c->pki, c->certs[0].label, c->certs[1].label);
-	else
-		log_warnx("pki: project %s: keys %s and %s may be orphans: %s",
-		    c->name, c->certs[0].label, c->certs[1].label,
-		    db_errstr(st, errstr));
 	state = st == DB_SQL_ERROR ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-	/* A concurrent creation of the same name won the unique index. */
-	if (state != NULL && strcmp(state, "23505") == 0)
-		c->cb(PKI_CREATE_EXISTS, "project already exists", c->arg);
-	else
-		c->cb(PKI_CREATE_FAILED, db_errstr(st, errstr), c->arg);
+	/* An SQL error rolled the insert back: the keys belong to nothing.
+	 * A concurrent creation of the same name won the unique index. */
+	if (st == DB_SQL_ERROR) {
+		if (state != NULL && strcmp(state, "23505") == 0)
+			pki_project_destroy(c->pki, c->certs[0].label, c->certs[1].label,
+			    c, PKI_CREATE_EXISTS, "project already exists");
+		else
+			pki_project_destroy(c->pki, c->certs[0].label, c->certs[1].label,
+			    c, PKI_CREATE_FAILED, db_errstr(st, errstr));
+		return;
+	}
+	/* Lost in flight (DB_UNAVAILABLE), it may have committed: keep them. */
+	log_warnx("pki: project %s: keys %s and %s may be orphans: %s",
+	    c->name, c->certs[0].label, c->certs[1].label, db_errstr(st, errstr));
+	c->cb(PKI_CREATE_FAILED, db_errstr(st, errstr), c->arg);
 	pki_project_free(c);
 }
 
@@ -222,10 +245,9 @@ pki_project_made(void *arg)
 	if (!c->is_made) {
 		/* The labels are set before the keys exist, so a failure at
 		 * any step can remove what was made. */
-		pki_project_destroy(c->pki, c->certs[0].label, c->certs[1].label);
-		c->cb(PKI_CREATE_FAILED, c->err[0] ? c->err :
-		    "cannot create the project CAs", c->arg);
-		pki_project_free(c);
+		pki_project_destroy(c->pki, c->certs[0].label, c->certs[1].label,
+		    c, PKI_CREATE_FAILED, c->err[0] ? c->err :
+		    "cannot create the project CAs");
 		return;
 	}
 	snprintf(validity, sizeof(validity), "%d", c->validity_days);

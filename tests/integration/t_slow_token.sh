@@ -6,15 +6,16 @@
 # completes and is on record; with a queue of one, the requests beyond it
 # get 503 + Retry-After and leave nothing behind.
 #
-# The delay is 200 ms and the bound on p99 is 40 ms, not 20 ms and 5 ms:
-# the point is the design's outcome (a loop that signed itself would make
-# requests wait for a signature, so p99 >= the delay), and on a shared
-# 2-core box 32 curl processes and other test runs compete with the daemon
-# for the CPU (p99 was 1-17 ms here with a 100 ms delay, depending on the
-# box's load). A 5x margin between the bound and the delay keeps
-# scheduling noise from failing a correct build while a blocked loop still
-# fails it, and the longer delay keeps the burst signing for about 3 s, so
-# the probes run while every enrollment is already queued.
+# The bound is relative, not 5 ms: the same probes are first timed on an
+# idle daemon, and with the burst signing their p99 may grow by at most a
+# quarter of one signature's delay (400 ms here). A loop that signed
+# itself would make the probes wait for signatures, adding about the whole
+# delay (measured against the previous build: p99 402 ms with 200 ms a
+# signature); a loop that does not adds only the CPU the burst costs. On a
+# shared 2-core box, and in the ASan stage, the idle p99 alone was 1-60 ms
+# here, so a fixed bound of a few ms would fail correct builds. The long
+# delay keeps the burst signing for about 6 s, so the probes run while the
+# enrollments are queued.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 ql_require curl openssl base64 psql awk
@@ -22,10 +23,9 @@ ql_require curl openssl base64 psql awk
 SLOW=$top_builddir/tests/p11slow/p11slow.so
 [ -r "$SLOW" ] || hard_error "$SLOW not built (make check builds it)"
 [ -r /usr/lib/softhsm/libsofthsm2.so ] || skip "SoftHSM module not found"
-DELAY_MS=200
-BOUND_MS=40
+DELAY_MS=400
 N_ENROLL=32
-N_PROBE=500
+N_PROBE=200
 export P11SLOW_MODULE=/usr/lib/softhsm/libsofthsm2.so P11SLOW_DELAY_MS=$DELAY_MS
 
 ql_pki_start pkcs11.module="$SLOW" pkcs11.workers=2
@@ -87,7 +87,11 @@ queue_jobs() {
 # the token: the probes then measure the loop, not the handshakes.
 in_flight() { local n; n=$(queue_jobs) && [ "${n:-0}" -ge $((N_ENROLL / 2)) ]; }
 
-# ---- the burst, and the probes while it is signing.
+# ---- the probes on an idle daemon, then while the burst is signing.
+probe healthz-idle "$(admin_url /healthz)"
+probe ocsp-idle "$(pki_url /pki/ocsp)" -H 'Content-Type: application/ocsp-request' \
+    --data-binary "@$T/ocsp.req"
+
 pids=()
 for i in $(seq 1 "$N_ENROLL"); do enroll_one "$i" & pids+=($!); done
 wait_until 10 in_flight || fail "the enrollments never queued on the token workers"
@@ -109,13 +113,18 @@ wait "${pids[@]}"
 
 assert_eq "$N_PROBE" "$(grep -c '^200$' "$T/healthz.codes")" "every /healthz probe answered 200"
 assert_eq "$N_PROBE" "$(grep -c '^200$' "$T/ocsp.codes")" "every OCSP probe answered 200"
-hp99=$(p99 "$T/healthz.ms")
-op99=$(p99 "$T/ocsp.ms")
-ql_log "with $N_ENROLL enrollments at $DELAY_MS ms a signature: /healthz p99 $hp99 ms, cached OCSP p99 $op99 ms"
-awk -v a="$hp99" -v b="$BOUND_MS" 'BEGIN { exit !(a < b) }' ||
-    fail "/healthz p99 $hp99 ms >= $BOUND_MS ms while the token signed: the loop waited on it"
-awk -v a="$op99" -v b="$BOUND_MS" 'BEGIN { exit !(a < b) }' ||
-    fail "cached OCSP p99 $op99 ms >= $BOUND_MS ms while the token signed: the loop waited on it"
+# within NAME: p99 under the burst exceeds the idle one by less than a
+# quarter of the delay.
+within() {
+    local idle busy
+    idle=$(p99 "$T/$1-idle.ms")
+    busy=$(p99 "$T/$1.ms")
+    ql_log "$1 p99: idle $idle ms, with $N_ENROLL enrollments at $DELAY_MS ms a signature $busy ms"
+    awk -v i="$idle" -v b="$busy" -v d="$DELAY_MS" 'BEGIN { exit !(b < i + d / 4) }' ||
+        fail "$1 p99 $busy ms while the token signed, idle $idle ms: the loop waited on the token"
+}
+within healthz
+within ocsp
 
 # Every enrollment completed, with a certificate that is on record.
 serials=()

@@ -76,8 +76,11 @@ void		 pki_project_create(struct pki *, const char *actor,
 		    const char *name, int token, int allowlist, int approval,
 		    int validity_days, pki_create_cb, void *arg);
 
-/* After a project's rows are deleted: its token keys ("label,label"). */
-void		 pki_project_keys_destroy(struct pki *, const char *labels);
+/* After a project's rows are deleted: its token keys ("label,label"),
+ * destroyed on a token worker; cb (may be NULL) once they are gone, with
+ * NULL or why one could not be destroyed (logged already). */
+void		 pki_project_keys_destroy(struct pki *, const char *labels,
+		    pki_done_cb cb, void *arg);
 
 /* The loaded CA that issued cert, or NULL (another CA, e.g. client_ca). */
 struct pki_ca	*pki_issuer_of(struct pki *, X509 *cert);

@@ -55,6 +55,9 @@ struct pki_destroy {
 	struct pki_create	*c;
 	enum pki_create_status	 st;
 	char			 msg[256];
+	/* Or a deletion's caller, told once the keys are gone. */
+	pki_done_cb		 done_cb;
+	void			*done_arg;
 };
 
 static void	pki_project_free(struct pki_create *);
@@ -98,13 +101,16 @@ pki_project_destroy_done(void *arg)
 		d->c->cb(d->st, d->msg, d->c->arg);
 		pki_project_free(d->c);
 	}
+	if (d->done_cb != NULL)
+		d->done_cb(d->errs[0][0] ? d->errs[0] : d->errs[1][0] ? d->errs[1] :
+		    NULL, d->done_arg);
 	free(d);
 }
 
 /* Destroy the keys on a worker; then, when c is set, answer its creation
  * with st and msg and free it. */
-static void
-pki_project_destroy(struct pki *pki, const char *a, const char *b,
+static struct pki_destroy *
+pki_project_destroy_new(struct pki *pki, const char *a, const char *b,
     struct pki_create *c, enum pki_create_status st, const char *msg)
 {
 	struct pki_destroy *d = calloc(1, sizeof(*d));
@@ -116,6 +122,17 @@ pki_project_destroy(struct pki *pki, const char *a, const char *b,
 		d->c = c;
 		d->st = st;
 		snprintf(d->msg, sizeof(d->msg), "%s", msg != NULL ? msg : "");
+	}
+	return d;
+}
+
+static void
+pki_project_destroy(struct pki *pki, const char *a, const char *b,
+    struct pki_create *c, enum pki_create_status st, const char *msg)
+{
+	struct pki_destroy *d = pki_project_destroy_new(pki, a, b, c, st, msg);
+
+	if (d != NULL) {
 		if (tok_submit_urgent(pki_project_destroy_run,
 		    pki_project_destroy_done, d) == 0)
 			return;
@@ -129,9 +146,11 @@ pki_project_destroy(struct pki *pki, const char *a, const char *b,
 }
 
 void
-pki_project_keys_destroy(struct pki *pki, const char *csv)
+pki_project_keys_destroy(struct pki *pki, const char *csv, pki_done_cb cb,
+    void *arg)
 {
 	char labels[2][128] = { "", "" };
+	struct pki_destroy *d;
 	size_t n = 0, len;
 	const char *p = csv, *e;
 
@@ -145,8 +164,23 @@ pki_project_keys_destroy(struct pki *pki, const char *csv)
 		}
 		p = e ? e + 1 : NULL;
 	}
-	if (n > 0)
-		pki_project_destroy(pki, labels[0], labels[1], NULL, PKI_CREATED, NULL);
+	if (n == 0 || (d = pki_project_destroy_new(pki, labels[0], labels[1], NULL,
+	    PKI_CREATED, NULL)) == NULL) {
+		if (n > 0)
+			log_warnx("pki: out of memory: token keys %s left behind", csv);
+		if (cb != NULL)
+			cb(n > 0 ? "out of memory" : NULL, arg);
+		return;
+	}
+	d->done_cb = cb;
+	d->done_arg = arg;
+	if (tok_submit_urgent(pki_project_destroy_run, pki_project_destroy_done,
+	    d) == -1) {
+		log_warnx("pki: token keys %s left behind", csv);
+		free(d);
+		if (cb != NULL)
+			cb("cannot reach the token workers", arg);
+	}
 }
 
 static void

@@ -83,9 +83,9 @@ queue_jobs() {
     ql_curl "$(admin_url /metrics)" || return 1
     sed -n 's/^quarklink_token_queue_jobs //p' "$BODY"
 }
-# Most of the burst has arrived (its TLS handshakes are done) and waits on
-# the token: the probes then measure the loop, not the handshakes.
-in_flight() { local n; n=$(queue_jobs) && [ "${n:-0}" -ge $((N_ENROLL / 2)) ]; }
+# Enrollments wait on the token. (The burst's TLS handshakes may still be
+# arriving: their CPU is what the idle comparison leaves room for.)
+in_flight() { local n; n=$(queue_jobs) && [ "${n:-0}" -ge 4 ]; }
 
 # ---- the probes on an idle daemon, then while the burst is signing.
 probe healthz-idle "$(admin_url /healthz)"
@@ -94,7 +94,7 @@ probe ocsp-idle "$(pki_url /pki/ocsp)" -H 'Content-Type: application/ocsp-reques
 
 pids=()
 for i in $(seq 1 "$N_ENROLL"); do enroll_one "$i" & pids+=($!); done
-wait_until 10 in_flight || fail "the enrollments never queued on the token workers"
+wait_until 30 in_flight || fail "the enrollments never queued on the token workers"
 probe healthz "$(admin_url /healthz)" &
 hp=$!
 probe ocsp "$(pki_url /pki/ocsp)" -H 'Content-Type: application/ocsp-request' \

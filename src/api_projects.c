@@ -214,13 +214,25 @@ api_projects_update(struct http_req *hr)
 /* The project exists (resolved before the handler): no row means the
  * delete found devices. Its token keys go only after the rows are gone. */
 static void
+api_projects_keys_gone(const char *err, void *arg)
+{
+	(void)err;	/* logged by pki; the rows are gone either way */
+	http_reply(arg, 204, NULL, NULL);
+}
+
+static void
 api_projects_deleted(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
 	struct http_req *hr = arg;
 
-	if (st == DB_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 1))
-		pki_project_keys_destroy(hr->srv->pki, PQgetvalue(res, 0, 1));
+	/* The 204 once the keys are off the token (a token worker's job). */
+	if (st == DB_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) &&
+	    !PQgetisnull(res, 0, 1)) {
+		pki_project_keys_destroy(hr->srv->pki, PQgetvalue(res, 0, 1),
+		    api_projects_keys_gone, hr);
+		return;
+	}
 	api_reply_done(hr, st, res, errstr, 409, "project still has devices");
 }
 

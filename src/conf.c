@@ -58,6 +58,8 @@ static const struct conf_option conf_options[] = {
 	{ "pkcs11", "pin_file", CONF_PATH, "pin", 0, 0, O(p11_pin_file), NULL, 0 },
 	{ "pkcs11", "softhsm2_conf", CONF_PATH, "", 0, 0, O(p11_softhsm2_conf), NULL, 0 },
 	{ "pkcs11", "engine", CONF_PATH, ENGINESDIR "/pkcs11.so", 0, 0, O(p11_engine), NULL, 0 },
+	{ "pkcs11", "workers", CONF_INT, "2", 1, 64, O(p11_workers), NULL, 0 },
+	{ "pkcs11", "queue_max", CONF_INT, "256", 1, 65536, O(p11_queue_max), NULL, 0 },
 
 	{ "ca", "key_type", CONF_ENUM, "ec-p256", 0, 0, O(ca_key_type), "ec-p256|rsa-3072", 0 },
 	{ "ca", "cert_validity_days", CONF_INT, "365", 1, 3650, O(ca_cert_validity_days), NULL, 0 },

@@ -38,6 +38,7 @@
 #include "projects.h"
 #include "tlsauto.h"
 #include "users.h"
+#include "tok.h"
 #include "work.h"
 #include "server.h"
 
@@ -391,7 +392,8 @@ main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 	}
 	auth_login_set_window((int)c->login_window);
 	if (work_init(srv.base, (int)c->hash_queue_max) == -1 ||
-	    auth_init() == -1) {
+	    tok_start(srv.base, srv.p11, (int)c->p11_workers,
+	    (int)c->p11_queue_max) == -1 || auth_init() == -1) {
 		log_warnx("cannot start the worker thread");
 		goto out;
 	}
@@ -419,6 +421,7 @@ out:
 	if (srv.drain_timer != NULL)
 		event_free(srv.drain_timer);
 	work_shutdown();
+	tok_stop();
 	ocsp_free(srv.ocsp);
 	pki_free(srv.pki);
 	db_pool_free(srv.db);

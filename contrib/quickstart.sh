@@ -37,8 +37,9 @@ PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev
 	libssl-dev libpq-dev libyajl-dev check postgresql softhsm2 opensc
 	libengine-pkcs11-openssl libp11-dev libp11-kit-dev libargon2-dev
 	libcurl4-openssl-dev curl openssl ca-certificates jq
-	python3 systemd clang libclang-rt-14-dev llvm)
-# python3: the sd_notify receiver of t_notify.sh; systemd: systemd-analyze
+	python3 python3-cryptography systemd clang libclang-rt-14-dev llvm)
+# python3: the sd_notify receiver of t_notify.sh; python3-cryptography: the
+# independent decoder of encrypted images in t_image_encrypt.sh; systemd: systemd-analyze
 # for t_service.sh; clang, libclang-rt-14-dev (sanitizer and libFuzzer
 # runtimes) and llvm (llvm-symbolizer for readable stacks): asan and fuzz.
 

@@ -30,6 +30,7 @@
 #include "api_devices.h"
 #include "api_enroll.h"
 #include "api_health.h"
+#include "api_imgsign.h"
 #include "api_openapi.h"
 #include "api_projects.h"
 #include "api_session.h"
@@ -472,6 +473,7 @@ http_routes_init(void)
 		{ api_enroll_routes, &api_enroll_nroutes },
 		{ api_users_routes, &api_users_nroutes },
 		{ api_audit_routes, &api_audit_nroutes },
+		{ api_imgsign_routes, &api_imgsign_nroutes },
 		{ api_openapi_routes, &api_openapi_nroutes },
 	};
 

@@ -22,6 +22,7 @@
 #include "audit.h"
 #include "checkpoint.h"
 #include "certs.h"
+#include "imgsign.h"
 #include "devices.h"
 #include "auth.h"
 #include "conf.h"
@@ -351,7 +352,8 @@ main_register(struct server *srv)
 	    enroll_register(srv->db) == -1 || auth_register(srv->db) == -1 ||
 	    api_register(srv->db) == -1 || users_register(srv->db) == -1 ||
 	    projects_register(srv->db) == -1 || devices_register(srv->db) == -1 ||
-	    certs_register(srv->db) == -1 || audit_register(srv->db) == -1 ||
+	    certs_register(srv->db) == -1 ||
+	    imgsign_register(srv->db) == -1 || audit_register(srv->db) == -1 ||
 	    ocsp_register(srv->db) == -1 || tlsauto_register(srv->db) == -1 ||
 	    checkpoint_register(srv->db) == -1 ? -1 : 0;
 }

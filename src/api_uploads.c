@@ -37,13 +37,21 @@ struct api_uploads_op {
 	long long		 offset;	/* Upload-Offset of a PATCH */
 	struct uploads_meta	 meta;		/* POST */
 	long long		 length;	/* Upload-Length */
-	/* PATCH: the body (owned by the request) and how much is stored */
-	const unsigned char	*data;
+	/* PATCH: the body's length, the piece taken from it (the body drains
+	 * as it is stored), and how much is stored */
+	unsigned char		*piecebuf;
 	size_t			 n;
 	size_t			 done;
 	size_t			 piece;		/* of the statement in flight */
 	struct sha256state	 sha;
 };
+
+static void
+api_uploads_op_free(struct api_uploads_op *op)
+{
+	free(op->piecebuf);
+	free(op);
+}
 
 static struct api_uploads_op *
 api_uploads_op(struct http_req *hr)
@@ -384,7 +392,7 @@ api_uploads_patched(enum db_status st, const PGresult *res, const char *errstr,
 	const char *result;
 
 	if (st != DB_OK) {
-		free(op);
+		api_uploads_op_free(op);
 		api_db_error(hr, st, res, errstr);
 		return;
 	}
@@ -400,7 +408,7 @@ api_uploads_patched(enum db_status st, const PGresult *res, const char *errstr,
 		if (!PQgetisnull(res, 0, 2))
 			http_add_header(hr, "Quarklink-Image-Id",
 			    PQgetvalue(res, 0, 2));
-		free(op);
+		api_uploads_op_free(op);
 		http_reply(hr, 204, NULL, NULL);
 		return;
 	}
@@ -420,7 +428,7 @@ api_uploads_patched(enum db_status st, const PGresult *res, const char *errstr,
 		    " this version or a newer one: versions must increase");
 	else
 		http_reply_problem(hr, 404, NULL, "no such upload");
-	free(op);
+	api_uploads_op_free(op);
 }
 
 /* Store the next piece of the body: its rows, the offset after it and the
@@ -446,7 +454,7 @@ api_uploads_step(struct api_uploads_op *op)
 	/* The body belongs to the request: gone with the client. What is
 	 * stored stays; HEAD tells where to resume. */
 	if (hr->req == NULL) {
-		free(op);
+		api_uploads_op_free(op);
 		http_reply(hr, 499, NULL, NULL);
 		return;
 	}
@@ -454,7 +462,13 @@ api_uploads_step(struct api_uploads_op *op)
 	if (op->piece > UPLOADS_STMT_MAX)
 		op->piece = UPLOADS_STMT_MAX;
 	is_last = at + (long long)op->piece == op->length;
-	sha256state_update(&op->sha, op->data + op->done, op->piece);
+	if (evbuffer_remove(http_body(hr), op->piecebuf, op->piece) !=
+	    (int)op->piece) {
+		api_uploads_op_free(op);
+		http_reply_problem(hr, 500, NULL, "internal error");
+		return;
+	}
+	sha256state_update(&op->sha, op->piecebuf, op->piece);
 	sha256state_save(&op->sha, saved);
 	if (is_last)
 		sha256state_final(&op->sha, digest);
@@ -465,7 +479,7 @@ api_uploads_step(struct api_uploads_op *op)
 	v[0] = op->id;
 	v[1] = pid;
 	v[2] = off;
-	v[3] = op->piece > 0 ? (const char *)op->data + op->done : "";
+	v[3] = (const char *)op->piecebuf;
 	v[4] = (const char *)saved;
 	v[5] = is_last ? (const char *)digest : NULL;
 	v[6] = expiry;
@@ -511,7 +525,8 @@ api_uploads_write(struct api_uploads_op *op, const PGresult *res)
 		http_reply_problem(hr, 500, NULL, "internal error");
 		return;
 	}
-	if ((op->data = evbuffer_pullup(body, -1)) == NULL && op->n > 0) {
+	if ((op->piecebuf = malloc(op->n < UPLOADS_STMT_MAX ? op->n + 1 :
+	    UPLOADS_STMT_MAX)) == NULL) {
 		free(op);
 		http_reply_problem(hr, 503, NULL, "out of memory");
 		return;

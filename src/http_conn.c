@@ -663,7 +663,15 @@ http_conn_body_line(struct http_conn *c, struct evbuffer *in, size_t lf,
 		    strncmp(line, upload, sizeof(upload) - 1) == 0;
 		return;
 	}
-	if ((size_t)n == len && strncasecmp(line, cl, sizeof(cl) - 1) == 0) {
+	if (strncasecmp(line, cl, sizeof(cl) - 1) != 0)
+		return;
+	if ((size_t)n != len) {
+		/* Too long to read here (padding): take it for too large. */
+		c->body.has_length = 1;
+		c->body.length = UINT64_MAX;
+		return;
+	}
+	{
 		v = line + sizeof(cl) - 1;
 		v += strspn(v, " \t");
 		errno = 0;

@@ -121,7 +121,7 @@ api_imgsign_hardware(struct http_req *hr, yajl_val body, const char ***names,
 	return 0;
 }
 
-/* POST .../images/{id}/sign: an empty body takes the defaults. */
+/* POST .../images/{image}/sign: an empty body takes the defaults. */
 static void
 api_imgsign_sign(struct http_req *hr)
 {
@@ -225,8 +225,8 @@ api_imgsign_manifest(struct http_req *hr)
 }
 
 const struct route api_imgsign_routes[] = {
-	{ "/api/v1/projects/{project}/images/{id}/sign", EVHTTP_REQ_POST, ROUTE_ADMIN, api_imgsign_sign, AUTH_OPERATOR, NULL },
-	{ "/api/v1/projects/{project}/images/{id}/signature", EVHTTP_REQ_GET, ROUTE_ADMIN, api_imgsign_signature, AUTH_VIEWER, NULL },
-	{ "/api/v1/projects/{project}/images/{id}/manifest", EVHTTP_REQ_GET, ROUTE_ADMIN, api_imgsign_manifest, AUTH_VIEWER, NULL },
+	{ "/api/v1/projects/{project}/images/{image}/sign", EVHTTP_REQ_POST, ROUTE_ADMIN, api_imgsign_sign, AUTH_OPERATOR, NULL },
+	{ "/api/v1/projects/{project}/images/{image}/signature", EVHTTP_REQ_GET, ROUTE_ADMIN, api_imgsign_signature, AUTH_VIEWER, NULL },
+	{ "/api/v1/projects/{project}/images/{image}/manifest", EVHTTP_REQ_GET, ROUTE_ADMIN, api_imgsign_manifest, AUTH_VIEWER, NULL },
 };
 const size_t api_imgsign_nroutes = sizeof(api_imgsign_routes) / sizeof(api_imgsign_routes[0]);

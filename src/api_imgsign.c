@@ -103,8 +103,8 @@ api_imgsign_hardware(struct http_req *hr, yajl_val body, const char ***names,
 			free(*names);
 			*names = NULL;
 			http_reply_problem(hr, 400, NULL, "field \"hardware\": each name"
-			    " must be 1-%d characters of [A-Za-z0-9._-], starting"
-			    " with a letter or digit", IMGSIGN_HW_LEN);
+			    " must be 1-%d characters of [A-Za-z0-9._:-]",
+			    IMGSIGN_HW_LEN);
 			return -1;
 		}
 		for (size_t k = 0; k < i; k++)

@@ -130,12 +130,12 @@ imgsign_register(struct db_pool *db)
 int
 imgsign_hardware_ok(const char *s)
 {
+	/* The alphabet of uploads_meta.c's hardware list. */
 	static const char ok[] = "abcdefghijklmnopqrstuvwxyz"
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-";
 	size_t n = strlen(s);
 
-	return n >= 1 && n <= IMGSIGN_HW_LEN && strspn(s, ok) == n &&
-	    strchr("._-", s[0]) == NULL;
+	return n >= 1 && n <= IMGSIGN_HW_LEN && strspn(s, ok) == n;
 }
 
 /* ---- CMS ---- */

@@ -56,8 +56,8 @@ struct imgsign_request {
 };
 
 int		 imgsign_register(struct db_pool *) __attribute__((warn_unused_result));
-/* A hardware name as manifests carry it: 1-64 of [A-Za-z0-9._-], first
- * alphanumeric. */
+/* A hardware name as manifests carry it: 1-64 of [A-Za-z0-9._:-], as
+ * uploads accept them. */
 int		 imgsign_hardware_ok(const char *);
 /* Sign (and encrypt) image r->image_id; cb runs once, when the image is
  * signed or nothing was changed. r is copied. */

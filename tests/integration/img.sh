@@ -60,3 +60,33 @@ img_sign() {
         api POST "/api/v1/projects/$p/images/$id/sign"
     fi
 }
+
+# img_tus_upload TOKEN PROJECT NAME VERSION FILE [ENCRYPT [HARDWARE [CHUNK]]]:
+# upload FILE through the tus API with curl (creation, then PATCHes of
+# CHUNK bytes, default 2000000); HARDWARE is the comma-separated list of
+# Upload-Metadata. Sets IMG_ID from the last PATCH's Quarklink-Image-Id.
+img_tus_upload() {
+    local tok=$1 project=$2 name=$3 version=$4 file=$5 encrypt=${6:-false}
+    local hw=${7:-} chunk=${8:-2000000} size off=0 i=0 m loc
+    size=$(stat -c %s "$file")
+    b64() { printf '%s' "$1" | base64 -w0; }
+    m="project $(b64 "$project"),name $(b64 "$name"),version $(b64 "$version"),encrypt $(b64 "$encrypt")"
+    [ -z "$hw" ] || m="$m,hardware $(b64 "$hw")"
+    ql_curl -X POST -H "Authorization: Bearer $tok" -H 'Tus-Resumable: 1.0.0' \
+        -H "Upload-Length: $size" -H "Upload-Metadata: $m" "$(admin_url /api/v1/uploads/)"
+    assert_status 201 "tus creation of $name $version"
+    loc=$(ql_header Location) || ql__fail_at 1 "tus creation: no Location"
+    loc=/api/v1/uploads/${loc##*/}
+    IMG_ID=
+    while [ "$off" -lt "$size" ]; do
+        dd if="$file" of="$T/tus.piece" bs="$chunk" skip="$i" count=1 status=none
+        ql_curl -X PATCH -H "Authorization: Bearer $tok" -H 'Tus-Resumable: 1.0.0' \
+            -H 'Content-Type: application/offset+octet-stream' -H "Upload-Offset: $off" \
+            --data-binary "@$T/tus.piece" "$(admin_url "$loc")"
+        assert_status 204 "tus PATCH of $name at $off"
+        off=$((off + $(stat -c %s "$T/tus.piece")))
+        i=$((i + 1))
+    done
+    IMG_ID=$(ql_header Quarklink-Image-Id) && [ -n "$IMG_ID" ] ||
+        ql__fail_at 1 "tus upload of $name $version: no image id after the last PATCH"
+}

@@ -1,5 +1,6 @@
 #!/bin/bash
-# Encrypted images: signing an image that asks for encryption writes its
+# Encrypted images (uploaded through the tus API with curl): signing an
+# image that asks for encryption writes its
 # STREAM form (man/quarklink-image.5) as contiguous variant 1 rows of at
 # most 1 MiB; the manifest says encrypted, encrypted_size, segment_size. A
 # decoder that is not quarklink's (tests/integration/stream_decode.py,
@@ -15,7 +16,7 @@
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=img.sh
 . "$(dirname "$0")/img.sh"
-ql_require curl openssl psql jq python3 sha256sum pg_dump
+ql_require curl openssl psql jq python3 sha256sum pg_dump base64
 python3 -c 'import cryptography.hazmat.primitives.ciphers.aead' 2>/dev/null ||
     skip "python3-cryptography is not installed"
 WRAP="$top_builddir/tests/unit/imgkey_wrap"
@@ -29,14 +30,15 @@ ql_admin_ok create-token p1 10
 tok=$ADMIN_OUT
 est_enroll_ok p1 dev1 -u "dev1:$tok"
 est_enroll_ok p1 dev2 -u "dev2:$tok"
+op=$(api_token_new operator p1)
 S=/api/v1/projects/p1/images
 SEG=65536 CSEG=65552
 
-# ---- 3 MiB + 12345 bytes in 700000-byte upload rows: 50 segments, the
-# last one short.
+# ---- 3 MiB + 12345 bytes uploaded with tus in 700000-byte PATCHes: 50
+# segments, the last one short.
 size=$((3 * 1048576 + 12345))
 head -c "$size" /dev/urandom >"$T/a.img"
-img_sql_insert p1 firmware 2.0 "$T/a.img" true '{board-a}' 700000
+img_tus_upload "$op" p1 firmware 2.0 "$T/a.img" true board-a 700000
 ida=$IMG_ID
 nseg=$(((size + SEG - 1) / SEG))
 encsize=$((24 + size + 16 * nseg))
@@ -154,7 +156,7 @@ assert_file_match "label: +$kek" "$T/objs.txt"
 assert_file_match 'never extractable' "$T/objs.txt"
 # a plain image has no key to hand out
 head -c 1000 /dev/urandom >"$T/p.img"
-img_sql_insert p1 plain 1 "$T/p.img"
+img_tus_upload "$op" p1 plain 1 "$T/p.img"
 img_sign p1 "$IMG_ID" ''
 assert_status 200 "sign a plain image"
 "$WRAP" "$T/quarklinkd.conf" "$IMG_ID" "$T/dev1.crt" >/dev/null 2>"$T/wrap.err" &&
@@ -166,7 +168,7 @@ assert_file_match 'not signed and encrypted' "$T/wrap.err"
 # certainly between rows when it dies.
 size2=$((3 * 1048576))
 head -c "$size2" /dev/urandom >"$T/k.img"
-img_sql_insert p1 firmware 2.1 "$T/k.img" true
+img_tus_upload "$op" p1 firmware 2.1 "$T/k.img" true
 idk=$IMG_ID
 uid=$(ql_psql "SELECT upload_id FROM images WHERE id = $idk")
 mkfifo "$T/hold"

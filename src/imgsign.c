@@ -358,11 +358,17 @@ struct imgsign_job {
 	unsigned char		 prefix[STREAM_PREFIX_LEN];
 	unsigned char		 wrapped[IMGSIGN_KEY_WRAPPED];
 	long long		 enc_size;
-	long long		 in_off;	/* next plain byte to read */
+	long long		 read_off;	/* next plain byte to read */
+	long long		 in_off;	/* plain bytes encrypted */
 	long long		 out_off;	/* next encrypted byte to write */
+	unsigned char		*pending;	/* a plain row read, not encrypted */
+	size_t			 pendinglen;
 	unsigned char		*out;		/* encrypted, not yet written */
 	size_t			 outlen;
 	size_t			 writing;	/* bytes of out in the write in flight */
+	int			 is_reading, is_writing;
+	int			 is_stream_failed;
+	int			 is_pumping, is_pump_again;
 	struct stream_enc	*enc;
 	int			 is_claimed;
 	char			 err[256];
@@ -371,7 +377,7 @@ struct imgsign_job {
 static int imgsign_njobs;
 static char imgsign_kek[64];	/* the image KEK's label, once known */
 
-static void imgsign_step(struct imgsign_job *);
+static void imgsign_pump(struct imgsign_job *);
 static void imgsign_kek_ready(struct imgsign_job *);
 
 static void
@@ -388,6 +394,10 @@ imgsign_job_free(struct imgsign_job *j)
 		free(j->enc);
 	}
 	free(j->out);
+	if (j->pending != NULL) {
+		OPENSSL_cleanse(j->pending, j->pendinglen);
+		PQfreemem(j->pending);
+	}
 	OPENSSL_cleanse(j->key, sizeof(j->key));
 	free(j);
 	imgsign_njobs--;
@@ -595,25 +605,39 @@ imgsign_store(struct imgsign_job *j)
 
 /* ---- streaming the encryption ---- */
 
+/* At most one read and one write in flight: the next plain row is read
+ * while the previous encrypted row is written, and one plain row waits
+ * (pending) when the output holds a full row already. Every callback goes
+ * through imgsign_pump, which alone decides what comes next. */
+
+static void
+imgsign_stream_error(struct imgsign_job *j, const char *what, const char *detail)
+{
+	if (!j->is_stream_failed)	/* the first reason counts */
+		snprintf(j->err, sizeof(j->err), "%s%s%s", what ? what : "",
+		    what ? ": " : "", detail);
+	j->is_stream_failed = 1;
+}
+
 static void
 imgsign_written(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
 	struct imgsign_job *j = arg;
 
-	if (st != DB_OK) {
-		imgsign_fail(j, "writing the encrypted form", db_errstr(st, errstr));
-		return;
+	j->is_writing = 0;
+	if (st != DB_OK)
+		imgsign_stream_error(j, "writing the encrypted form",
+		    db_errstr(st, errstr));
+	else if (PQntuples(res) != 1)
+		imgsign_stream_error(j, NULL, "the signing claim was lost");
+	else {
+		j->out_off += (long long)j->writing;
+		memmove(j->out, j->out + j->writing, j->outlen - j->writing);
+		j->outlen -= j->writing;
 	}
-	if (PQntuples(res) != 1) {
-		imgsign_fail(j, NULL, "the signing claim was lost");
-		return;
-	}
-	j->out_off += (long long)j->writing;
-	memmove(j->out, j->out + j->writing, j->outlen - j->writing);
-	j->outlen -= j->writing;
 	j->writing = 0;
-	imgsign_step(j);
+	imgsign_pump(j);
 }
 
 static void
@@ -622,41 +646,61 @@ imgsign_read_cb(enum db_status st, const PGresult *res, const char *errstr,
 {
 	struct imgsign_job *j = arg;
 	unsigned char *data;
-	size_t n, produced;
+	size_t n;
 
+	j->is_reading = 0;
 	if (st != DB_OK) {
-		imgsign_fail(j, "reading the image", db_errstr(st, errstr));
-		return;
-	}
-	if (PQntuples(res) != 1) {
-		imgsign_fail(j, NULL, "the image's chunks are not contiguous");
-		return;
-	}
-	data = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 0), &n);
-	if (data == NULL) {
-		imgsign_fail(j, NULL, "out of memory");
-		return;
-	}
-	if (n == 0 || n > IMGSIGN_ROW || (long long)n > j->size - j->in_off ||
-	    stream_enc_update(j->enc, data, n, j->out + j->outlen, &produced) == -1) {
+		imgsign_stream_error(j, "reading the image", db_errstr(st, errstr));
+	} else if (PQntuples(res) != 1) {
+		imgsign_stream_error(j, NULL, "the image's chunks are not contiguous");
+	} else if ((data = PQunescapeBytea((const unsigned char *)
+	    PQgetvalue(res, 0, 0), &n)) == NULL) {
+		imgsign_stream_error(j, NULL, "out of memory");
+	} else if (n == 0 || n > IMGSIGN_ROW || (long long)n > j->size - j->read_off) {
 		PQfreemem(data);
-		imgsign_fail(j, NULL, "the image's chunks do not add up to its size");
-		return;
+		imgsign_stream_error(j, NULL, "the image's chunks do not add up to its size");
+	} else {
+		j->pending = data;
+		j->pendinglen = n;
+		j->read_off += (long long)n;
 	}
-	PQfreemem(data);
-	j->in_off += (long long)n;
-	j->outlen += produced;
-	imgsign_step(j);
+	imgsign_pump(j);
 }
 
-/* One database round trip at a time: write a full row when there is one
- * (or the rest at the end), else read the next plain row, else store. */
-static void
-imgsign_step(struct imgsign_job *j)
+/* One step of the stream; -1 when nothing more can be started now. */
+static int
+imgsign_pump_once(struct imgsign_job *j)
 {
-	int is_input_done = j->in_off == j->size;
+	size_t produced;
 
-	if (j->outlen >= IMGSIGN_ROW || (is_input_done && j->outlen > 0)) {
+	if (j->is_stream_failed)
+		return -1;
+	if (j->pending != NULL && j->outlen < IMGSIGN_ROW) {
+		int rc = stream_enc_update(j->enc, j->pending, j->pendinglen,
+		    j->out + j->outlen, &produced);
+
+		OPENSSL_cleanse(j->pending, j->pendinglen);
+		PQfreemem(j->pending);
+		j->pending = NULL;
+		if (rc == -1) {
+			imgsign_stream_error(j, NULL, "encryption failed");
+			return -1;
+		}
+		j->in_off += (long long)j->pendinglen;
+		j->outlen += produced;
+		return 0;
+	}
+	if (!j->is_reading && j->pending == NULL && j->read_off < j->size) {
+		char off[24];
+		const char *v[2] = { j->upload_id, off };
+
+		snprintf(off, sizeof(off), "%lld", j->read_off);
+		j->is_reading = 1;
+		db_query(j->srv->db, &imgsign_read, 2, v, NULL, imgsign_read_cb, j);
+		return 0;
+	}
+	if (!j->is_writing && (j->outlen >= IMGSIGN_ROW ||
+	    (j->in_off == j->size && j->outlen > 0))) {
 		char off[24], lease[8];
 		const char *v[5] = { j->image_id_s, j->claim, off,
 		    (const char *)j->out, lease };
@@ -666,22 +710,43 @@ imgsign_step(struct imgsign_job *j)
 		len[3] = (int)j->writing;
 		snprintf(off, sizeof(off), "%lld", j->out_off);
 		snprintf(lease, sizeof(lease), "%d", IMGSIGN_LEASE_S);
+		j->is_writing = 1;
 		db_query(j->srv->db, &imgsign_write, 5, v, len, imgsign_written, j);
-		return;
+		return 0;
 	}
-	if (!is_input_done) {
-		char off[24];
-		const char *v[2] = { j->upload_id, off };
+	return -1;
+}
 
-		snprintf(off, sizeof(off), "%lld", j->in_off);
-		db_query(j->srv->db, &imgsign_read, 2, v, NULL, imgsign_read_cb, j);
+/* A callback may run inside db_query (when the pool refuses at once), so
+ * a nested call only asks the outer one to go round again; only the
+ * outermost call may end the job. */
+static void
+imgsign_pump(struct imgsign_job *j)
+{
+	if (j->is_pumping) {
+		j->is_pump_again = 1;
 		return;
 	}
-	if (j->out_off != j->enc_size) {
-		imgsign_fail(j, NULL, "the encrypted form has the wrong length");
+	j->is_pumping = 1;
+	do {
+		j->is_pump_again = 0;
+		while (imgsign_pump_once(j) == 0)
+			;
+	} while (j->is_pump_again);
+	j->is_pumping = 0;
+	if (j->is_reading || j->is_writing)
+		return;
+	if (j->is_stream_failed) {
+		imgsign_fail(j, NULL, j->err);
 		return;
 	}
-	imgsign_store(j);
+	if (j->in_off == j->size && j->outlen == 0) {
+		if (j->out_off != j->enc_size) {
+			imgsign_fail(j, NULL, "the encrypted form has the wrong length");
+			return;
+		}
+		imgsign_store(j);
+	}
 }
 
 static void
@@ -712,7 +777,7 @@ imgsign_encrypt_start(struct imgsign_job *j)
 		return;
 	}
 	j->outlen = n;
-	imgsign_step(j);
+	imgsign_pump(j);
 }
 
 /* ---- the image KEK ---- */

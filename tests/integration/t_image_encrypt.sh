@@ -218,5 +218,42 @@ python3 "$DECODE" "$T/k.key" "$T/k.enc" "$T/k.out" 2>"$T/decode.err" ||
 cmp "$T/k.img" "$T/k.out" || fail "re-signed image decrypts to something else"
 cmp -s "$T/key.bin" "$T/k.key" && fail "two images share a content key"
 
+# ---- deleted while it is being encrypted: the signing fails (503), the
+# image and every chunk of it are gone, nothing is left behind.
+head -c "$size2" /dev/urandom >"$T/d.img"
+img_tus_upload "$op" p1 firmware 3.0 "$T/d.img" true
+idd=$IMG_ID
+uid=$(ql_psql "SELECT upload_id FROM images WHERE id = $idd")
+rm -f "$T/hold" "$T/hold.out"
+mkfifo "$T/hold"
+psql -X -q -v ON_ERROR_STOP=1 -d "$PG_CONNINFO" <"$T/hold" >"$T/hold.out" 2>&1 &
+holder=$!
+exec 7>"$T/hold"
+printf "BEGIN; INSERT INTO image_chunks VALUES ('%s', 1, 1048576, '\\\\x00'); SELECT 'held';\n" "$uid" >&7
+wait_until 10 grep -q held "$T/hold.out" || fail "the holding transaction did not start"
+curl -sS --max-time 30 --cacert "$T/ca.crt" -o "$T/d.body" -w '%{http_code}' -b "$T/cookies" \
+    -H "X-CSRF-Token: $API_CSRF" -X POST "$(admin_url "$S/$idd/sign")" >"$T/d.status" 2>/dev/null &
+signer=$!
+wait_until 15 one_row || fail "the daemon did not write the first encrypted row of d"
+# Our held row locks the upload against deletion too, so the DELETE waits
+# for it like the daemon's next write does; both go on at the ROLLBACK.
+curl -sS --max-time 30 --cacert "$T/ca.crt" -o /dev/null -w '%{http_code}' -b "$T/cookies" \
+    -H "X-CSRF-Token: $API_CSRF" -X DELETE "$(admin_url "$S/$idd")" >"$T/del.status" 2>/dev/null &
+deleter=$!
+deleting() { [ "$(ql_psql "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+                           AND query LIKE '%ql_image_delete%'")" = 1 ]; }
+wait_until 15 deleting || fail "the DELETE does not wait for the upload's lock"
+printf 'ROLLBACK;\n' >&7
+exec 7>&-
+wait "$holder" 2>/dev/null
+wait "$signer" 2>/dev/null
+wait "$deleter" 2>/dev/null
+assert_eq 204 "$(cat "$T/del.status")" "delete the image being signed"
+assert_eq 503 "$(cat "$T/d.status")" "the signing of a deleted image fails"
+assert_eq "0|0" "$(ql_psql "SELECT (SELECT count(*) FROM images WHERE id = $idd),
+    (SELECT count(*) FROM image_chunks WHERE upload_id = '$uid')")" "nothing of it left"
+img_sign p1 "$idd" ''
+assert_status 404 "a deleted image cannot be signed"
+
 api_alive || fail "daemon not answering"
 ql_stop

@@ -136,9 +136,7 @@ api_imgsign_sign(struct http_req *hr)
 	long long days = IMGSIGN_DAYS_DEFAULT;
 	const char *errstr;
 
-	if (api_param_id(hr, 1, id, sizeof(id), API_IMGSIGN_MISSING) == -1)
-		return;
-	r.image_id = util_strtonum(id, 1, INT64_MAX, &errstr);
+	/* The body first: a malformed request is 400 whatever it names. */
 	if (evbuffer_get_length(http_body(hr)) > 0 ||
 	    http_header(hr, "Content-Type") != NULL) {
 		if ((body = api_body_json(hr, keys)) == NULL)
@@ -150,6 +148,12 @@ api_imgsign_sign(struct http_req *hr)
 			return;
 		}
 	}
+	if (api_param_id(hr, 1, id, sizeof(id), API_IMGSIGN_MISSING) == -1) {
+		free(names);
+		yajl_tree_free(body);
+		return;
+	}
+	r.image_id = util_strtonum(id, 1, INT64_MAX, &errstr);
 	r.days = (int)days;
 	r.hardware = names;
 	imgsign_sign(hr->srv, &r, api_imgsign_done, hr);

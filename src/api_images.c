@@ -186,6 +186,14 @@ api_images_written(struct evhttp_connection *evcon, void *arg)
 }
 
 static void
+api_images_unref(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	PQfreemem((void *)data);
+}
+
+static void
 api_images_row(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
@@ -215,8 +223,7 @@ api_images_row(enum db_status st, const PGresult *res, const char *errstr,
 		return;
 	}
 	/* The row's bytes go to the socket without another copy. */
-	if (evbuffer_add_reference(buf, data, n,
-	    (evbuffer_ref_cleanup_cb)(void (*)(void))PQfreemem, NULL) == -1) {
+	if (evbuffer_add_reference(buf, data, n, api_images_unref, NULL) == -1) {
 		PQfreemem(data);
 		evbuffer_free(buf);
 		api_images_dl_end(d, 0);

@@ -370,9 +370,10 @@ api_uploads_head(struct http_req *hr)
 {
 	struct api_uploads_op *op;
 
-	if (api_uploads_tus(hr) == -1 || (op = api_uploads_op(hr)) == NULL)
+	if ((op = api_uploads_op(hr)) == NULL)
 		return;
-	if (api_uploads_param(hr, op->id) == -1) {
+	/* An id that cannot exist is 404 whatever the headers say. */
+	if (api_uploads_param(hr, op->id) == -1 || api_uploads_tus(hr) == -1) {
 		free(op);
 		return;
 	}
@@ -573,9 +574,10 @@ api_uploads_patch(struct http_req *hr)
 	struct api_uploads_op *op;
 	size_t n;
 
-	if (api_uploads_tus(hr) == -1 || (op = api_uploads_op(hr)) == NULL)
+	if ((op = api_uploads_op(hr)) == NULL)
 		return;
-	if (api_uploads_param(hr, op->id) == -1) {
+	/* An id that cannot exist is 404 whatever the headers say. */
+	if (api_uploads_param(hr, op->id) == -1 || api_uploads_tus(hr) == -1) {
 		free(op);
 		return;
 	}
@@ -648,9 +650,10 @@ api_uploads_delete(struct http_req *hr)
 {
 	struct api_uploads_op *op;
 
-	if (api_uploads_tus(hr) == -1 || (op = api_uploads_op(hr)) == NULL)
+	if ((op = api_uploads_op(hr)) == NULL)
 		return;
-	if (api_uploads_param(hr, op->id) == -1) {
+	/* An id that cannot exist is 404 whatever the headers say. */
+	if (api_uploads_param(hr, op->id) == -1 || api_uploads_tus(hr) == -1) {
 		free(op);
 		return;
 	}
@@ -660,7 +663,6 @@ api_uploads_delete(struct http_req *hr)
 const struct route api_uploads_routes[] = {
 	{ "/api/v1/uploads/", EVHTTP_REQ_OPTIONS, ROUTE_ADMIN, api_uploads_options, AUTH_OPERATOR, NULL },
 	{ "/api/v1/uploads/", EVHTTP_REQ_POST, ROUTE_ADMIN, api_uploads_create, AUTH_OPERATOR, NULL },
-	{ "/api/v1/uploads/{upload}", EVHTTP_REQ_OPTIONS, ROUTE_ADMIN, api_uploads_options, AUTH_OPERATOR, NULL },
 	{ "/api/v1/uploads/{upload}", EVHTTP_REQ_GET, ROUTE_ADMIN, api_uploads_head, AUTH_OPERATOR, NULL },
 	{ "/api/v1/uploads/{upload}", EVHTTP_REQ_PATCH, ROUTE_ADMIN, api_uploads_patch, AUTH_OPERATOR, NULL },
 	{ "/api/v1/uploads/{upload}", EVHTTP_REQ_DELETE, ROUTE_ADMIN, api_uploads_delete, AUTH_OPERATOR, NULL },

@@ -14,7 +14,8 @@
 #define UPLOADS_PROJECT_MAX	128
 /* Rows of image_chunks: the schema's bound, the contract with readers. */
 #define UPLOADS_ROW_MAX		(1024 * 1024)
-/* Bytes of a PATCH stored per statement (see api_uploads_step). */
+/* Bytes of a PATCH stored per statement (see api_uploads_step): larger
+ * costs libpq memmoves, smaller costs a commit (an fsync) per piece. */
 #define UPLOADS_STMT_MAX	(4 * UPLOADS_ROW_MAX)
 
 /* Upload-Metadata (tus 1.0 creation): "key base64,key base64". */

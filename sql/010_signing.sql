@@ -23,7 +23,8 @@ ALTER TABLE images
     ADD COLUMN enc_nonce_prefix bytea CHECK (length(enc_nonce_prefix) = 7),
     -- the 32-byte content key, AES-256-GCM encrypted on the token with the
     -- key named by enc_kek_label: 12-byte IV || 32-byte ciphertext ||
-    -- 16-byte tag, associated data "quarklink image key 1" || image id
+    -- 16-byte tag, associated data "quarklink image key 1 " and the image id
+    -- in decimal (man/quarklink-image.5)
     ADD COLUMN enc_key_wrapped  bytea CHECK (length(enc_key_wrapped) = 60),
     ADD COLUMN enc_kek_label    text,
     ADD COLUMN sign_claim       text,

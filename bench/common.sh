@@ -8,7 +8,8 @@
 # The sourcing script sets BENCH_NAME before sourcing and calls bench_init.
 # Environment: BENCH_KEEP=1 keeps $T, QUARKLINKD (default src/quarklinkd),
 # QL_PGBIN, BENCH_LOG_LEVEL (default warn), BENCH_POOL_SIZE (database
-# pool_size; default: the daemon's default).
+# pool_size; default: the daemon's default); BENCH_EXTRA_CONF (set by the
+# sourcing script: more config sections, appended).
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 DAEMON=${QUARKLINKD:-$BENCH_ROOT/src/quarklinkd}
@@ -213,6 +214,8 @@ start_quarklinkd() {
 
 	[pki]
 	listen = 127.0.0.1:$QL_PKI_PORT
+
+	${BENCH_EXTRA_CONF:-}
 	EOF
 	"$DAEMON" -c "$T/quarklinkd.conf" --migrate >"$T/migrate.out" 2>&1 ||
 		{ cat "$T/migrate.out" >&2; die "quarklinkd --migrate failed"; }

@@ -37,8 +37,9 @@ PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev
 	libssl-dev libpq-dev libyajl-dev check postgresql softhsm2 opensc
 	libengine-pkcs11-openssl libp11-dev libp11-kit-dev libargon2-dev
 	libcurl4-openssl-dev curl openssl ca-certificates jq
-	python3 systemd clang libclang-rt-14-dev llvm)
-# python3: the sd_notify receiver of t_notify.sh; systemd: systemd-analyze
+	python3 python3-cryptography systemd clang libclang-rt-14-dev llvm)
+# python3: the sd_notify receiver of t_notify.sh; python3-cryptography: the
+# independent decoder of encrypted images in t_image_encrypt.sh; systemd: systemd-analyze
 # for t_service.sh; clang, libclang-rt-14-dev (sanitizer and libFuzzer
 # runtimes) and llvm (llvm-symbolizer for readable stacks): asan and fuzz.
 
@@ -95,6 +96,24 @@ tools_check() {
 			die "user postgres missing (it comes with the postgresql package)"
 		command -v runuser >/dev/null 2>&1 || die "runuser not found"
 	fi
+}
+
+# npm packages the integration tests drive as stock clients, installed once
+# into var/npm (t_tus_js.sh: tus-js-client). make check then needs no
+# registry: the tests find them through QL_NODE_MODULES, and fail without.
+NPM_PACKAGES=(tus-js-client@4.3.1)
+npm_install() {
+	local prefix=$VAR/npm stamp
+	stamp="$prefix/node_modules/.ql-$(printf '%s\n' "${NPM_PACKAGES[@]}" | cksum | cut -d' ' -f1)"
+	export QL_NODE_MODULES=$prefix/node_modules
+	[[ -f $stamp ]] && return 0
+	mkdir -p "$prefix"
+	say "npm install ${NPM_PACKAGES[*]} into $prefix"
+	# --no-save/--no-package-lock: only node_modules appears in $prefix.
+	npm install --prefix "$prefix" --no-save --no-package-lock --no-audit \
+	    --no-fund --loglevel=error "${NPM_PACKAGES[@]}" ||
+		die "npm install ${NPM_PACKAGES[*]} failed"
+	touch "$stamp"
 }
 
 # --- build ------------------------------------------------------------------
@@ -757,6 +776,7 @@ run_check() {
 	done
 	deps_install
 	tools_check
+	npm_install
 	build
 	STAGE_SUMMARY+=("$(printf '%-6s %5d s  %s' setup "$(($(date +%s) - t0))" "ok (packages, build)")")
 	for s in $stages; do

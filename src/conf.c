@@ -75,6 +75,11 @@ static const struct conf_option conf_options[] = {
 	{ "admin", "login_window", CONF_INT, "900", 1, 86400, O(login_window), NULL, 0 },
 	{ "admin", "hash_queue_max", CONF_INT, "256", 1, 65536, O(hash_queue_max), NULL, 0 },
 
+	{ "images", "max_chunk_size", CONF_SIZE, "32M", 65536, GB / 2, O(img_max_chunk), NULL, 0 },
+	{ "images", "max_uploads", CONF_INT, "4", 1, 1024, O(img_max_uploads), NULL, 0 },
+	{ "images", "upload_expiry", CONF_INT, "86400", 60, 30 * 86400, O(img_upload_expiry), NULL, 0 },
+	{ "images", "max_size", CONF_SIZE, "16G", 1024, 1024 * GB, O(img_max_size), NULL, 0 },
+
 	{ "device", "enabled", CONF_BOOL, "yes", 0, 0, O(device.enabled), NULL, 0 },
 	{ "device", "max_connections", CONF_INT, "10000", 1, 1000000, O(device.max_connections), NULL, 0 },
 	{ "device", "listen", CONF_LISTEN, "0.0.0.0:8444", 0, 0, O(device.listen), NULL, 0 },

@@ -56,6 +56,10 @@ struct conf {
 	char			*pki_url;
 	long long		 login_window;
 	long long		 hash_queue_max;
+	long long		 img_max_chunk;		/* bytes of one tus PATCH */
+	long long		 img_max_uploads;	/* PATCH bodies held at once */
+	long long		 img_upload_expiry;	/* seconds after the last PATCH */
+	long long		 img_max_size;		/* Tus-Max-Size */
 
 	struct conf_listener	 admin;
 	struct conf_listener	 device;

@@ -41,7 +41,8 @@ static const struct { int status; const char *title; } http_titles[] = {
 	{ 200, "OK" }, { 201, "Created" }, { 202, "Accepted" },
 	{ 204, "No Content" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
 	{ 403, "Forbidden" }, { 404, "Not Found" },
-	{ 405, "Method Not Allowed" }, { 409, "Conflict" },
+	{ 405, "Method Not Allowed" }, { 409, "Conflict" }, { 410, "Gone" },
+	{ 412, "Precondition Failed" },
 	{ 413, "Content Too Large" }, { 415, "Unsupported Media Type" },
 	{ 422, "Unprocessable Content" }, { 429, "Too Many Requests" },
 	{ 500, "Internal Server Error" }, { 501, "Not Implemented" },
@@ -124,6 +125,78 @@ http_reply(struct http_req *hr, int status, const char *content_type,
 	log_info("request id=%s %s %s %s %d %zuB %.2fms%s", hr->id,
 	    hr->lst->name, hr->method, hr->path, status, bytes,
 	    http_elapsed_ms(&hr->start), hr->req ? "" : " (client gone)");
+	free(hr->path);
+	free(hr);
+	srv->inflight--;
+	http_drain_check(srv);
+}
+
+int
+http_stream_start(struct http_req *hr, int status, const char *content_type,
+    long long length, size_t piece_max)
+{
+	struct evkeyvalq *h;
+	struct http_conn *c;
+	char len[32];
+
+	if (hr->req == NULL) {
+		http_reply(hr, 499, NULL, NULL);
+		return -1;
+	}
+	h = evhttp_request_get_output_headers(hr->req);
+	c = http_conn_of(hr->req);
+	if (c != NULL && http_conn_reply(c, hr->req, piece_max) == -1) {
+		evhttp_add_header(h, "Retry-After", "1");
+		http_reply_problem(hr, 503, NULL, "too many replies are "
+		    "waiting for their clients to read them");
+		return -1;
+	}
+	snprintf(len, sizeof(len), "%lld", length);
+	evhttp_add_header(h, "X-Request-Id", hr->id);
+	evhttp_add_header(h, "Content-Type", content_type);
+	evhttp_add_header(h, "Content-Length", len);	/* not chunked */
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	if (hr->srv->is_draining) {
+		evhttp_add_header(h, "Connection", "close");
+		if (c != NULL)
+			http_conn_count_closing(c);
+	}
+	hr->stream_status = status;
+	evhttp_send_reply_start(hr->req, status, http_status_title(status));
+	if (c != NULL)
+		http_conn_streaming(c, hr);	/* learns when the client goes */
+	return 0;
+}
+
+void
+http_stream_piece(struct http_req *hr, struct evbuffer *buf,
+    void (*written)(struct evhttp_connection *, void *), void *arg)
+{
+	hr->stream_bytes += evbuffer_get_length(buf);
+	evhttp_send_reply_chunk_with_cb(hr->req, buf, written, arg);
+}
+
+void
+http_stream_end(struct http_req *hr, int is_complete)
+{
+	struct server *srv = hr->srv;
+
+	if (hr->req != NULL) {
+		struct http_conn *c = http_conn_of(hr->req);
+
+		if (c != NULL)
+			http_conn_streaming(c, NULL);
+		if (is_complete)
+			evhttp_send_reply_end(hr->req);
+		else
+			evhttp_connection_free(evhttp_request_get_connection(hr->req));
+	}
+	if (hr->finish != NULL)
+		hr->finish(hr, hr->stream_status);
+	log_info("request id=%s %s %s %s %d %zuB %.2fms%s", hr->id,
+	    hr->lst->name, hr->method, hr->path, hr->stream_status,
+	    hr->stream_bytes, http_elapsed_ms(&hr->start), hr->req ? (is_complete ?
+	    "" : " (cut short)") : " (client gone)");
 	free(hr->path);
 	free(hr);
 	srv->inflight--;
@@ -364,7 +437,11 @@ http_listener_start(struct http_listener *l, char *err, size_t errlen)
 		return -1;
 	}
 	evhttp_set_allowed_methods(l->http, HTTP_METHODS);
-	evhttp_set_max_body_size(l->http, c->max_body_size);
+	/* A tus PATCH may be larger than a JSON body; http_conn lets only
+	 * those past max_body_size, a bounded number at a time. */
+	evhttp_set_max_body_size(l->http, l->bit == ROUTE_ADMIN &&
+	    c->img_max_chunk > c->max_body_size ? c->img_max_chunk :
+	    c->max_body_size);
 	/* No EVHTTP_SERVER_LINGERING_CLOSE: it reads the whole declared body
 	 * (2^63 bytes, or one the client waits to send until "100 Continue")
 	 * before answering 413. Answer at once; http_conn lingers after. */

@@ -27,6 +27,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include "api_uploads.h"
 #include "conf.h"
 #include "http_req.h"
 #include "log.h"
@@ -61,6 +62,21 @@ static const char *const http_conn_state_names[] = {
 	"header", "body", "handler", "reply", "idle"
 };
 
+/* What the header block says of the body, to bound it before evhttp
+ * buffers it: only a tus PATCH on the admin listener may pass
+ * max_body_size (up to images.max_chunk_size), and only images.max_uploads
+ * such bodies are held at once, so an unauthenticated client cannot make
+ * the daemon buffer large bodies on any other route. */
+struct http_conn_body {
+	int		 is_upload;	/* PATCH /api/v1/uploads/ on admin */
+	int		 has_length;
+	int		 is_checked;	/* body_start ran for this request */
+	int		 is_large;	/* holds one of the large-body slots */
+	uint64_t	 length;	/* Content-Length */
+	uint64_t	 data;		/* chunked: data bytes announced so far */
+	uint64_t	 limit;
+};
+
 struct http_conn {
 	struct http_listener		*lst;
 	struct bufferevent		*bev;
@@ -81,13 +97,35 @@ struct http_conn {
 	int				 is_chunked;
 	enum http_chunk_state		 chunk;
 	uint64_t			 chunk_left;	/* data, or size digits */
+	struct http_conn_body		 body;
 };
+
+static void	http_conn_body_line(struct http_conn *, struct evbuffer *,
+		    size_t, size_t);
+static int	http_conn_body_start(struct http_conn *, struct evbuffer *);
+static void	http_conn_refuse_body(struct http_conn *, struct evbuffer *, int,
+		    const char *);
 
 static struct server	 *http_conn_srv;
 static struct http_conn	**http_conn_byfd;	/* fd -> connection */
 static size_t		  http_conn_nbyfd;
 static size_t		  http_conn_out_total;	/* reply bytes not yet written */
+static unsigned		  http_conn_nlarge;	/* large bodies held */
 static unsigned		  http_conn_nlinger;
+
+/* The request that held a large-body slot is answered (or gone). */
+static void
+http_conn_body_release(struct http_conn *c)
+{
+	struct conf *cf = c->lst->srv->conf;
+
+	if (c->body.is_large) {
+		http_conn_nlarge--;
+		bufferevent_setwatermark(c->bev, EV_READ, 0,
+		    (size_t)(cf->max_header_size + cf->max_body_size + 4096));
+	}
+	memset(&c->body, 0, sizeof(c->body));
+}
 
 static void
 http_conn_set_state(struct http_conn *c, enum http_conn_state st)
@@ -98,6 +136,8 @@ http_conn_set_state(struct http_conn *c, enum http_conn_state st)
 	if (c->state == st)
 		return;
 	c->state = st;
+	if (st == HTTP_CONN_HEADER || st == HTTP_CONN_IDLE)
+		http_conn_body_release(c);
 	evtimer_del(c->timer);
 	if (st == HTTP_CONN_HEADER || st == HTTP_CONN_BODY) {
 		tv.tv_sec = st == HTTP_CONN_HEADER ? cf->header_timeout :
@@ -299,6 +339,7 @@ http_conn_free(struct http_conn *c)
 	    http_conn_byfd[c->fd] == c)
 		http_conn_byfd[c->fd] = NULL;
 	event_free(c->timer);
+	http_conn_body_release(c);
 	if (l->nconns-- == (unsigned)l->conf->max_connections)
 		http_conn_listener_update(l);	/* it was at its cap */
 	free(c);
@@ -314,8 +355,11 @@ http_conn_closed(struct evhttp_connection *evcon, void *arg)
 	struct server *srv = c->lst->srv;
 
 	(void)evcon;
-	if (c->hr != NULL)
+	if (c->hr != NULL) {
 		c->hr->req = NULL;
+		if (c->hr->gone != NULL)
+			c->hr->gone(c->hr);
+	}
 	http_conn_out_total -= c->out_bytes;
 	if (!c->is_timed_out && c->state != HTTP_CONN_IDLE)
 		http_conn_linger(c);
@@ -448,6 +492,8 @@ http_conn_scan_header(struct http_conn *c, struct evbuffer *in, size_t len)
 				if (c->nlines > 0 && !c->is_chunked)
 					c->is_chunked = http_conn_is_chunked_line(in,
 					    c->scan_pos - 1, c->line_len + c->line_cr);
+				http_conn_body_line(c, in, c->scan_pos - 1,
+				    c->line_len + c->line_cr);
 				c->nlines++;
 				c->line_len = c->line_cr = 0;
 			}
@@ -480,6 +526,7 @@ http_conn_chunk_byte(struct http_conn *c, unsigned char b)
 		if (b != '\n')
 			return -1;
 		c->chunk = c->chunk_left == 0 ? HTTP_CHUNK_TRAILER : HTTP_CHUNK_DATA;
+		c->body.data += c->chunk_left;
 		return 0;
 	case HTTP_CHUNK_DATA:
 		if (--c->chunk_left == 0)
@@ -536,27 +583,135 @@ http_conn_refused_event(struct bufferevent *bev, short what, void *arg)
  * from a long body). Take the bufferevent from evhttp before its read
  * callback runs on these bytes (this runs first, as data is added), so it
  * never parses them, and answer 400 ourselves. */
+/* Answer status with a problem+json detail and close, taking the
+ * bufferevent from evhttp before it reads on (see below). */
 static void
-http_conn_refuse_chunked(struct http_conn *c, struct evbuffer *in)
+http_conn_refuse(struct http_conn *c, struct evbuffer *in, int status,
+    const char *extra, const char *detail)
 {
-	static const char body[] = "{\"type\":\"about:blank\",\"title\":\"Bad Request\","
-	    "\"status\":400,\"detail\":\"malformed chunked body: a chunk size must be "
-	    "1 to 15 hex digits and CRLF (no extensions), each chunk followed by CRLF\"}";
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	const char *title = http_status_title(status);
+	char body[512];
+	int n;
 
 	c->chunk = HTTP_CHUNK_BAD;
-	log_info("%s: fd=%d refused: malformed chunked body (400)",
-	    c->lst->name, c->fd);
+	log_info("%s: fd=%d refused: %s (%d)", c->lst->name, c->fd, detail,
+	    status);
 	bufferevent_setcb(c->bev, NULL, http_conn_refused_written,
 	    http_conn_refused_event, c);
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_enable(c->bev, EV_WRITE);	/* evhttp disables it while reading */
 	evbuffer_drain(in, evbuffer_get_length(in));
-	bufferevent_write(c->bev, "HTTP/1.1 400 Bad Request\r\n"
-	    "Content-Type: application/problem+json\r\nConnection: close\r\n",
-	    sizeof("HTTP/1.1 400 Bad Request\r\n"
-	    "Content-Type: application/problem+json\r\nConnection: close\r\n") - 1);
-	evbuffer_add_printf(bufferevent_get_output(c->bev),
-	    "Content-Length: %zu\r\n\r\n%s", sizeof(body) - 1, body);
+	n = snprintf(body, sizeof(body), "{\"type\":\"about:blank\",\"title\":"
+	    "\"%s\",\"status\":%d,\"detail\":\"%s\"}", title, status, detail);
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: "
+	    "application/problem+json\r\nConnection: close\r\n%s"
+	    "Content-Length: %d\r\n\r\n%s", status, title, extra ? extra : "",
+	    n, body);
+}
+
+static void
+http_conn_refuse_chunked(struct http_conn *c, struct evbuffer *in)
+{
+	http_conn_refuse(c, in, 400, NULL, "malformed chunked body: a chunk size "
+	    "must be 1 to 15 hex digits and CRLF (no extensions), each chunk "
+	    "followed by CRLF");
+}
+
+/* 413 naming the limit the body passes, or 503 when every large-body slot
+ * is taken (detail NULL: 413). */
+static void
+http_conn_refuse_body(struct http_conn *c, struct evbuffer *in, int status,
+    const char *detail)
+{
+	struct conf *cf = c->lst->srv->conf;
+	char d[256];
+
+	if (status == 503) {
+		http_conn_refuse(c, in, 503, "Retry-After: 2\r\n", detail);
+		return;
+	}
+	if (c->body.is_upload)
+		snprintf(d, sizeof(d), "a PATCH body may hold at most %lld bytes "
+		    "(images.max_chunk_size)", cf->img_max_chunk);
+	else
+		snprintf(d, sizeof(d), "the body may hold at most %lld bytes "
+		    "(server.max_body_size)", cf->max_body_size);
+	http_conn_refuse(c, in, 413, NULL, d);
+}
+
+/* The request line and Content-Length, from the header lines as they are
+ * scanned (the line of len bytes before the LF at offset lf). */
+static void
+http_conn_body_line(struct http_conn *c, struct evbuffer *in, size_t lf,
+    size_t len)
+{
+	static const char upload[] = "PATCH " API_UPLOADS_PREFIX;
+	static const char cl[] = "content-length:";
+	char line[64], *v, *end;
+	struct evbuffer_ptr p;
+	ev_ssize_t n;
+
+	if (len > lf || len < sizeof(cl) || evbuffer_ptr_set(in, &p, lf - len, EVBUFFER_PTR_SET) == -1 ||
+	    (n = evbuffer_copyout_from(in, &p, line, len < sizeof(line) ?
+	    len : sizeof(line) - 1)) <= 0)
+		return;
+	line[n] = '\0';
+	if (c->nlines == 0) {
+		c->body.is_upload = c->lst->bit == ROUTE_ADMIN &&
+		    (size_t)n >= sizeof(upload) - 1 &&
+		    strncmp(line, upload, sizeof(upload) - 1) == 0;
+		return;
+	}
+	if (strncasecmp(line, cl, sizeof(cl) - 1) != 0)
+		return;
+	if ((size_t)n != len) {
+		/* Too long to read here (padding): take it for too large. */
+		c->body.has_length = 1;
+		c->body.length = UINT64_MAX;
+		return;
+	}
+	{
+		v = line + sizeof(cl) - 1;
+		v += strspn(v, " \t");
+		errno = 0;
+		c->body.length = strtoull(v, &end, 10);
+		/* Malformed values are evhttp's to refuse; only a number counts. */
+		c->body.has_length = end != v && errno == 0 &&
+		    (*end == '\0' || *end == '\r' || *end == ' ');
+	}
+}
+
+/* The header block is complete: may this body be buffered? -1 refused. */
+static int
+http_conn_body_start(struct http_conn *c, struct evbuffer *in)
+{
+	struct conf *cf = c->lst->srv->conf;
+	struct http_conn_body *b = &c->body;
+	int is_large;
+
+	b->is_checked = 1;
+	b->limit = (uint64_t)(b->is_upload ? cf->img_max_chunk : cf->max_body_size);
+	if (b->has_length && b->length > b->limit) {
+		http_conn_refuse_body(c, in, 413, NULL);
+		return -1;
+	}
+	is_large = b->is_upload && (c->is_chunked ||
+	    (b->has_length && b->length > (uint64_t)cf->max_body_size));
+	if (!is_large)
+		return 0;
+	if (http_conn_nlarge >= (unsigned)cf->img_max_uploads) {
+		http_conn_refuse_body(c, in, 503, "every upload slot is busy "
+		    "(images.max_uploads): retry later");
+		return -1;
+	}
+	b->is_large = 1;
+	http_conn_nlarge++;
+	/* evhttp 2.1 keeps a Content-Length body in this buffer until all of
+	 * it is there: let it hold one chunk (see http_conn_new). */
+	bufferevent_setwatermark(c->bev, EV_READ, 0,
+	    (size_t)(cf->max_header_size + cf->img_max_chunk + 4096));
+	return 0;
 }
 
 static void
@@ -603,8 +758,14 @@ http_conn_scan(struct http_conn *c, struct evbuffer *in)
 	size_t len = evbuffer_get_length(in);
 
 	http_conn_scan_header(c, in, len);
-	if (c->state == HTTP_CONN_BODY && c->is_chunked)
+	if (c->state == HTTP_CONN_BODY && !c->body.is_checked &&
+	    http_conn_body_start(c, in) == -1)
+		return;
+	if (c->state == HTTP_CONN_BODY && c->is_chunked) {
 		http_conn_scan_chunks(c, in, len);
+		if (c->chunk != HTTP_CHUNK_BAD && c->body.data > c->body.limit)
+			http_conn_refuse_body(c, in, 413, NULL);
+	}
 }
 
 static void
@@ -662,6 +823,12 @@ http_conn_of(struct evhttp_request *req)
 	if (fd < 0 || (size_t)fd >= http_conn_nbyfd)
 		return NULL;
 	return http_conn_byfd[fd];
+}
+
+void
+http_conn_streaming(struct http_conn *c, struct http_req *hr)
+{
+	c->hr = hr;
 }
 
 void

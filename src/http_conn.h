@@ -25,6 +25,8 @@ void	 http_conn_new(struct http_listener *, struct bufferevent *);
 struct http_conn *http_conn_of(struct evhttp_request *);
 /* The request's handler starts / its reply is being queued. */
 void	 http_conn_dispatched(struct http_conn *, struct http_req *);
+/* A streamed reply's request (NULL: done), told when its client goes. */
+void	 http_conn_streaming(struct http_conn *, struct http_req *);
 /* 0 when a reply of bytes fits the output budget (then it is counted until
  * written), -1 when it must be refused. */
 int	 http_conn_reply(struct http_conn *, struct evhttp_request *,

@@ -4,6 +4,7 @@
 #ifndef QL_HTTP_REQ_H
 #define QL_HTTP_REQ_H
 
+#include <stddef.h>
 #include <time.h>
 
 #include "route.h"
@@ -25,6 +26,12 @@ struct http_req {
 	/* Runs once with the final status, before the request is freed. */
 	void			(*finish)(struct http_req *, int status);
 	const char		*problem;	/* a problem reply's detail, in finish */
+	/* A streamed reply: runs once when the client leaves mid-stream
+	 * (from evhttp's close callback: defer any freeing). */
+	void			(*gone)(struct http_req *);
+	void			*api_stream;	/* the streaming handler's state */
+	int			 stream_status;
+	size_t			 stream_bytes;
 };
 
 #endif

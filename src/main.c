@@ -22,6 +22,7 @@
 #include "audit.h"
 #include "checkpoint.h"
 #include "certs.h"
+#include "imgsign.h"
 #include "devices.h"
 #include "auth.h"
 #include "conf.h"
@@ -37,6 +38,8 @@
 #include "routes.h"
 #include "projects.h"
 #include "tlsauto.h"
+#include "images.h"
+#include "uploads.h"
 #include "users.h"
 #include "tok.h"
 #include "work.h"
@@ -251,6 +254,7 @@ main_listen(struct server *srv)
 		main_fail(srv, "listeners", err);
 		return;
 	}
+	uploads_expiry_start(srv);
 	log_info("ready");
 	main_is_serving = 1;
 	(void)notify_send("READY=1");
@@ -339,9 +343,11 @@ main_register(struct server *srv)
 	    enroll_register(srv->db) == -1 || auth_register(srv->db) == -1 ||
 	    api_front_register(srv->db) == -1 || users_register(srv->db) == -1 ||
 	    projects_register(srv->db) == -1 || devices_register(srv->db) == -1 ||
-	    certs_register(srv->db) == -1 || audit_register(srv->db) == -1 ||
+	    certs_register(srv->db) == -1 ||
+	    imgsign_register(srv->db) == -1 || audit_register(srv->db) == -1 ||
 	    ocsp_register(srv->db) == -1 || tlsauto_register(srv->db) == -1 ||
-	    checkpoint_register(srv->db) == -1 ? -1 : 0;
+	    checkpoint_register(srv->db) == -1 || uploads_register(srv->db) == -1 ||
+	    images_register(srv->db) == -1 ? -1 : 0;
 }
 
 static int
@@ -413,6 +419,7 @@ main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 	pki_bootstrap(srv.pki, main_bootstrapped, &srv);
 	event_base_dispatch(srv.base);
 out:
+	uploads_expiry_stop();
 	db_pool_drain(srv.db);
 	http_stop(&srv);
 	for (int i = 0; i < 3; i++)

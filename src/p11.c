@@ -412,7 +412,8 @@ p11_generate_key_locked(struct p11 *p, const char *label, enum p11_key_type type
 static int
 p11_destroy_key_locked(struct p11 *p, const char *label, char *err, size_t errlen)
 {
-	static const CK_OBJECT_CLASS classes[] = { CKO_PRIVATE_KEY, CKO_PUBLIC_KEY };
+	static const CK_OBJECT_CLASS classes[] = { CKO_PRIVATE_KEY, CKO_PUBLIC_KEY,
+	    CKO_SECRET_KEY };
 	CK_OBJECT_HANDLE h;
 	int n = 0;
 	CK_RV rv;
@@ -433,6 +434,98 @@ p11_destroy_key_locked(struct p11 *p, const char *label, char *err, size_t errle
 	if (n > 0)
 		__atomic_add_fetch(&p->stats.keys_destroyed, 1, __ATOMIC_RELAXED);
 	return 0;
+}
+
+static int
+p11_generate_secret_locked(struct p11 *p, const char *label, char *err,
+    size_t errlen)
+{
+	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+	CK_ULONG len = 32;
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_AES;
+	CK_MECHANISM mech = { CKM_AES_KEY_GEN, NULL, 0 };
+	CK_ATTRIBUTE t[] = {
+		{ CKA_CLASS, &cls, sizeof(cls) },
+		{ CKA_KEY_TYPE, &kt, sizeof(kt) },
+		{ CKA_VALUE_LEN, &len, sizeof(len) },
+		{ CKA_TOKEN, &yes, sizeof(yes) },
+		{ CKA_PRIVATE, &yes, sizeof(yes) },
+		{ CKA_SENSITIVE, &yes, sizeof(yes) },
+		{ CKA_EXTRACTABLE, &no, sizeof(no) },
+		{ CKA_ENCRYPT, &yes, sizeof(yes) },
+		{ CKA_DECRYPT, &yes, sizeof(yes) },
+		{ CKA_WRAP, &no, sizeof(no) },
+		{ CKA_UNWRAP, &no, sizeof(no) },
+		{ CKA_LABEL, (void *)label, strlen(label) },
+	};
+	CK_OBJECT_HANDLE h;
+	CK_RV rv;
+
+	if (p11_session_get(p, err, errlen) == -1)
+		return -1;
+	if (p11_find_key(p, label, CKO_SECRET_KEY, &h) == 0) {
+		snprintf(err, errlen, "a key labelled %s already exists", label);
+		return -1;
+	}
+	rv = p->f->C_GenerateKey(p11_session, &mech, t, sizeof(t) / sizeof(t[0]), &h);
+	if (rv != CKR_OK) {
+		snprintf(err, errlen, "C_GenerateKey(%s): 0x%lx", label,
+		    (unsigned long)rv);
+		return -1;
+	}
+	p->stats.keys_generated++;
+	return 0;
+}
+
+int
+p11_secret_gcm(struct p11 *p, const char *label, int is_encrypt,
+    const unsigned char iv[12], const unsigned char *aad, size_t aadlen,
+    const unsigned char *in, size_t inlen, unsigned char *out, char *err,
+    size_t errlen)
+{
+	CK_GCM_PARAMS gp = {
+		.pIv = (CK_BYTE_PTR)iv, .ulIvLen = 12, .ulIvBits = 96,
+		.pAAD = (CK_BYTE_PTR)aad, .ulAADLen = aadlen, .ulTagBits = 128,
+	};
+	CK_MECHANISM mech = { CKM_AES_GCM, &gp, sizeof(gp) };
+	CK_OBJECT_HANDLE h;
+	CK_ULONG outlen = is_encrypt ? inlen + 16 : inlen;
+	CK_RV rv;
+
+	if (!is_encrypt && inlen < 16) {
+		snprintf(err, errlen, "ciphertext too short");
+		return -1;
+	}
+	if (p11_session_get(p, err, errlen) == -1)
+		return -1;
+	if (p11_find_key(p, label, CKO_SECRET_KEY, &h) == -1) {
+		snprintf(err, errlen, "no secret key %s on the token", label);
+		return -1;
+	}
+	rv = is_encrypt ? p->f->C_EncryptInit(p11_session, &mech, h) :
+	    p->f->C_DecryptInit(p11_session, &mech, h);
+	if (rv == CKR_OK)
+		rv = is_encrypt ? p->f->C_Encrypt(p11_session, (CK_BYTE_PTR)in,
+		    inlen, out, &outlen) : p->f->C_Decrypt(p11_session,
+		    (CK_BYTE_PTR)in, inlen, out, &outlen);
+	if (rv != CKR_OK || outlen != (is_encrypt ? inlen + 16 : inlen - 16)) {
+		snprintf(err, errlen, "AES-GCM %s with %s: 0x%lx", is_encrypt ?
+		    "encryption" : "decryption", label, (unsigned long)rv);
+		return -1;
+	}
+	return 0;
+}
+
+int
+p11_generate_secret(struct p11 *p, const char *label, char *err, size_t errlen)
+{
+	int rc;
+
+	pthread_mutex_lock(&p11_keys_lock);
+	rc = p11_generate_secret_locked(p, label, err, errlen);
+	pthread_mutex_unlock(&p11_keys_lock);
+	return rc;
 }
 
 void

@@ -41,6 +41,21 @@ int		 p11_has_key(struct p11 *, const char *label);
 int		 p11_destroy_key(struct p11 *, const char *label, char *err,
 		    size_t errlen) __attribute__((warn_unused_result));
 
+/* An AES-256 secret key on the token (sensitive, never extractable,
+ * encrypt/decrypt only) to protect small secrets such as image content
+ * keys; p11_destroy_key removes it. */
+int		 p11_generate_secret(struct p11 *, const char *label, char *err,
+		    size_t errlen) __attribute__((warn_unused_result));
+/* AES-256-GCM with the token's secret key label, 16-byte tag, in one
+ * C_Encrypt/C_Decrypt: encrypt writes inlen + 16 bytes to out, decrypt
+ * (in = ciphertext || tag) inlen - 16, and fails when the tag does not
+ * match. Meant for a few dozen bytes. */
+int		 p11_secret_gcm(struct p11 *, const char *label, int is_encrypt,
+		    const unsigned char iv[12], const unsigned char *aad,
+		    size_t aadlen, const unsigned char *in, size_t inlen,
+		    unsigned char *out, char *err, size_t errlen)
+		    __attribute__((warn_unused_result));
+
 /* Token operations since start, for /metrics. Signatures are counted by
  * ca.c, which makes every one of them. */
 struct p11_stats {

@@ -12,10 +12,13 @@
 #include "api_enroll.h"
 #include "api_front.h"
 #include "api_health.h"
+#include "api_images.h"
+#include "api_imgsign.h"
 #include "api_openapi.h"
 #include "api_pki.h"
 #include "api_projects.h"
 #include "api_session.h"
+#include "api_uploads.h"
 #include "api_users.h"
 #include "auth.h"
 #include "devapi.h"
@@ -24,7 +27,7 @@
 #include "route.h"
 #include "server.h"
 
-#define ROUTES_MAX 128
+#define ROUTES_MAX 256
 
 static struct route	routes_table[ROUTES_MAX];
 static size_t		routes_n;
@@ -53,7 +56,10 @@ routes_init(void)
 		{ api_enroll_routes, &api_enroll_nroutes },
 		{ api_users_routes, &api_users_nroutes },
 		{ api_audit_routes, &api_audit_nroutes },
+		{ api_imgsign_routes, &api_imgsign_nroutes },
 		{ api_openapi_routes, &api_openapi_nroutes },
+		{ api_uploads_routes, &api_uploads_nroutes },
+		{ api_images_routes, &api_images_nroutes },
 	};
 
 	routes_n = 0;

@@ -1,0 +1,303 @@
+/* api_images.c: images of a project: list (by name), get, delete (refused
+ * while deployed), and the content streamed back from PostgreSQL one chunk
+ * row at a time: the next row is read only once the previous one has been
+ * written to the socket, so a download holds one row whatever its size. */
+#include "api_images.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "api.h"
+#include "images.h"
+#include "json.h"
+#include "log.h"
+#include "server.h"
+#include "uploads.h"
+
+#define API_IMAGES_QBUF		4096
+
+/* One image row starting at column off (see images.h). */
+static void
+api_images_fields(yajl_gen g, const PGresult *res, int i, int off)
+{
+	const char *hw = PQgetvalue(res, i, off + 6), *end;
+
+	json_kv_int(g, "id", api_val_int(res, i, off));
+	json_kv_str(g, "name", PQgetvalue(res, i, off + 1));
+	json_kv_str(g, "version", PQgetvalue(res, i, off + 2));
+	json_kv_int(g, "size", api_val_int(res, i, off + 3));
+	json_kv_str(g, "sha256", PQgetvalue(res, i, off + 4));
+	json_kv_str(g, "status", PQgetvalue(res, i, off + 5));
+	json_key(g, "hardware");
+	yajl_gen_array_open(g);
+	while (*hw != '\0') {	/* [A-Za-z0-9._:-] each (uploads_meta_parse) */
+		if ((end = strchr(hw, ',')) == NULL)
+			end = hw + strlen(hw);
+		yajl_gen_string(g, (const unsigned char *)hw, (size_t)(end - hw));
+		hw = *end ? end + 1 : end;
+	}
+	yajl_gen_array_close(g);
+	json_kv_bool(g, "encrypt", PQgetvalue(res, i, off + 7)[0] == 't');
+	json_kv_str(g, "uploaded_by", PQgetvalue(res, i, off + 8));
+	json_kv_str(g, "created_at", PQgetvalue(res, i, off + 9));
+}
+
+static void
+api_images_listed(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	api_reply_list(arg, st, res, errstr, api_images_fields, 0);
+}
+
+static void
+api_images_list(struct http_req *hr)
+{
+	char after[API_IMAGES_QBUF], limit[API_LIMIT_LEN];
+	char name[UPLOADS_NAME_MAX + 1];
+	const char *v[4];
+	int has_name;
+
+	if (api_page_id(hr, limit, after, sizeof(after)) == -1 ||
+	    (has_name = api_query_str(hr, "name", UPLOADS_NAME_MAX, name,
+	    NULL)) == -1)
+		return;
+	if (has_name && name[0] == '\0') {
+		http_reply_problem(hr, 400, NULL, "query parameter name is empty");
+		return;
+	}
+	v[0] = api_project_id_str(hr);
+	v[1] = has_name ? name : NULL;
+	v[2] = after;
+	v[3] = limit;
+	db_query(hr->srv->db, &images_list, 4, v, NULL, api_images_listed, hr);
+}
+
+static void
+api_images_one(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	api_reply_one(arg, st, res, errstr, 200, api_images_fields, 0,
+	    "no such image");
+}
+
+static void
+api_images_get(struct http_req *hr)
+{
+	char id[API_ID_LEN];
+	const char *v[2] = { api_project_id_str(hr), id };
+
+	if (api_param_id(hr, 1, id, sizeof(id), "no such image") == -1)
+		return;
+	db_query(hr->srv->db, &images_get, 2, v, NULL, api_images_one, hr);
+}
+
+static void
+api_images_deleted(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct http_req *hr = arg;
+	const char *result;
+
+	if (st != DB_OK) {
+		api_db_error(hr, st, res, errstr);
+		return;
+	}
+	result = PQgetvalue(res, 0, 0);
+	if (strcmp(result, "ok") == 0)
+		http_reply(hr, 204, NULL, NULL);
+	else if (strcmp(result, "deployed") == 0)
+		http_reply_problem(hr, 409, NULL, "the image is deployed: cancel or"
+		    " finish its deployments first");
+	else
+		http_reply_problem(hr, 404, NULL, "no such image");
+}
+
+static void
+api_images_delete(struct http_req *hr)
+{
+	char id[API_ID_LEN];
+	const char *v[3] = { api_project_id_str(hr), id, NULL };
+
+	if (api_param_id(hr, 1, id, sizeof(id), "no such image") == -1)
+		return;
+	v[2] = api_actor(hr);
+	db_query(hr->srv->db, &images_delete, 3, v, NULL, api_images_deleted, hr);
+}
+
+/* ---------------------------------------------------------- content */
+
+/* A download in progress. Exactly one of: a query in flight, a row being
+ * written, or the deferred end after the client left. */
+struct api_images_dl {
+	struct http_req	*hr;
+	struct event	*end_ev;	/* the client left while a row was written */
+	char		 upload[UPLOADS_ID_LEN + 1];
+	long long	 size;
+	long long	 off;		/* bytes sent */
+	int		 is_querying;
+};
+
+static void	api_images_next(struct api_images_dl *);
+
+static void
+api_images_dl_end(struct api_images_dl *d, int is_complete)
+{
+	struct http_req *hr = d->hr;
+
+	hr->gone = NULL;
+	event_free(d->end_ev);
+	free(d);
+	http_stream_end(hr, is_complete);
+}
+
+static void
+api_images_dl_ended(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	api_images_dl_end(arg, 0);
+}
+
+/* From evhttp's close callback: end on a later turn, or let the query in
+ * flight find hr->req gone. */
+static void
+api_images_dl_gone(struct http_req *hr)
+{
+	struct api_images_dl *d = hr->api_stream;
+
+	if (!d->is_querying)
+		event_active(d->end_ev, EV_TIMEOUT, 1);
+}
+
+static void
+api_images_written(struct evhttp_connection *evcon, void *arg)
+{
+	struct api_images_dl *d = arg;
+
+	(void)evcon;
+	if (d->off >= d->size)
+		api_images_dl_end(d, 1);
+	else
+		api_images_next(d);
+}
+
+static void
+api_images_unref(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	PQfreemem((void *)data);
+}
+
+static void
+api_images_row(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct api_images_dl *d = arg;
+	struct evbuffer *buf;
+	unsigned char *data;
+	size_t n = 0;
+
+	d->is_querying = 0;
+	if (d->hr->req == NULL) {
+		api_images_dl_end(d, 0);
+		return;
+	}
+	if (st != DB_OK || PQntuples(res) != 1 ||
+	    api_val_int(res, 0, 0) != d->off) {
+		log_warnx("image download id=%s: no chunk at offset %lld: %s",
+		    d->hr->id, d->off, st != DB_OK ? db_errstr(st, errstr) :
+		    "missing row");
+		api_images_dl_end(d, 0);
+		return;
+	}
+	if ((data = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 1),
+	    &n)) == NULL || n == 0 || (long long)n > d->size - d->off ||
+	    (buf = evbuffer_new()) == NULL) {
+		PQfreemem(data);
+		api_images_dl_end(d, 0);
+		return;
+	}
+	/* The row's bytes go to the socket without another copy. */
+	if (evbuffer_add_reference(buf, data, n, api_images_unref, NULL) == -1) {
+		PQfreemem(data);
+		evbuffer_free(buf);
+		api_images_dl_end(d, 0);
+		return;
+	}
+	d->off += (long long)n;
+	http_stream_piece(d->hr, buf, api_images_written, d);
+	evbuffer_free(buf);
+}
+
+static void
+api_images_next(struct api_images_dl *d)
+{
+	char off[API_ID_LEN];
+	const char *v[3] = { d->upload, "0", off };
+
+	snprintf(off, sizeof(off), "%lld", d->off);
+	d->is_querying = 1;
+	db_query(d->hr->srv->db, &images_chunk, 3, v, NULL, api_images_row, d);
+}
+
+static void
+api_images_content_found(enum db_status st, const PGresult *res,
+    const char *errstr, void *arg)
+{
+	struct http_req *hr = arg;
+	struct api_images_dl *d;
+
+	if (st != DB_OK || PQntuples(res) != 1) {
+		api_reply_one(hr, st, res, errstr, 200, api_images_fields, 0,
+		    "no such image");
+		return;
+	}
+	if ((d = api_alloc(hr, sizeof(*d))) == NULL)
+		return;
+	if ((d->end_ev = event_new(hr->srv->base, -1, 0, api_images_dl_ended,
+	    d)) == NULL) {
+		free(d);
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		return;
+	}
+	d->hr = hr;
+	d->size = api_val_int(res, 0, 3);
+	snprintf(d->upload, sizeof(d->upload), "%s", PQgetvalue(res, 0, 10));
+	if (http_stream_start(hr, 200, "application/octet-stream", d->size,
+	    UPLOADS_ROW_MAX) == -1) {
+		event_free(d->end_ev);
+		free(d);
+		return;
+	}
+	hr->api_stream = d;
+	hr->gone = api_images_dl_gone;
+	api_images_next(d);
+}
+
+static void
+api_images_content(struct http_req *hr)
+{
+	char id[API_ID_LEN];
+	const char *v[2] = { api_project_id_str(hr), id };
+
+	if (api_param_id(hr, 1, id, sizeof(id), "no such image") == -1)
+		return;
+	db_query(hr->srv->db, &images_get, 2, v, NULL, api_images_content_found, hr);
+}
+
+static const char *const api_images_list_query[] = {
+	API_PAGE_QUERY, "name", NULL
+};
+
+const struct route api_images_routes[] = {
+	{ "/api/v1/projects/{project}/images", EVHTTP_REQ_GET, ROUTE_ADMIN, api_images_list, AUTH_VIEWER, api_images_list_query },
+	{ "/api/v1/projects/{project}/images/{image}", EVHTTP_REQ_GET, ROUTE_ADMIN, api_images_get, AUTH_VIEWER, NULL },
+	{ "/api/v1/projects/{project}/images/{image}", EVHTTP_REQ_DELETE, ROUTE_ADMIN, api_images_delete, AUTH_OPERATOR, NULL },
+	{ "/api/v1/projects/{project}/images/{image}/content", EVHTTP_REQ_GET, ROUTE_ADMIN, api_images_content, AUTH_OPERATOR, NULL },
+};
+const size_t api_images_nroutes = sizeof(api_images_routes) / sizeof(api_images_routes[0]);

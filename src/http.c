@@ -37,27 +37,6 @@
 static uint32_t		http_id_prefix;
 static uint32_t		http_id_counter;
 
-static const struct { int status; const char *title; } http_titles[] = {
-	{ 200, "OK" }, { 201, "Created" }, { 202, "Accepted" },
-	{ 204, "No Content" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
-	{ 403, "Forbidden" }, { 404, "Not Found" },
-	{ 405, "Method Not Allowed" }, { 409, "Conflict" }, { 410, "Gone" },
-	{ 412, "Precondition Failed" },
-	{ 413, "Content Too Large" }, { 415, "Unsupported Media Type" },
-	{ 422, "Unprocessable Content" }, { 429, "Too Many Requests" },
-	{ 500, "Internal Server Error" }, { 501, "Not Implemented" },
-	{ 503, "Service Unavailable" },
-};
-
-const char *
-http_status_title(int status)
-{
-	for (size_t i = 0; i < sizeof(http_titles) / sizeof(http_titles[0]); i++)
-		if (http_titles[i].status == status)
-			return http_titles[i].title;
-	return "Error";
-}
-
 static const char *
 http_method_name(enum evhttp_cmd_type m)
 {

@@ -11,6 +11,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "http_req.h"
+#include "http_status.h"
 #include "route.h"
 #include "server.h"
 
@@ -58,7 +59,6 @@ const char *http_header(struct http_req *, const char *name);
 void	 http_add_header(struct http_req *, const char *name, const char *value);
 /* The client certificate if one was presented and verified, else NULL. */
 X509	*http_peer_cert(struct http_req *);
-const char *http_status_title(int status);
 /* The client's address as text, for throttling and logs. */
 const char *http_peer_addr(struct http_req *);
 int	 http_method(struct http_req *);	/* evhttp_cmd_type */

@@ -30,6 +30,7 @@
 #include "api_uploads.h"
 #include "conf.h"
 #include "http_req.h"
+#include "http_status.h"
 #include "log.h"
 
 #define HTTP_CONN_ACCEPT_PAUSE_MS	100	/* back-off after EMFILE */

@@ -71,6 +71,8 @@ static const struct conf_option conf_options[] = {
 	{ "admin", "tls_key", CONF_PATH, "admin.key", 0, 0, O(admin.tls_key), NULL, 1 },
 	{ "admin", "login_window", CONF_INT, "900", 1, 86400, O(login_window), NULL, 0 },
 	{ "admin", "hash_queue_max", CONF_INT, "256", 1, 65536, O(hash_queue_max), NULL, 0 },
+	{ "admin", "www_dir", CONF_PATH, WWWDIR, 0, 0, O(www_dir), NULL, 0 },
+	{ "admin", "www_max_size", CONF_SIZE, "16M", 65536, GB, O(www_max_size), NULL, 0 },
 
 	{ "device", "enabled", CONF_BOOL, "yes", 0, 0, O(device.enabled), NULL, 0 },
 	{ "device", "max_connections", CONF_INT, "10000", 1, 1000000, O(device.max_connections), NULL, 0 },

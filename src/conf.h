@@ -54,6 +54,8 @@ struct conf {
 	char			*pki_url;
 	long long		 login_window;
 	long long		 hash_queue_max;
+	char			*www_dir;
+	long long		 www_max_size;
 
 	struct conf_listener	 admin;
 	struct conf_listener	 device;

@@ -44,6 +44,7 @@
 #include "pki.h"
 #include "tls.h"
 #include "util.h"
+#include "www.h"
 
 #define HTTP_METHODS (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | \
 	EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS)
@@ -56,7 +57,7 @@ static uint32_t		http_id_counter;
 
 static const struct { int status; const char *title; } http_titles[] = {
 	{ 200, "OK" }, { 201, "Created" }, { 202, "Accepted" },
-	{ 204, "No Content" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
+	{ 204, "No Content" }, { 304, "Not Modified" },{ 400, "Bad Request" }, { 401, "Unauthorized" },
 	{ 403, "Forbidden" }, { 404, "Not Found" },
 	{ 405, "Method Not Allowed" }, { 409, "Conflict" },
 	{ 413, "Content Too Large" }, { 415, "Unsupported Media Type" },
@@ -473,6 +474,7 @@ http_routes_init(void)
 		{ api_users_routes, &api_users_nroutes },
 		{ api_audit_routes, &api_audit_nroutes },
 		{ api_openapi_routes, &api_openapi_nroutes },
+		{ www_routes, &www_nroutes },
 	};
 
 	http_nroutes = 0;

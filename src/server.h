@@ -17,6 +17,7 @@ struct pki;
 struct ocsp;
 struct checkpoint;
 struct server;
+struct www;
 
 struct http_listener {
 	struct server			*srv;
@@ -46,6 +47,7 @@ struct server {
 	struct pki		*pki;
 	struct ocsp		*ocsp;
 	struct checkpoint	*checkpoint;	/* audit log checkpoints */
+	struct www		*www;		/* the web UI's files, NULL: none */
 	struct http_listener	 listeners[SERVER_NLISTENERS];
 	int			 is_draining;
 	unsigned		 inflight;	/* requests not yet replied to */

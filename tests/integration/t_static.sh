@@ -154,16 +154,23 @@ refuse() {
     fi
     assert_file_match "cannot start: web UI: .*$re" "$T/quarklinkd.log" "$what: start"
 }
-sz=$(du -sb "$W" | cut -f1)
+# The files' total in bytes (as www_load counts: regular files only).
+sz=$(find "$W/index.html" "$W/assets" "$W/vendor" -type f -printf '%s\n' | awk '{ n += $1 } END { print n }')
+max=$((sz + 50000))
 head -c 40000 /dev/urandom >"$W/assets/a.png"
 head -c 40000 /dev/urandom >"$W/vendor/b.png"
-refuse "files adding up to more than www_max_size" "exceed www_max_size \\(65536 bytes\\)" \
-    admin.www_dir="$W" admin.www_max_size=64K
+refuse "files adding up to more than www_max_size" "exceed www_max_size \\($max bytes\\)" \
+    admin.www_dir="$W" admin.www_max_size=$max
 rm "$W/assets/a.png" "$W/vendor/b.png"
-head -c 70000 /dev/urandom >"$W/assets/big.png"
-refuse "one file over www_max_size" "exceed www_max_size .*big.png" \
-    admin.www_dir="$W" admin.www_max_size=64K
+# One file larger than the bound on its own is named, whenever it is read.
+head -c $((max + 1)) /dev/urandom >"$W/assets/big.png"
+refuse "one file over www_max_size" "exceed www_max_size .*big.png \\($((max + 1)) bytes\\)" \
+    admin.www_dir="$W" admin.www_max_size=$max
 rm "$W/assets/big.png"
+# Exactly at the bound is fine.
+ql_config admin.www_dir="$W" admin.www_max_size="$sz"
+"$QUARKLINKD" -t -c "$T/quarklinkd.conf" >"$T/t.out" 2>"$T/t.err" ||
+    fail "www_max_size equal to the files' total refused: $(cat "$T/t.err")"
 touch "$W/assets/bad name.js"
 refuse "a file name with a space" "bad name.js: a file name of the web UI may only hold" \
     admin.www_dir="$W"

@@ -57,7 +57,7 @@ static uint32_t		http_id_counter;
 
 static const struct { int status; const char *title; } http_titles[] = {
 	{ 200, "OK" }, { 201, "Created" }, { 202, "Accepted" },
-	{ 204, "No Content" }, { 304, "Not Modified" },{ 400, "Bad Request" }, { 401, "Unauthorized" },
+	{ 204, "No Content" }, { 304, "Not Modified" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
 	{ 403, "Forbidden" }, { 404, "Not Found" },
 	{ 405, "Method Not Allowed" }, { 409, "Conflict" },
 	{ 413, "Content Too Large" }, { 415, "Unsupported Media Type" },

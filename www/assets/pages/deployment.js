@@ -57,8 +57,8 @@ export async function render(main, { project, deployment }) {
           h('dt', {}, 'Thresholds'), h('dd', {}, `next group at ${d.success_threshold} % installed; pause above ${d.error_threshold} % failed`),
           h('dt', {}, 'Current group'), h('dd', {}, `${d.current_group} of ${d.groups.length}`),
           h('dt', {}, 'Created'), h('dd', {}, fmtTime(d.created_at), ` by ${d.created_by}`)));
-      clear(groups).append(bar(d.counts, 'All groups'), d.groups.map((g) => bar(g.counts,
-        `Group ${g.index} (${g.count !== undefined ? `${g.count} devices` : `${g.percent} %`})${g.started_at ? '' : ', not started'}`)));
+      clear(groups).append(bar(d.counts, 'All groups'), ...d.groups.map((g) => bar(g.counts,
+        `Group ${g.index} (${g.count !== undefined ? `${g.count} device${g.count === 1 ? '' : 's'}` : `${g.percent} %`})${g.started_at ? '' : ', not started'}`)));
     }
     const r = await api('GET', `${base}/devices${qs({ limit: 100, state: filter.value })}`);
     clear(devices).append(table([

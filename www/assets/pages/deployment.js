@@ -4,6 +4,7 @@
 import { api, enc, qs } from '../api.js';
 import { h, errorSlot, showError, table, fmtTime, fmtAgo, pageHeader, section, clear, badge, confirmDialog, link } from '../dom.js';
 import { canWrite, every } from '../app.js';
+import { lineChart } from '../charts.js';
 
 const STATES = ['installed', 'installing', 'downloading', 'pending', 'failed', 'cancelled'];
 
@@ -16,7 +17,7 @@ function bar(counts, label) {
   });
   const text = STATES.filter((s) => counts[s] > 0).map((s) => `${s} ${counts[s]}`).join(', ') || 'no devices';
   return h('div', { class: 'rollout' },
-    h('div', { class: 'barlabel' }, h('strong', {}, label), ` — ${total} devices: ${text}`),
+    h('div', { class: 'barlabel' }, h('strong', {}, label), ` — ${total} device${total === 1 ? '' : 's'}: ${text}`),
     h('div', { class: 'bar', role: 'img', 'aria-label': `${label}: ${text}` }, segs));
 }
 
@@ -27,7 +28,30 @@ export async function render(main, { project, deployment }) {
   const groups = h('div');
   const devices = h('div');
   const filter = h('select', { 'aria-label': 'Device state' }, h('option', { value: '' }, 'every state'), STATES.map((s) => h('option', { value: s }, s)));
-  main.append(head, err, section('Rollout', groups), section('Devices', filter, devices));
+  const outcomes = h('div');
+  main.append(head, err, section('Rollout', groups, outcomes), section('Devices', filter, devices));
+
+  // Update outcomes per hour since the deployment started (from the
+  // per-device finish times of the first 1000 devices).
+  let lastOutcome = '';
+  async function drawOutcomes(d) {
+    const r = await api('GET', `${base}/devices${qs({ limit: 1000 })}`);
+    const start = Math.floor(new Date(d.created_at).getTime() / 3600000);
+    const hours = Math.min(72, Math.max(2, Math.floor(Date.now() / 3600000) - start + 1));
+    const xs = Array.from({ length: hours }, (_, i) => (start + i) * 3600);
+    const inst = xs.map(() => 0);
+    const fail = xs.map(() => 0);
+    for (const x of r.items) {
+      if (!x.finished_at || (x.state !== 'installed' && x.state !== 'failed')) continue;
+      const i = Math.floor(new Date(x.finished_at).getTime() / 3600000) - start;
+      if (i >= 0 && i < hours) (x.state === 'installed' ? inst : fail)[i] += 1;
+    }
+    const key = JSON.stringify([inst, fail]);
+    if (key === lastOutcome) return;
+    lastOutcome = key;
+    clear(outcomes).append(await lineChart('Update outcomes per hour', xs,
+      [{ label: 'installed', values: inst, color: '#2e8b57' }, { label: 'failed', values: fail, color: '#c0392b' }]));
+  }
 
   const act = (verb, label, cls, confirmText) => h('button', {
     type: 'button', class: cls,
@@ -60,6 +84,7 @@ export async function render(main, { project, deployment }) {
       clear(groups).append(bar(d.counts, 'All groups'), ...d.groups.map((g) => bar(g.counts,
         `Group ${g.index} (${g.count !== undefined ? `${g.count} device${g.count === 1 ? '' : 's'}` : `${g.percent} %`})${g.started_at ? '' : ', not started'}`)));
     }
+    await drawOutcomes(d);
     const r = await api('GET', `${base}/devices${qs({ limit: 100, state: filter.value })}`);
     clear(devices).append(table([
       { label: 'Device', value: (x) => link(`#/p/${enc(project)}/devices/${x.device_id}`, x.device_id, { class: 'mono' }) },

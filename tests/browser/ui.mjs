@@ -127,7 +127,11 @@ try {
   log(`refused rename shown as: ${perr}`);
   assert(/exists|conflict|duplicate/.test(perr), `the API's reason for refusing a rename to an existing name: ${perr}`);
   await page.getByLabel('Name', { exact: true }).fill('ui');
+  await page.getByLabel('Enrollment tokens').uncheck();
   await page.getByLabel('Allowlist of device IDs').uncheck();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('alert').filter({ hasText: 'at least one enrollment policy must be on' }).waitFor();
+  await page.getByLabel('Enrollment tokens').check();
   await page.getByRole('button', { name: 'Save' }).click();
   await page.getByText('Saved.').waitFor();
   await check('settings');

@@ -21,6 +21,10 @@ export async function render(main, { project }) {
       checkbox('Manual approval of unknown devices', p.policy.approval, { name: 'approval' })),
     err, saved, ro ? null : h('div', { class: 'buttons' }, h('button', { type: 'submit', class: 'primary' }, 'Save')));
   onSubmit(form, err, async (fd) => {
+    // The API refuses this on create; say so before a change too.
+    if (!fd.has('token') && !fd.has('allowlist') && !fd.has('approval')) {
+      throw new Error('at least one enrollment policy must be on');
+    }
     const body = {
       cert_validity_days: Number(fd.get('days')),
       policy: { token: fd.has('token'), allowlist: fd.has('allowlist'), approval: fd.has('approval') },

@@ -142,17 +142,17 @@ ql_stop || fail "quarklinkd exited $QL_EXIT"
 # ---- start refused: each case checked by -t and by a real start
 # refuse DESCRIPTION ERE KEY=VALUE...: both exit non-zero and name the cause.
 refuse() {
-    local what=$1 re=$2
+    local label=$1 re=$2
     shift 2
     ql_config "$@"
     "$QUARKLINKD" -t -c "$T/quarklinkd.conf" >"$T/t.out" 2>"$T/t.err" &&
-        fail "$what: quarklinkd -t accepted it"
-    assert_file_match "$re" "$T/t.err" "$what: quarklinkd -t"
+        fail "$label: quarklinkd -t accepted it"
+    assert_file_match "$re" "$T/t.err" "$label: quarklinkd -t"
     : >"$T/quarklinkd.log"
     if "$QUARKLINKD" -f -c "$T/quarklinkd.conf" >"$T/start.out" 2>"$T/start.err" </dev/null; then
-        fail "$what: quarklinkd started"
+        fail "$label: quarklinkd started"
     fi
-    assert_file_match "cannot start: web UI: .*$re" "$T/quarklinkd.log" "$what: start"
+    assert_file_match "cannot start: web UI: .*$re" "$T/quarklinkd.log" "$label: start"
 }
 # The files' total in bytes (as www_load counts: regular files only).
 sz=$(find "$W/index.html" "$W/assets" "$W/vendor" -type f -printf '%s\n' | awk '{ n += $1 } END { print n }')

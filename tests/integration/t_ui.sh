@@ -22,7 +22,8 @@ done
 
 # The UI as installed: www/ from the sources, vendor/ from the build.
 W="$T/www"
-cp -R "$top_srcdir/www" "$W" && chmod -R u+w "$W" || hard_error "copying www/"
+cp -R "$top_srcdir/www" "$W" || hard_error "copying www/"
+chmod -R u+w "$W"
 rm -rf "$W/vendor"
 [ -f "$top_builddir/www/vendor/vendor.json" ] ||
     fail "$top_builddir/www/vendor not built (make builds it once npm ci has run)"
@@ -53,8 +54,8 @@ assert_eq 100000 "$(ql_psql "SELECT count(*) FROM devices d JOIN projects p ON p
 ql_curl "$(admin_url /api/v1/openapi.json)"
 assert_status 200 "GET /api/v1/openapi.json"
 has_path() { jq -e --arg p "$1" '.paths | has($p)' "$BODY" >/dev/null && echo 1 || echo 0; }
-QL_HAS_IMAGES=$(has_path /api/v1/projects/{project}/images)
-QL_HAS_DEPLOY=$(has_path /api/v1/projects/{project}/deployments)
+QL_HAS_IMAGES=$(has_path '/api/v1/projects/{project}/images')
+QL_HAS_DEPLOY=$(has_path '/api/v1/projects/{project}/deployments')
 
 UI="$T/ui"
 OUT="$top_builddir/tests/browser/out"

@@ -37,11 +37,12 @@ PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev
 	libssl-dev libpq-dev libyajl-dev check postgresql softhsm2 opensc
 	libengine-pkcs11-openssl libp11-dev libp11-kit-dev libargon2-dev
 	libcurl4-openssl-dev curl openssl ca-certificates jq
-	python3 python3-cryptography systemd clang libclang-rt-14-dev llvm)
+	python3 python3-cryptography systemd clang libclang-rt-14-dev llvm chromium)
 # python3: the sd_notify receiver of t_notify.sh; python3-cryptography: the
 # independent decoder of encrypted images in t_image_encrypt.sh; systemd: systemd-analyze
 # for t_service.sh; clang, libclang-rt-14-dev (sanitizer and libFuzzer
 # runtimes) and llvm (llvm-symbolizer for readable stacks): asan and fuzz.
+# chromium: the headless browser of tests/browser (driven by playwright-core).
 
 say() { printf 'quickstart: %s\n' "$*"; }
 die() { printf 'quickstart: error: %s\n' "$*" >&2; exit 1; }
@@ -88,7 +89,7 @@ tools_check() {
 		[[ -e $f ]] || die "$f not found (is PostgreSQL 15 / softhsm2 installed?)"
 	done
 	for f in softhsm2-util pkcs11-tool openssl curl base64 jq python3 \
-	    systemd-analyze clang; do
+	    systemd-analyze clang chromium; do
 		command -v "$f" >/dev/null 2>&1 || die "$f not found in PATH"
 	done
 	if is_root; then
@@ -118,8 +119,25 @@ npm_install() {
 
 # --- build ------------------------------------------------------------------
 
+# The npm packages of package.json (the UI's vendored libraries, the
+# browser tests' driver) into $ROOT/node_modules, exactly as locked; the
+# out-of-tree builds of the check stages find them through QL_NODE_MODULES.
+npm_install() {
+	cd "$ROOT"
+	if [[ -f node_modules/.package-lock.json ]] &&
+	    cmp -s package-lock.json node_modules/.ql-package-lock.json; then
+		return 0
+	fi
+	say "installing the npm packages of package-lock.json"
+	npm ci --no-audit --no-fund --loglevel=error ||
+		die "npm ci failed (the web UI and its browser tests need these packages)"
+	cp package-lock.json node_modules/.ql-package-lock.json
+}
+export QL_NODE_MODULES="$ROOT/node_modules"
+
 build() {
 	cd "$ROOT"
+	npm_install
 	# Makefile.in too: an interrupted autoreconf can leave configure alone.
 	[[ -x configure && -f Makefile.in ]] || autoreconf -fi
 	[[ -f Makefile ]] || ./configure

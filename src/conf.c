@@ -74,6 +74,8 @@ static const struct conf_option conf_options[] = {
 	{ "admin", "tls_key", CONF_PATH, "admin.key", 0, 0, O(admin.tls_key), NULL, 1 },
 	{ "admin", "login_window", CONF_INT, "900", 1, 86400, O(login_window), NULL, 0 },
 	{ "admin", "hash_queue_max", CONF_INT, "256", 1, 65536, O(hash_queue_max), NULL, 0 },
+	{ "admin", "www_dir", CONF_PATH, WWWDIR, 0, 0, O(www_dir), NULL, 0 },
+	{ "admin", "www_max_size", CONF_SIZE, "16M", 65536, GB, O(www_max_size), NULL, 0 },
 
 	{ "images", "max_chunk_size", CONF_SIZE, "32M", 65536, GB / 2, O(img_max_chunk), NULL, 0 },
 	{ "images", "max_uploads", CONF_INT, "4", 1, 1024, O(img_max_uploads), NULL, 0 },

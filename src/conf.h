@@ -60,6 +60,8 @@ struct conf {
 	long long		 img_max_uploads;	/* PATCH bodies held at once */
 	long long		 img_upload_expiry;	/* seconds after the last PATCH */
 	long long		 img_max_size;		/* Tus-Max-Size */
+	char			*www_dir;
+	long long		 www_max_size;
 
 	struct conf_listener	 admin;
 	struct conf_listener	 device;

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@
 #include "users.h"
 #include "tok.h"
 #include "work.h"
+#include "www.h"
 #include "server.h"
 
 #define MAIN_DEFAULT_CONF SYSCONFDIR "/quarklink/quarklinkd.conf"
@@ -102,6 +104,31 @@ main_p11_open(struct conf *c, char *err, size_t errlen)
 	return p11_open(&s, err, errlen);
 }
 
+/* The web UI's files: none when www_dir is empty, and none (with a
+ * warning) when the compiled-in default is not installed, so a daemon run
+ * from its build tree still starts; a www_dir that is set must load. */
+static int
+main_www_load(struct conf *c, struct www **out, char *err, size_t errlen)
+{
+	struct stat st;
+
+	*out = NULL;
+	if (c->admin.enabled == 0 || c->www_dir[0] == '\0')
+		return 0;
+	if (strcmp(c->www_dir, WWWDIR) == 0 && stat(c->www_dir, &st) == -1 &&
+	    errno == ENOENT) {
+		log_warnx("web UI not served: %s does not exist (set www_dir "
+		    "in [admin])", c->www_dir);
+		return 0;
+	}
+	if ((*out = www_load(c->www_dir, (size_t)c->www_max_size, err,
+	    errlen)) == NULL)
+		return -1;
+	log_info("web UI: %zu files, %zu bytes from %s", www_nfiles(*out),
+	    www_total(*out), c->www_dir);
+	return 0;
+}
+
 /* -t: everything that can be checked without serving: the file, the TLS
  * files, the token login and the database conninfo syntax. */
 static int
@@ -110,6 +137,7 @@ main_test_config(struct conf *c)
 	char err[CONF_ERRLEN];
 	PQconninfoOption *opts;
 	char *pqerr = NULL;
+	struct www *www;
 	struct p11 *p;
 
 	if (http_check_tls(c, err, sizeof(err)) == -1)
@@ -122,6 +150,9 @@ main_test_config(struct conf *c)
 		goto fail;
 	}
 	PQconninfoFree(opts);
+	if (main_www_load(c, &www, err, sizeof(err)) == -1)
+		goto fail;
+	www_free(www);
 	if ((p = main_p11_open(c, err, sizeof(err))) == NULL)
 		goto fail;
 	p11_close(p);
@@ -381,6 +412,10 @@ main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 	signal(SIGPIPE, SIG_IGN);
 	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
 
+	if (admin_argc == 0 && main_www_load(c, &srv.www, err, sizeof(err)) == -1) {
+		log_warnx("cannot start: web UI: %s", err);
+		goto out;
+	}
 	if ((srv.p11 = main_p11_open(c, err, sizeof(err))) == NULL) {
 		log_warnx("pkcs11: %s", err);
 		goto out;
@@ -436,6 +471,7 @@ out:
 	if (srv.base != NULL)
 		event_base_free(srv.base);
 	p11_close(srv.p11);
+	www_free(srv.www);	/* after http_stop: replies referred to it */
 	/* Not keyed on ready_fd: main_ready clears it once the daemon serves,
 	 * which left the file behind after every clean stop. */
 	if (has_pid_file && unlink(c->pid_file) == -1)

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "route.h"
 #include "server.h"
+#include "www.h"
 
 #define ROUTES_MAX 256
 
@@ -60,6 +61,7 @@ routes_init(void)
 		{ api_openapi_routes, &api_openapi_nroutes },
 		{ api_uploads_routes, &api_uploads_nroutes },
 		{ api_images_routes, &api_images_nroutes },
+		{ www_routes, &www_nroutes },
 	};
 
 	routes_n = 0;

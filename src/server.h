@@ -22,6 +22,7 @@ struct checkpoint;
 struct server;
 struct route;
 struct http_req;
+struct www;
 
 struct http_listener {
 	struct server			*srv;
@@ -51,6 +52,7 @@ struct server {
 	struct pki		*pki;
 	struct ocsp		*ocsp;
 	struct checkpoint	*checkpoint;	/* audit log checkpoints */
+	struct www		*www;		/* the web UI's files, NULL: none */
 	struct http_listener	 listeners[SERVER_NLISTENERS];
 	int			 is_draining;
 	unsigned		 inflight;	/* requests not yet replied to */

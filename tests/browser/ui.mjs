@@ -1,0 +1,281 @@
+// ui.mjs: the web UI end to end in headless Chromium (playwright-core and
+// @axe-core/playwright from npm, Debian's /usr/bin/chromium), driven by
+// tests/integration/t_ui.sh against a real quarklinkd, PostgreSQL and
+// SoftHSM. Steps that need the shell (an EST enrollment with curl) are
+// handed over through files in QL_UI_DIR. Any console error, page error,
+// failed request or HTTP error that a step did not expect fails the run.
+import { createRequire } from 'node:module';
+import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+
+const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`${k} is not set`); return v; };
+const URL0 = env('QL_URL');
+const DIR = env('QL_UI_DIR');
+const OUT = env('QL_UI_OUT');
+const NM = env('QL_NODE_MODULES');
+const require = createRequire(path.join(path.dirname(NM), 'package.json'));
+const { chromium } = require('playwright-core');
+const { default: AxeBuilder } = require('@axe-core/playwright');
+const HAS_IMAGES = process.env.QL_HAS_IMAGES === '1';
+const HAS_DEPLOY = process.env.QL_HAS_DEPLOY === '1';
+
+mkdirSync(OUT, { recursive: true });
+const log = (...a) => console.log('#', ...a);
+const problems = [];
+const expected = []; // { method, re, status, left }
+function expect(method, re, status, times = 1) { expected.push({ method, re, status, left: times }); }
+function assert(cond, msg) { if (!cond) throw new Error(`assertion failed: ${msg}`); }
+
+const browser = await chromium.launchPersistentContext(path.join(DIR, 'chrome'), {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  ignoreHTTPSErrors: true,
+  viewport: { width: 1280, height: 900 },
+  permissions: ['clipboard-read', 'clipboard-write'],
+});
+const page = browser.pages()[0] || await browser.newPage();
+page.setDefaultTimeout(15000);
+
+page.on('console', (m) => {
+  if (m.type() !== 'error') return;
+  // Chromium logs every HTTP error response; those are checked one by one below.
+  if (/^Failed to load resource: the server responded with a status of \d+/.test(m.text())) return;
+  problems.push(`console error: ${m.text()}`);
+});
+page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+page.on('requestfailed', (r) => {
+  const f = r.failure()?.errorText || '';
+  if (f === 'net::ERR_ABORTED' && r.url().includes('/api/v1/uploads/')) return; // paused upload
+  problems.push(`request failed: ${r.method()} ${r.url()}: ${f}`);
+});
+page.on('response', (r) => {
+  if (r.status() < 400) return;
+  const u = new URL(r.url());
+  const e = expected.find((x) => x.left > 0 && x.method === r.request().method() && x.status === r.status() && x.re.test(u.pathname));
+  if (e) { e.left -= 1; return; }
+  problems.push(`unexpected HTTP ${r.status()}: ${r.request().method()} ${u.pathname}${u.search}`);
+});
+// Every change made with the session cookie carries the CSRF token.
+const writes = [];
+page.on('request', (r) => {
+  const u = new URL(r.url());
+  if (!u.pathname.startsWith('/api/v1/') || ['GET', 'HEAD', 'OPTIONS'].includes(r.method())) return;
+  writes.push(`${r.method()} ${u.pathname}`);
+  if (u.pathname !== '/api/v1/login' && !r.headers()['x-csrf-token']) problems.push(`no X-CSRF-Token on ${r.method()} ${u.pathname}`);
+});
+
+const axeResults = {};
+async function check(name) {
+  await page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage: true });
+  const r = await new AxeBuilder({ page }).analyze();
+  const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  axeResults[name] = r.violations.map((v) => `${v.id}:${v.impact}`);
+  for (const v of bad) problems.push(`axe ${name}: ${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`);
+  log(`page ${name}: screenshot, axe ${r.violations.length} violations (${bad.length} serious/critical)`);
+}
+async function go(hash, heading) {
+  await page.evaluate((h) => { location.hash = h; }, hash);
+  await page.getByRole('heading', { level: 1, name: heading }).waitFor();
+}
+async function waitFile(f, ms) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (existsSync(f)) return readFileSync(f, 'utf8').trim();
+    await new Promise((r) => { setTimeout(r, 100); });
+  }
+  throw new Error(`timed out waiting for ${f}`);
+}
+const failIfProblems = (step) => { if (problems.length) throw new Error(`after ${step}:\n  ${problems.join('\n  ')}`); };
+
+try {
+  // ---- login: a wrong password is shown next to the form; the keyboard alone logs in
+  expect('GET', /^\/api\/v1\/session$/, 401);
+  await page.goto(`${URL0}/`);
+  await page.getByRole('heading', { name: 'Log in to quarklink' }).waitFor();
+  await check('login');
+  expect('POST', /^\/api\/v1\/login$/, 401);
+  await page.getByLabel('User name').fill(env('QL_USER'));
+  await page.getByLabel('Password').fill('wrong password');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'wrong user name or password' }).waitFor();
+  await page.getByLabel('User name').focus();
+  await page.keyboard.press('Tab');
+  await page.keyboard.press('Control+A');
+  await page.keyboard.type(env('QL_PASSWORD'));
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { level: 1, name: 'Projects' }).waitFor();
+  failIfProblems('login');
+
+  // ---- create a project with the form
+  await page.getByLabel('Name', { exact: true }).fill('ui');
+  await page.getByLabel('Allowlist of device IDs').check();
+  await page.getByRole('button', { name: 'Create project' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Devices of ui' }).waitFor();
+  await check('devices-empty');
+  await go('#/projects', 'Projects');
+  await page.getByRole('link', { name: 'ui', exact: true }).waitFor();
+  await check('projects');
+
+  // ---- an invalid change shows the API's message next to the form
+  await go('#/p/ui/settings', 'Settings of ui');
+  expect('PATCH', /^\/api\/v1\/projects\/ui$/, 409);
+  await page.getByLabel('Name', { exact: true }).fill('big');
+  await page.getByRole('button', { name: 'Save' }).click();
+  const perr = await page.getByRole('alert').filter({ hasText: /./ }).first().textContent();
+  log(`refused rename shown as: ${perr}`);
+  assert(/exists|conflict|duplicate/.test(perr), `the API's reason for refusing a rename to an existing name: ${perr}`);
+  await page.getByLabel('Name', { exact: true }).fill('ui');
+  await page.getByLabel('Enrollment tokens').uncheck();
+  await page.getByLabel('Allowlist of device IDs').uncheck();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('alert').filter({ hasText: 'at least one enrollment policy must be on' }).waitFor();
+  await page.getByLabel('Enrollment tokens').check();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText('Saved.').waitFor();
+  await check('settings');
+
+  // ---- an enrollment token, shown once with the ql-agent command line
+  await go('#/p/ui/enrollment', 'Enrollment in ui');
+  await page.getByLabel('Name', { exact: true }).fill('factory line 1');
+  await page.getByRole('button', { name: 'Create token' }).click();
+  const secret = await page.locator('input.secret').inputValue();
+  assert(/^\S{16,}$/.test(secret), `token secret looks like a secret: ${secret}`);
+  const cmd = await page.locator('pre[data-cmd="enroll"]').textContent();
+  assert(cmd === `ql-agent -c /etc/ql-agent.conf enroll --token '${secret}'`, `enroll command line: ${cmd}`);
+  await page.getByRole('button', { name: 'Copy command' }).click();
+  await page.getByText('Copied').first().waitFor();
+  await page.getByRole('cell', { name: 'factory line 1', exact: true }).waitFor();
+  // the allowlist from pasted text (and a CSV-like line)
+  await page.getByLabel('Device IDs').fill(`id,comment\n${'a'.repeat(32)},one\n${'b'.repeat(32)},two`);
+  await page.getByRole('button', { name: 'Add to allowlist' }).click();
+  await page.getByText('Added 2, already present 0').waitFor();
+  await page.getByText('a'.repeat(32)).waitFor();
+  await check('enrollment');
+
+  // ---- a device enrolled by curl (EST) appears in the table without a reload
+  await go('#/p/ui/devices', 'Devices of ui');
+  await page.evaluate(() => { window.qlNoReload = true; });
+  writeFileSync(path.join(DIR, 'token'), secret);
+  const device = await waitFile(path.join(DIR, 'device'), 60000);
+  const serial = await waitFile(path.join(DIR, 'serial'), 5000);
+  log(`shell enrolled device ${device} (certificate ${serial})`);
+  await page.locator(`tr[data-device="${device}"]`).waitFor({ timeout: 15000 });
+  assert(await page.evaluate(() => window.qlNoReload === true), 'the page was not reloaded');
+  await check('devices');
+
+  // ---- its page, and revoking its certificate with a reason
+  await page.getByRole('link', { name: device }).click();
+  await page.getByRole('heading', { level: 1, name: `Device ${device}` }).waitFor();
+  await page.getByRole('button', { name: `Revoke certificate ${serial}` }).click();
+  await page.getByRole('dialog').getByLabel('Reason').selectOption('keyCompromise');
+  await check('revoke-dialog');
+  await page.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click();
+  await page.getByRole('cell', { name: /keyCompromise/ }).waitFor();
+  await check('device');
+
+  // ---- certificates: the revoked filter finds it; its detail page
+  await go('#/p/ui/certificates', 'Certificates of ui');
+  await page.getByRole('button', { name: 'Revoked' }).click();
+  await page.getByRole('link', { name: serial }).waitFor();
+  await check('certificates');
+  await page.getByRole('link', { name: serial }).click();
+  await page.getByRole('heading', { level: 1, name: `Certificate ${serial}` }).waitFor();
+  await page.getByText('-----BEGIN CERTIFICATE-----', { exact: false }).waitFor();
+  await check('certificate');
+
+  // ---- the audit log has the revocation; the chain verifies
+  await go('#/audit', 'Audit log');
+  await page.getByText(/Chain verified: \d+ rows intact/).waitFor();
+  await page.getByLabel('Action starts with').fill('certificate.revoke');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.getByRole('cell', { name: new RegExp(serial) }).first().waitFor();
+  await check('audit');
+
+  // ---- users and an API token (secret shown once)
+  await go('#/users', 'Users and API tokens');
+  await page.getByLabel('Name', { exact: true }).fill('ci-token');
+  await page.getByRole('button', { name: 'Create API token' }).click();
+  const apiSecret = await page.locator('input.secret').inputValue();
+  assert(apiSecret.length >= 16, 'API token secret shown');
+  await page.getByRole('cell', { name: 'ci-token', exact: true }).waitFor();
+  await check('users');
+
+  // ---- overview: the charts (uPlot, vendored) render
+  await go('#/p/ui', 'Project ui');
+  await page.locator('figure.chartbox canvas').nth(1).waitFor();
+  const cap = await page.locator('figure.chartbox figcaption').first().textContent();
+  assert(/Enrollments per day, last 30 days: [1-9]\d* in all/.test(cap), `enrollment chart counts the enrollment: ${cap}`);
+  await check('overview');
+
+  // ---- images and deployments: usable where the server has the API
+  if (!HAS_IMAGES) { expect('GET', /^\/api\/v1\/projects\/ui\/images$/, 404, 2); }
+  if (!HAS_DEPLOY) { expect('GET', /^\/api\/v1\/projects\/ui\/deployments$/, 404); }
+  await go('#/p/ui/images', 'Images of ui');
+  await page.getByRole('button', { name: 'Upload' }).waitFor();
+  if (!HAS_IMAGES) await page.getByText('This server has no images API yet (404).').waitFor();
+  await check('images');
+  await go('#/p/ui/deployments', 'Deployments of ui');
+  await page.getByRole('button', { name: 'Create deployment' }).waitFor();
+  if (!HAS_DEPLOY) await page.getByText('This server has no deployments API yet (404).').waitFor();
+  await check('deployments');
+  failIfProblems('the main pages');
+
+  // ---- 100,000 devices: the first page renders in under a second
+  const t = [];
+  for (let i = 0; i < 3; i += 1) {
+    await go('#/projects', 'Projects');
+    const t0 = await page.evaluate(() => { const now = performance.now(); location.hash = '#/p/big/devices'; return now; });
+    await page.locator('table.devices tbody tr').nth(49).waitFor();
+    const t1 = await page.evaluate(() => Number(document.getElementById('main').dataset.rendered));
+    t.push(t1 - t0);
+  }
+  const rows = await page.locator('table.devices tbody tr').count();
+  assert(rows === 50, `first page of the big project shows 50 rows (got ${rows})`);
+  const best = Math.min(...t);
+  log(`first page of 100000 devices rendered in ${t.map((x) => x.toFixed(0)).join(', ')} ms`);
+  writeFileSync(path.join(DIR, 'render-ms'), `${t.map((x) => x.toFixed(1)).join(' ')}\n`);
+  assert(t.every((x) => x < 1000), `first page under 1000 ms (got ${t.map((x) => x.toFixed(0)).join(', ')}; best ${best.toFixed(0)})`);
+  // paging forward with the cursor and back
+  await page.getByRole('button', { name: 'Next →' }).click();
+  await page.getByText('Page 2', { exact: true }).waitFor();
+  await page.getByRole('button', { name: '← Previous' }).click();
+  await page.getByText('Page 1', { exact: true }).waitFor();
+  // filter and search
+  await page.getByLabel('Status').selectOption('pending');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.locator('table.devices tbody tr').first().getByText('pending').waitFor();
+  assert(await page.locator('table.devices tbody td:nth-child(3)').evaluateAll((tds) => tds.every((td) => td.textContent === 'pending')), 'status filter');
+  await check('devices-100k');
+
+  // ---- a narrow window
+  await page.setViewportSize({ width: 390, height: 844 });
+  await go('#/p/ui/devices', 'Devices of ui');
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  assert(overflow <= 1, `no horizontal page scroll at 390 px (overflow ${overflow} px)`);
+  await check('devices-narrow');
+  await page.setViewportSize({ width: 1280, height: 900 });
+
+  // ---- session expiry: back to the login form, with a message
+  await browser.clearCookies();
+  // the devices page's poll, the certificates page and the session check
+  // may each meet the 401 first
+  expect('GET', /^\/api\/v1\//, 401, 10);
+  await page.evaluate(() => { location.hash = '#/p/ui/certificates'; });
+  await page.getByText('Your session has expired or was ended. Please log in again.').waitFor();
+  await page.getByRole('heading', { name: 'Log in to quarklink' }).waitFor();
+  await check('login-expired');
+
+  failIfProblems('the session expiry');
+  assert(writes.length >= 8, `the run made changes through the API (${writes.length})`);
+  writeFileSync(path.join(DIR, 'done'), JSON.stringify({ axe: axeResults, writes: writes.length }, null, 1));
+  log(`done: ${Object.keys(axeResults).length} pages checked, ${writes.length} changes with CSRF token`);
+} catch (e) {
+  await page.screenshot({ path: path.join(OUT, 'failure.png'), fullPage: true }).catch(() => {});
+  console.log(`FAIL ui.mjs: ${e.message}`);
+  if (problems.length) console.log(`also:\n  ${problems.join('\n  ')}`);
+  await browser.close();
+  process.exit(1);
+}
+await browser.close();

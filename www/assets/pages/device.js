@@ -1,0 +1,48 @@
+// device.js: one device: its state, tags (edited in place), actions, and
+// its certificates (revocable here).
+import { api, enc, qs } from '../api.js';
+import { h, field, errorSlot, onSubmit, table, fmtTime, fmtAgo, badge, pageHeader, section, notice } from '../dom.js';
+import { canWrite } from '../app.js';
+import { deviceActions } from './devices.js';
+import { revokeButton } from './cert.js';
+
+export async function render(main, { project, device }) {
+  const path = `/projects/${enc(project)}/devices/${enc(device)}`;
+  const d = await api('GET', path);
+  const err = errorSlot();
+  const info = h('dl', { class: 'facts' },
+    h('dt', {}, 'Device ID'), h('dd', { class: 'mono' }, d.device_id),
+    h('dt', {}, 'Label'), h('dd', {}, d.label || '—'),
+    h('dt', {}, 'Status'), h('dd', {}, badge(d.status)),
+    h('dt', {}, 'Enrolled'), h('dd', {}, fmtTime(d.created_at)),
+    h('dt', {}, 'Last seen'), h('dd', {}, fmtAgo(d.last_seen)),
+    h('dt', {}, 'Installed version'), h('dd', {}, d.installed_version || '—'),
+    h('dt', {}, 'Current certificate'), h('dd', { class: 'mono' }, d.certificate
+      ? h('a', { href: `#/p/${enc(project)}/certificates/${d.certificate.serial}` }, d.certificate.serial) : '—'));
+  const reload = async () => { main.replaceChildren(); await render(main, { project, device }); };
+  main.append(pageHeader(`Device ${d.device_id}`, deviceActions(project, d, reload, err)), err, section('Device', info));
+
+  const terr = errorSlot();
+  const saved = h('div', { 'aria-live': 'polite' });
+  const tags = h('input', { name: 'tags', value: d.tags.join(', '), autocomplete: 'off', disabled: !canWrite() });
+  const tform = h('form', { class: 'inline' }, field('Tags', tags, 'Comma-separated; letters, digits and . _ : -'), terr, saved,
+    canWrite() ? h('button', { type: 'submit' }, 'Save tags') : null);
+  onSubmit(tform, terr, async (fd) => {
+    const list = String(fd.get('tags')).split(',').map((s) => s.trim()).filter(Boolean);
+    const r = await api('PUT', `${path}/tags`, { tags: list });
+    tags.value = r.tags.join(', ');
+    saved.replaceChildren(notice('Tags saved.', 'ok'));
+  });
+  main.append(section('Tags', tform));
+
+  const certs = await api('GET', `${path}/certificates${qs({ limit: 100 })}`);
+  const cerr = errorSlot();
+  main.append(section('Certificates', cerr, table([
+    { label: 'Serial', value: (c) => h('a', { href: `#/p/${enc(project)}/certificates/${c.serial}`, class: 'mono' }, c.serial) },
+    { label: 'Valid from', value: (c) => fmtTime(c.not_before) },
+    { label: 'Expires', value: (c) => fmtTime(c.not_after) },
+    { label: 'Revoked', value: (c) => (c.revoked_at ? [fmtTime(c.revoked_at), ` (${c.revocation_reason})`] : 'no') },
+    { label: 'Actions', value: (c) => (c.revoked_at || !canWrite() ? null : revokeButton(project, c.serial, reload, cerr)) },
+  ], certs.items, { empty: 'No certificates.' })),
+  section('Update history', h('p', { class: 'hint' }, 'Deployments this device took part in are listed on each deployment\'s page (Deployments).')));
+}

@@ -36,6 +36,7 @@
 #define HTTP_CONN_LINGER_SECS		2	/* drain after an error reply */
 #define HTTP_CONN_LINGER_MAX		256	/* descriptors spent lingering */
 #define HTTP_CONN_SMALL_REPLY		16384	/* always fits the budget */
+#define HTTP_CONN_COALESCE_MAX		16384	/* one TLS record's payload */
 
 enum http_conn_state {
 	HTTP_CONN_HEADER,	/* reading the header block (deadline) */
@@ -704,6 +705,27 @@ http_conn_reply(struct http_conn *c, struct evhttp_request *req, size_t bytes)
 	http_conn_set_state(c, HTTP_CONN_REPLY);
 	evhttp_request_set_on_complete_cb(req, http_conn_reply_done, c);
 	return 0;
+}
+
+/* evhttp writes the status line and headers into one chain of the output
+ * buffer and moves the body in as another, and bufferevent_openssl makes a
+ * TLS record of each chain: two records, two write(2)s and two packets per
+ * small reply. One contiguous chain makes one. And bufferevent_openssl
+ * writes only once the loop has seen the socket writable, which costs two
+ * epoll_ctl(2)s and a loop turn per reply; activating its write event runs
+ * that write in this turn instead (the socket is writable; if not,
+ * SSL_write says so and the event stays pending as before). */
+void
+http_conn_flush(struct http_conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t len = evbuffer_get_length(out);
+
+	if (len == 0 || c->fd < 0)
+		return;
+	if (len <= HTTP_CONN_COALESCE_MAX)
+		evbuffer_pullup(out, -1);
+	event_base_active_by_fd(c->lst->srv->base, c->fd, EV_WRITE);
 }
 
 void

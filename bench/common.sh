@@ -8,7 +8,8 @@
 # The sourcing script sets BENCH_NAME before sourcing and calls bench_init.
 # Environment: BENCH_KEEP=1 keeps $T, QUARKLINKD (default src/quarklinkd),
 # QL_PGBIN, BENCH_LOG_LEVEL (default warn), BENCH_POOL_SIZE (database
-# pool_size; default: the daemon's default).
+# pool_size; default: the daemon's default).  A sourcing script may set
+# BENCH_DEVICE_CONF to extra lines for the [device] section.
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 DAEMON=${QUARKLINKD:-$BENCH_ROOT/src/quarklinkd}
@@ -210,6 +211,7 @@ start_quarklinkd() {
 	[device]
 	listen = 127.0.0.1:$QL_DEVICE_PORT
 	tls_cert = auto
+	${BENCH_DEVICE_CONF:-}
 
 	[pki]
 	listen = 127.0.0.1:$QL_PKI_PORT

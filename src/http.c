@@ -43,6 +43,7 @@
 #include "log.h"
 #include "pki.h"
 #include "tls.h"
+#include "tls_ticket.h"
 #include "util.h"
 
 #define HTTP_METHODS (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | \
@@ -53,6 +54,7 @@ static struct route	http_routes[HTTP_MAX_ROUTES];
 static size_t		http_nroutes;
 static uint32_t		http_id_prefix;
 static uint32_t		http_id_counter;
+static unsigned		http_tls_generation;	/* TLS reloads so far */
 
 static const struct { int status; const char *title; } http_titles[] = {
 	{ 200, "OK" }, { 201, "Created" }, { 202, "Accepted" },
@@ -395,6 +397,7 @@ static SSL_CTX *
 http_ssl_ctx(struct http_listener *l, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = tls_ctx_new(l->conf->tls_cert, l->conf->tls_key, err, errlen);
+	char sid[SSL_MAX_SID_CTX_LENGTH];
 
 	if (ctx != NULL && l->wants_client_cert &&
 	    pki_setup_client_tls(l->srv->pki, ctx, l->conf->client_ca, err,
@@ -402,11 +405,19 @@ http_ssl_ctx(struct http_listener *l, char *err, size_t errlen)
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
+	if (ctx == NULL)
+		return NULL;
 	/* Devices mostly sit idle between polls: free the TLS record buffers
 	 * between reads (about 30 KiB per connection, a few % of keep-alive
 	 * throughput; env.md). */
-	if (ctx != NULL && l->wants_client_cert)
+	if (l->wants_client_cert)
 		SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	tls_ticket_setup(ctx);
+	/* A session resumes only on the listener, and under the trust
+	 * settings, that verified it: a reload (new client_ca) starts over. */
+	snprintf(sid, sizeof(sid), "ql:%s:%u", l->name, http_tls_generation);
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)sid,
+	    (unsigned)strlen(sid));
 	return ctx;
 }
 
@@ -533,8 +544,15 @@ http_list_routes(void)
 int
 http_start(struct server *srv, char *err, size_t errlen)
 {
+	const char *errstr;
+
 	if (RAND_bytes((unsigned char *)&http_id_prefix, sizeof(http_id_prefix)) != 1)
 		http_id_prefix = (uint32_t)getpid();
+	if (tls_ticket_start(srv->base, srv->conf->tls_ticket_key_interval,
+	    &errstr) == -1) {
+		snprintf(err, errlen, "%s", errstr);
+		return -1;
+	}
 	http_routes_init();
 	http_listeners_init(srv);
 	http_conn_init(srv);
@@ -552,6 +570,7 @@ http_reload_tls(struct server *srv)
 {
 	char err[CONF_ERRLEN];
 
+	http_tls_generation++;
 	for (size_t i = 0; i < SERVER_NLISTENERS; i++) {
 		struct http_listener *l = &srv->listeners[i];
 		SSL_CTX *ctx;
@@ -601,6 +620,7 @@ http_stop(struct server *srv)
 		l->http = NULL;
 		l->ssl = NULL;
 	}
+	tls_ticket_stop();
 	http_conn_stop(srv);
 }
 

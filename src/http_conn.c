@@ -37,6 +37,7 @@
 #define HTTP_CONN_LINGER_MAX		256	/* descriptors spent lingering */
 #define HTTP_CONN_SMALL_REPLY		16384	/* always fits the budget */
 #define HTTP_CONN_COALESCE_MAX		16384	/* one TLS record's payload */
+#define HTTP_CONN_FIRST_READ		(1024 - 48)	/* one 1 KiB evbuffer chain */
 
 enum http_conn_state {
 	HTTP_CONN_HEADER,	/* reading the header block (deadline) */
@@ -642,6 +643,13 @@ http_conn_new(struct http_listener *l, struct bufferevent *bev)
 	 * header block and one body (pipelined requests wait in the kernel). */
 	bufferevent_setwatermark(bev, EV_READ, 0,
 	    (size_t)(cf->max_header_size + cf->max_body_size + 4096));
+	/* bufferevent_openssl reserves 16 KiB of input per read, which
+	 * evbuffer rounds up to a 32 KiB chain: a large malloc and free per
+	 * request for a few hundred bytes. A first read of one small chain
+	 * (1 KiB with its header, malloc's per-thread cache serves it) takes a
+	 * whole request; what the TLS record holds beyond it follows at once
+	 * (bufferevent_openssl reads what SSL_pending reports). */
+	bufferevent_set_max_single_read(bev, HTTP_CONN_FIRST_READ);
 	bufferevent_incref(bev);	/* until attached */
 	event_active(c->timer, EV_TIMEOUT, 1);
 	if (++l->nconns >= (unsigned)l->conf->max_connections)

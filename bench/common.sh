@@ -9,7 +9,8 @@
 # Environment: BENCH_KEEP=1 keeps $T, QUARKLINKD (default src/quarklinkd),
 # QL_PGBIN, BENCH_LOG_LEVEL (default warn), BENCH_POOL_SIZE (database
 # pool_size; default: the daemon's default).  A sourcing script may set
-# BENCH_DEVICE_CONF to extra lines for the [device] section.
+# BENCH_SERVER_CONF and BENCH_DEVICE_CONF to extra lines for the [server]
+# and [device] sections.
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 DAEMON=${QUARKLINKD:-$BENCH_ROOT/src/quarklinkd}
@@ -194,6 +195,7 @@ start_quarklinkd() {
 	log_level = $LOG_LEVEL
 	log_file = quarklinkd.log
 	state_dir = state
+	${BENCH_SERVER_CONF:-}
 
 	[database]
 	conninfo = $CONNINFO

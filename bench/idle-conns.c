@@ -2,7 +2,8 @@
  * request on each (keep-alive), checks the answer is 200, and then holds
  * them all open until its standard input closes, so the caller can read
  * the server's memory with N idle connections. Prints "held N" on stdout
- * once all are open. Each connection makes a full handshake (no client
+ * once all are open; when its input closes, makes one more request on each
+ * (exit status 2 if the server has closed any). Each connection makes a full handshake (no client
  * session cache), as N distinct devices would. Blocking sockets, one
  * connection at a time: this measures memory, not speed.
  *
@@ -123,6 +124,9 @@ main(int argc, char **argv)
 	/* Hold until the caller is done measuring. */
 	while (read(STDIN_FILENO, &c, 1) > 0)
 		;
+	/* Every connection must still be open, or the figure is wrong. */
+	for (long i = 0; i < n; i++)
+		idle_conns_request(conns[i], argv[1], argv[7], i);
 	for (long i = 0; i < n; i++) {
 		close(SSL_get_fd(conns[i]));
 		SSL_free(conns[i]);

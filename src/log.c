@@ -96,13 +96,14 @@ static void log_vwrite(enum log_level, const char *, const char *, va_list)
     __attribute__((format(printf, 3, 0)));
 
 /* "YYYY-MM-DDTHH:MM:SS." of the current second: gmtime and its formatting
- * once a second, not once a line (the access log writes one per request). */
+ * once a second, not once a line (the access log writes one per request).
+ * Per thread: worker threads log too. */
 static size_t
 log_stamp(char *out, size_t len)
 {
-	static time_t cached_sec = -1;
-	static char cached[32];
-	static size_t cached_len;
+	static _Thread_local time_t cached_sec = -1;
+	static _Thread_local char cached[32];
+	static _Thread_local size_t cached_len;
 	struct timeval tv;
 	struct tm tm;
 	unsigned ms;

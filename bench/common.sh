@@ -9,7 +9,9 @@
 # Environment: BENCH_KEEP=1 keeps $T, QUARKLINKD (default src/quarklinkd),
 # QL_PGBIN, BENCH_LOG_LEVEL (default warn), BENCH_POOL_SIZE (database
 # pool_size; default: the daemon's default); BENCH_EXTRA_CONF (set by the
-# sourcing script: more config sections, appended).
+# sourcing script: more config sections, appended).  A sourcing script may
+# also set BENCH_SERVER_CONF and BENCH_DEVICE_CONF to extra lines for the
+# [server] and [device] sections.
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 DAEMON=${QUARKLINKD:-$BENCH_ROOT/src/quarklinkd}
@@ -194,6 +196,7 @@ start_quarklinkd() {
 	log_level = $LOG_LEVEL
 	log_file = quarklinkd.log
 	state_dir = state
+	${BENCH_SERVER_CONF:-}
 
 	[database]
 	conninfo = $CONNINFO
@@ -211,6 +214,7 @@ start_quarklinkd() {
 	[device]
 	listen = 127.0.0.1:$QL_DEVICE_PORT
 	tls_cert = auto
+	${BENCH_DEVICE_CONF:-}
 
 	[pki]
 	listen = 127.0.0.1:$QL_PKI_PORT

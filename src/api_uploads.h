@@ -7,7 +7,9 @@
 
 #include "route.h"
 
-#define API_UPLOADS_PREFIX	"/api/v1/uploads/"
+#include "paths.h"
+
+#define API_UPLOADS_PREFIX	PATH_UPLOADS
 
 extern const struct route api_uploads_routes[];
 extern const size_t api_uploads_nroutes;

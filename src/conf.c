@@ -46,6 +46,7 @@ static const struct conf_option conf_options[] = {
 	{ "server", "debug_endpoints", CONF_BOOL, "no", 0, 0, O(debug_endpoints), NULL, 0 },
 	{ "server", "state_dir", CONF_PATH, ".", 0, 0, O(state_dir), NULL, 0 },
 	{ "server", "tls_names", CONF_STR, "localhost,127.0.0.1", 0, 0, O(tls_names), NULL, 0 },
+	{ "server", "tls_ticket_key_interval", CONF_INT, "3600", 1, 86400, O(tls_ticket_key_interval), NULL, 0 },
 
 	{ "database", "conninfo", CONF_STR, "dbname=quarklink", 0, 0, O(db_conninfo), NULL, 0 },
 	{ "database", "pool_size", CONF_INT, "2", 1, 64, O(db_pool_size), NULL, 0 },

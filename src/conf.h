@@ -33,6 +33,7 @@ struct conf {
 	int			 debug_endpoints;
 	char			*state_dir;
 	char			*tls_names;
+	long long		 tls_ticket_key_interval;	/* seconds */
 
 	char			*db_conninfo;
 	long long		 db_pool_size;

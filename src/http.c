@@ -29,6 +29,7 @@
 #include "log.h"
 #include "pki.h"
 #include "tls.h"
+#include "tls_ticket.h"
 #include "util.h"
 
 #define HTTP_METHODS (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | \
@@ -36,6 +37,7 @@
 
 static uint32_t		http_id_prefix;
 static uint32_t		http_id_counter;
+static unsigned		http_tls_generation;	/* TLS reloads so far */
 
 static const char *
 http_method_name(enum evhttp_cmd_type m)
@@ -52,14 +54,39 @@ http_method_name(enum evhttp_cmd_type m)
 	}
 }
 
-static double
-http_elapsed_ms(const struct timespec *start)
+/* Microseconds since start: the access log prints it without floating
+ * point (printf's %f was a tenth of the request's formatting cost). */
+static long long
+http_elapsed_us(const struct timespec *start)
 {
 	struct timespec now;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (double)(now.tv_sec - start->tv_sec) * 1e3 +
-	    (double)(now.tv_nsec - start->tv_nsec) / 1e6;
+	return (long long)(now.tv_sec - start->tv_sec) * 1000000 +
+	    (now.tv_nsec - start->tv_nsec) / 1000;
+}
+
+/* The Date header of the current second (RFC 9110 5.6.7), formatted once
+ * a second instead of by evhttp on every reply. */
+static const char *
+http_date(void)
+{
+	static const char days[7][4] = { "Sun", "Mon", "Tue", "Wed", "Thu",
+	    "Fri", "Sat" };
+	static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May",
+	    "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	static time_t cached_sec = -1;
+	static char cached[40];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (now != cached_sec && gmtime_r(&now, &tm) != NULL) {
+		snprintf(cached, sizeof(cached), "%s, %02d %s %04d %02d:%02d:%02d GMT",
+		    days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
+		    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		cached_sec = now;
+	}
+	return cached;
 }
 
 static void
@@ -75,6 +102,7 @@ http_reply(struct http_req *hr, int status, const char *content_type,
 {
 	struct server *srv = hr->srv;
 	size_t bytes = body ? evbuffer_get_length(body) : 0;
+	long long us;
 
 	if (hr->req != NULL) {
 		struct evkeyvalq *h = evhttp_request_get_output_headers(hr->req);
@@ -88,6 +116,7 @@ http_reply(struct http_req *hr, int status, const char *content_type,
 			    "waiting for their clients to read them");
 			return;
 		}
+		evhttp_add_header(h, "Date", http_date());
 		evhttp_add_header(h, "X-Request-Id", hr->id);
 		if (content_type != NULL)
 			evhttp_add_header(h, "Content-Type", content_type);
@@ -98,12 +127,15 @@ http_reply(struct http_req *hr, int status, const char *content_type,
 				http_conn_count_closing(c);
 		}
 		evhttp_send_reply(hr->req, status, http_status_title(status), body);
+		if (c != NULL)
+			http_conn_flush(c);
 	}
 	if (hr->finish != NULL)
 		hr->finish(hr, status);
-	log_info("request id=%s %s %s %s %d %zuB %.2fms%s", hr->id,
+	us = http_elapsed_us(&hr->start);
+	log_info("request id=%s %s %s %s %d %zuB %lld.%02lldms%s", hr->id,
 	    hr->lst->name, hr->method, hr->path, status, bytes,
-	    http_elapsed_ms(&hr->start), hr->req ? "" : " (client gone)");
+	    us / 1000, us % 1000 / 10, hr->req ? "" : " (client gone)");
 	free(hr->path);
 	free(hr);
 	srv->inflight--;
@@ -159,6 +191,7 @@ void
 http_stream_end(struct http_req *hr, int is_complete)
 {
 	struct server *srv = hr->srv;
+	long long us;
 
 	if (hr->req != NULL) {
 		struct http_conn *c = http_conn_of(hr->req);
@@ -172,9 +205,10 @@ http_stream_end(struct http_req *hr, int is_complete)
 	}
 	if (hr->finish != NULL)
 		hr->finish(hr, hr->stream_status);
-	log_info("request id=%s %s %s %s %d %zuB %.2fms%s", hr->id,
+	us = http_elapsed_us(&hr->start);
+	log_info("request id=%s %s %s %s %d %zuB %lld.%02lldms%s", hr->id,
 	    hr->lst->name, hr->method, hr->path, hr->stream_status,
-	    hr->stream_bytes, http_elapsed_ms(&hr->start), hr->req ? (is_complete ?
+	    hr->stream_bytes, us / 1000, us % 1000 / 10, hr->req ? (is_complete ?
 	    "" : " (cut short)") : " (client gone)");
 	free(hr->path);
 	free(hr);
@@ -391,6 +425,7 @@ static SSL_CTX *
 http_ssl_ctx(struct http_listener *l, char *err, size_t errlen)
 {
 	SSL_CTX *ctx = tls_ctx_new(l->conf->tls_cert, l->conf->tls_key, err, errlen);
+	char sid[SSL_MAX_SID_CTX_LENGTH];
 
 	if (ctx != NULL && l->wants_client_cert &&
 	    pki_setup_client_tls(l->srv->pki, ctx, l->conf->client_ca, err,
@@ -398,11 +433,19 @@ http_ssl_ctx(struct http_listener *l, char *err, size_t errlen)
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
+	if (ctx == NULL)
+		return NULL;
 	/* Devices mostly sit idle between polls: free the TLS record buffers
 	 * between reads (about 30 KiB per connection, a few % of keep-alive
 	 * throughput; env.md). */
-	if (ctx != NULL && l->wants_client_cert)
+	if (l->wants_client_cert)
 		SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	tls_ticket_setup(ctx);
+	/* A session resumes only on the listener, and under the trust
+	 * settings, that verified it: a reload (new client_ca) starts over. */
+	snprintf(sid, sizeof(sid), "ql:%s:%u", l->name, http_tls_generation);
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)sid,
+	    (unsigned)strlen(sid));
 	return ctx;
 }
 
@@ -490,8 +533,15 @@ http_check_tls(struct conf *c, char *err, size_t errlen)
 int
 http_start(struct server *srv, char *err, size_t errlen)
 {
+	const char *errstr;
+
 	if (RAND_bytes((unsigned char *)&http_id_prefix, sizeof(http_id_prefix)) != 1)
 		http_id_prefix = (uint32_t)getpid();
+	if (tls_ticket_start(srv->base, srv->conf->tls_ticket_key_interval,
+	    &errstr) == -1) {
+		snprintf(err, errlen, "%s", errstr);
+		return -1;
+	}
 	http_listeners_init(srv);
 	http_conn_init(srv);
 	for (size_t i = 0; i < SERVER_NLISTENERS; i++) {
@@ -508,6 +558,7 @@ http_reload_tls(struct server *srv)
 {
 	char err[CONF_ERRLEN];
 
+	http_tls_generation++;
 	for (size_t i = 0; i < SERVER_NLISTENERS; i++) {
 		struct http_listener *l = &srv->listeners[i];
 		SSL_CTX *ctx;
@@ -557,6 +608,7 @@ http_stop(struct server *srv)
 		l->http = NULL;
 		l->ssl = NULL;
 	}
+	tls_ticket_stop();
 	http_conn_stop(srv);
 }
 

@@ -27,17 +27,19 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
-#include "api_uploads.h"
 #include "conf.h"
 #include "http_req.h"
 #include "http_status.h"
 #include "log.h"
+#include "paths.h"
 
 #define HTTP_CONN_ACCEPT_PAUSE_MS	100	/* back-off after EMFILE */
 #define HTTP_CONN_WARN_INTERVAL		10	/* seconds between warnings */
 #define HTTP_CONN_LINGER_SECS		2	/* drain after an error reply */
 #define HTTP_CONN_LINGER_MAX		256	/* descriptors spent lingering */
 #define HTTP_CONN_SMALL_REPLY		16384	/* always fits the budget */
+#define HTTP_CONN_COALESCE_MAX		16384	/* one TLS record's payload */
+#define HTTP_CONN_FIRST_READ		(1024 - 48)	/* one 1 KiB evbuffer chain */
 
 enum http_conn_state {
 	HTTP_CONN_HEADER,	/* reading the header block (deadline) */
@@ -647,7 +649,7 @@ static void
 http_conn_body_line(struct http_conn *c, struct evbuffer *in, size_t lf,
     size_t len)
 {
-	static const char upload[] = "PATCH " API_UPLOADS_PREFIX;
+	static const char upload[] = "PATCH " PATH_UPLOADS;
 	static const char cl[] = "content-length:";
 	char line[64], *v, *end;
 	struct evbuffer_ptr p;
@@ -803,6 +805,13 @@ http_conn_new(struct http_listener *l, struct bufferevent *bev)
 	 * header block and one body (pipelined requests wait in the kernel). */
 	bufferevent_setwatermark(bev, EV_READ, 0,
 	    (size_t)(cf->max_header_size + cf->max_body_size + 4096));
+	/* bufferevent_openssl reserves 16 KiB of input per read, which
+	 * evbuffer rounds up to a 32 KiB chain: a large malloc and free per
+	 * request for a few hundred bytes. A first read of one small chain
+	 * (1 KiB with its header, malloc's per-thread cache serves it) takes a
+	 * whole request; what the TLS record holds beyond it follows at once
+	 * (bufferevent_openssl reads what SSL_pending reports). */
+	bufferevent_set_max_single_read(bev, HTTP_CONN_FIRST_READ);
 	bufferevent_incref(bev);	/* until attached */
 	event_active(c->timer, EV_TIMEOUT, 1);
 	if (++l->nconns >= (unsigned)l->conf->max_connections)
@@ -872,6 +881,27 @@ http_conn_reply(struct http_conn *c, struct evhttp_request *req, size_t bytes)
 	http_conn_set_state(c, HTTP_CONN_REPLY);
 	evhttp_request_set_on_complete_cb(req, http_conn_reply_done, c);
 	return 0;
+}
+
+/* evhttp writes the status line and headers into one chain of the output
+ * buffer and moves the body in as another, and bufferevent_openssl makes a
+ * TLS record of each chain: two records, two write(2)s and two packets per
+ * small reply. One contiguous chain makes one. And bufferevent_openssl
+ * writes only once the loop has seen the socket writable, which costs two
+ * epoll_ctl(2)s and a loop turn per reply; activating its write event runs
+ * that write in this turn instead (the socket is writable; if not,
+ * SSL_write says so and the event stays pending as before). */
+void
+http_conn_flush(struct http_conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t len = evbuffer_get_length(out);
+
+	if (len == 0 || c->fd < 0)
+		return;
+	if (len <= HTTP_CONN_COALESCE_MAX)
+		evbuffer_pullup(out, -1);
+	event_base_active_by_fd(c->lst->srv->base, c->fd, EV_WRITE);
 }
 
 void

@@ -31,6 +31,8 @@ void	 http_conn_streaming(struct http_conn *, struct http_req *);
  * written), -1 when it must be refused. */
 int	 http_conn_reply(struct http_conn *, struct evhttp_request *,
 	    size_t bytes);
+/* After evhttp queued a reply: write it now, as one TLS record when small. */
+void	 http_conn_flush(struct http_conn *);
 /* Count the connection in srv->closing until it closes (draining). */
 void	 http_conn_count_closing(struct http_conn *);
 /* A framing problem of a complete request (RFC 9112 6.3), or NULL. */

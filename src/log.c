@@ -95,37 +95,82 @@ log_enabled(enum log_level level)
 static void log_vwrite(enum log_level, const char *, const char *, va_list)
     __attribute__((format(printf, 3, 0)));
 
+/* "YYYY-MM-DDTHH:MM:SS." of the current second: gmtime and its formatting
+ * once a second, not once a line (the access log writes one per request).
+ * Per thread: worker threads log too. */
+static size_t
+log_stamp(char *out, size_t len)
+{
+	static _Thread_local time_t cached_sec = -1;
+	static _Thread_local char cached[32];
+	static _Thread_local size_t cached_len;
+	struct timeval tv;
+	struct tm tm;
+	unsigned ms;
+	int n;
+
+	gettimeofday(&tv, NULL);
+	if (tv.tv_sec != cached_sec) {
+		gmtime_r(&tv.tv_sec, &tm);
+		n = snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d.",
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		    tm.tm_min, tm.tm_sec);
+		if (n < 0 || (size_t)n >= sizeof(cached))
+			n = 0;
+		cached_len = (size_t)n;
+		cached_sec = tv.tv_sec;
+	}
+	if (len < cached_len + 5)
+		return 0;
+	memcpy(out, cached, cached_len);
+	ms = (unsigned)(tv.tv_usec / 1000);
+	out[cached_len] = (char)('0' + ms / 100);
+	out[cached_len + 1] = (char)('0' + ms / 10 % 10);
+	out[cached_len + 2] = (char)('0' + ms % 10);
+	out[cached_len + 3] = 'Z';
+	out[cached_len + 4] = ' ';
+	return cached_len + 5;
+}
+
 static void
 log_vwrite(enum log_level level, const char *suffix, const char *fmt, va_list ap)
 {
-	char msg[2048], line[2200];
-	struct timeval tv;
-	struct tm tm;
-	int n;
+	char line[2200];
+	size_t n, room, len;
+	int w;
 
 	if (level < log_min)
 		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (log_use_syslog) {
+		char msg[2048];
+
+		vsnprintf(msg, sizeof(msg), fmt, ap);
 		syslog(log_syslog_prio[level], "%s%s%s", msg,
 		    suffix ? ": " : "", suffix ? suffix : "");
 		return;
 	}
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	n = snprintf(line, sizeof(line),
-	    "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ %s %s%s%s\n",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000), log_names[level],
-	    msg, suffix ? ": " : "", suffix ? suffix : "");
-	if (n < 0)
+	/* Formatted in place, once: stamp, level, message, suffix, LF. */
+	n = log_stamp(line, sizeof(line));
+	len = strlen(log_names[level]);
+	memcpy(line + n, log_names[level], len);
+	n += len;
+	line[n++] = ' ';
+	room = sizeof(line) - n - 1;	/* the LF always fits */
+	w = vsnprintf(line + n, room, fmt, ap);
+	if (w < 0)
 		return;
-	if ((size_t)n >= sizeof(line)) {
-		n = sizeof(line) - 1;
-		line[n - 1] = '\n';
+	n += (size_t)w < room ? (size_t)w : room - 1;
+	if (suffix != NULL) {
+		len = strlen(suffix);
+		if (n + 2 + len < sizeof(line) - 1) {
+			memcpy(line + n, ": ", 2);
+			memcpy(line + n + 2, suffix, len);
+			n += 2 + len;
+		}
 	}
+	line[n++] = '\n';
 	/* One write(2) per line keeps lines whole in an O_APPEND file. */
-	if (write(log_fd, line, (size_t)n) == -1) {
+	if (write(log_fd, line, n) == -1) {
 		/* nowhere left to report it */
 	}
 }

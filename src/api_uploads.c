@@ -618,9 +618,10 @@ api_uploads_deleted(enum db_status st, const PGresult *res, const char *errstr,
 		return;
 	}
 	result = PQgetvalue(res, 0, 0);
-	if (strcmp(result, "ok") == 0)
+	if (strcmp(result, "ok") == 0) {
+		uploads_expiry_kick();
 		http_reply(hr, 204, NULL, NULL);
-	else if (strcmp(result, "completed") == 0)
+	} else if (strcmp(result, "completed") == 0)
 		http_reply_problem(hr, 410, NULL, "the upload is complete: delete"
 		    " the image instead");
 	else

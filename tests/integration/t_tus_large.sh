@@ -74,5 +74,8 @@ du=$(du -sk "$T/pg/data" | cut -f1)
 ql_log "PostgreSQL data directory: $du KiB"
 [ "$du" -lt $(((SIZE + (2 << 30)) / 1024)) ] || fail "data directory $du KiB"
 api_bearer "$TOK" DELETE "/api/v1/projects/p1/images/$ID"
-assert_status 204 "delete"
+assert_status 204 "delete: at once, the bytes follow in batches"
+gone() { [ "$(ql_psql "SELECT count(*) FROM uploads")" = 0 ]; }
+wait_until 300 gone || fail "the image's 2.5 GiB were not removed"
+assert_eq 0 "$(ql_psql "SELECT count(*) FROM image_chunks")" "no chunk rows left"
 ql_stop || fail "quarklinkd did not exit cleanly"

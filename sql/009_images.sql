@@ -196,7 +196,8 @@ BEGIN
     RETURN QUERY SELECT 'ok'::text, new_off, iid;
 END $$;
 
--- tus termination: the upload and its chunks. 'ok', 'not_found', or
+-- tus termination: the upload and (soon, in batches) its chunks. 'ok',
+-- 'not_found', or
 -- 'completed' (an image now: delete it through the images API).
 CREATE FUNCTION ql_upload_delete(p_id text, p_project bigint, p_actor text)
 RETURNS text LANGUAGE plpgsql AS $$
@@ -211,7 +212,9 @@ BEGIN
     IF u.completed_at IS NOT NULL THEN
         RETURN 'completed';
     END IF;
-    DELETE FROM uploads WHERE id = p_id;
+    -- The bytes go in bounded batches (ql_upload_expire): an expired
+    -- upload is gone for every request already.
+    UPDATE uploads SET expires_at = '-infinity' WHERE id = p_id;
     PERFORM ql_audit(p_actor, 'upload.delete', p_id, 'ok',
         u.image_name || ' ' || u.version || ' at ' || u.upload_offset || ' of ' ||
         u.upload_length || ' bytes', p_project);
@@ -260,7 +263,7 @@ SELECT i.id, i.project_id, i.name, i.version, i.size,
     i.upload_id
 FROM images i;
 
--- Delete an image and its bytes. 'ok' or 'not_found'. The deployments
+-- Delete an image; its bytes follow in batches. 'ok' or 'not_found'. The deployments
 -- migration (011) replaces this function to answer 'deployed' for an
 -- image a deployment refers to: keep the signature and the result words.
 CREATE FUNCTION ql_image_delete(p_project bigint, p_image bigint, p_actor text)
@@ -274,7 +277,10 @@ BEGIN
         RETURN 'not_found';
     END IF;
     DELETE FROM images WHERE id = i.id;
-    DELETE FROM uploads WHERE id = i.upload_id;	-- and its chunks
+    -- Its bytes (GiB, maybe) go in bounded batches: ql_upload_expire
+    -- takes the upload, invisible from now on, as an abandoned one.
+    UPDATE uploads SET completed_at = NULL, expires_at = '-infinity'
+        WHERE id = i.upload_id;
     PERFORM ql_audit(p_actor, 'image.delete', i.id::text, 'ok',
         i.name || ' ' || i.version, p_project);
     RETURN 'ok';

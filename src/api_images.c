@@ -107,9 +107,10 @@ api_images_deleted(enum db_status st, const PGresult *res, const char *errstr,
 		return;
 	}
 	result = PQgetvalue(res, 0, 0);
-	if (strcmp(result, "ok") == 0)
+	if (strcmp(result, "ok") == 0) {
+		uploads_expiry_kick();	/* its bytes, in bounded batches */
 		http_reply(hr, 204, NULL, NULL);
-	else if (strcmp(result, "deployed") == 0)
+	} else if (strcmp(result, "deployed") == 0)
 		http_reply_problem(hr, 409, NULL, "the image is deployed: cancel or"
 		    " finish its deployments first");
 	else

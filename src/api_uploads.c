@@ -423,7 +423,8 @@ api_uploads_patched(enum db_status st, const PGresult *res, const char *errstr,
 		http_reply_problem(hr, 400, NULL, "the body would pass Upload-Length");
 	else if (strcmp(result, "sha256_mismatch") == 0)
 		http_reply_problem(hr, 422, NULL, "the bytes do not match the"
-		    " announced sha256; the last PATCH was not stored");
+		    " announced sha256; the last %zu bytes were not stored (HEAD"
+		    " tells the offset)", op->piece);
 	else if (strcmp(result, "not_newer") == 0)
 		http_reply_problem(hr, 409, NULL, "an image of that name already has"
 		    " this version or a newer one: versions must increase");
@@ -618,9 +619,10 @@ api_uploads_deleted(enum db_status st, const PGresult *res, const char *errstr,
 		return;
 	}
 	result = PQgetvalue(res, 0, 0);
-	if (strcmp(result, "ok") == 0)
+	if (strcmp(result, "ok") == 0) {
+		uploads_expiry_kick();
 		http_reply(hr, 204, NULL, NULL);
-	else if (strcmp(result, "completed") == 0)
+	} else if (strcmp(result, "completed") == 0)
 		http_reply_problem(hr, 410, NULL, "the upload is complete: delete"
 		    " the image instead");
 	else

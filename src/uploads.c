@@ -49,6 +49,7 @@ uploads_register(struct db_pool *db)
 
 static struct event *uploads_expiry_ev;
 static struct server *uploads_expiry_srv;
+static int uploads_expiry_busy;		/* a batch is in flight */
 
 static void	uploads_expiry_run(evutil_socket_t, short, void *);
 
@@ -60,6 +61,7 @@ uploads_expired(enum db_status st, const PGresult *res, const char *errstr,
 	long long n = 0;
 
 	(void)arg;
+	uploads_expiry_busy = 0;
 	if (uploads_expiry_ev == NULL)
 		return;		/* stopping */
 	if (st != DB_OK)
@@ -82,6 +84,7 @@ uploads_expiry_run(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
+	uploads_expiry_busy = 1;
 	db_query(uploads_expiry_srv->db, &uploads_expire, 1, v, NULL,
 	    uploads_expired, NULL);
 }
@@ -96,6 +99,16 @@ uploads_expiry_start(struct server *srv)
 	    NULL)) == NULL)
 		fatalx("uploads: evtimer_new: out of memory");
 	evtimer_add(uploads_expiry_ev, &tv);
+}
+
+void
+uploads_expiry_kick(void)
+{
+	struct timeval now = { 0, 0 };
+
+	/* A batch in flight re-arms the timer itself when it is done. */
+	if (uploads_expiry_ev != NULL && !uploads_expiry_busy)
+		evtimer_add(uploads_expiry_ev, &now);
 }
 
 void

@@ -32,5 +32,8 @@ struct server;
 /* The periodic removal of expired uploads, on the loop. */
 void	uploads_expiry_start(struct server *);
 void	uploads_expiry_stop(void);
+/* Run the removal now: an upload or image was just deleted (its bytes are
+ * removed by the same bounded batches). */
+void	uploads_expiry_kick(void);
 
 #endif

@@ -300,8 +300,8 @@ tus_patch "$TOK" "$E" 0 "$T/small"
 assert_status 204 "a PATCH before termination"
 tus_delete "$TOK" "$E"
 assert_status 204 "DELETE"
-assert_eq 0 "$(ql_psql "SELECT count(*) FROM image_chunks WHERE upload_id = '${E##*/}'")" \
-    "chunks removed"
+gone() { [ "$(ql_psql "SELECT count(*) FROM image_chunks WHERE upload_id = '$1'")" = 0 ]; }
+wait_until 20 gone "${E##*/}" || fail "the deleted upload's chunks were not removed"
 tus_patch "$TOK" "$E" 10 "$T/small"
 assert_status 404 "PATCH on a deleted upload"
 tus_head "$TOK" "$E"
@@ -318,8 +318,7 @@ api_bearer "$TOK" DELETE "/api/v1/projects/p1/images/$ID"
 assert_status 204 "image deleted"
 api_bearer "$TOK" GET "/api/v1/projects/p1/images/$ID"
 assert_status 404 "deleted image"
-assert_eq 0 "$(ql_psql "SELECT count(*) FROM image_chunks WHERE upload_id = '${A##*/}'")" \
-    "the image's bytes removed"
+wait_until 20 gone "${A##*/}" || fail "the deleted image's bytes were not removed"
 assert_eq 1 "$(ql_psql "SELECT count(*) FROM audit_log WHERE action = 'image.delete'
     AND object = '$ID'")" "deletion audited"
 

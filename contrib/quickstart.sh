@@ -99,28 +99,10 @@ tools_check() {
 	fi
 }
 
-# npm packages the integration tests drive as stock clients, installed once
-# into var/npm (t_tus_js.sh: tus-js-client). make check then needs no
-# registry: the tests find them through QL_NODE_MODULES, and fail without.
-NPM_PACKAGES=(tus-js-client@4.3.1)
-npm_install() {
-	local prefix=$VAR/npm stamp
-	stamp="$prefix/node_modules/.ql-$(printf '%s\n' "${NPM_PACKAGES[@]}" | cksum | cut -d' ' -f1)"
-	export QL_NODE_MODULES=$prefix/node_modules
-	[[ -f $stamp ]] && return 0
-	mkdir -p "$prefix"
-	say "npm install ${NPM_PACKAGES[*]} into $prefix"
-	# --no-save/--no-package-lock: only node_modules appears in $prefix.
-	npm install --prefix "$prefix" --no-save --no-package-lock --no-audit \
-	    --no-fund --loglevel=error "${NPM_PACKAGES[@]}" ||
-		die "npm install ${NPM_PACKAGES[*]} failed"
-	touch "$stamp"
-}
-
 # --- build ------------------------------------------------------------------
 
 # The npm packages of package.json (the UI's vendored libraries, the
-# browser tests' driver) into $ROOT/node_modules, exactly as locked; the
+# browser tests' driver, tus-js-client for t_tus_js.sh) into $ROOT/node_modules, exactly as locked; the
 # out-of-tree builds of the check stages find them through QL_NODE_MODULES.
 npm_install() {
 	cd "$ROOT"

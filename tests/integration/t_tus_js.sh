@@ -4,21 +4,20 @@
 # another in 5 MiB chunks with quarklinkd killed (SIGKILL) and restarted in
 # between, which the client must ride out by asking HEAD and resuming.
 # Each image is downloaded back and its SHA-256 compared.
-# tus-js-client comes from contrib/quickstart.sh's npm step (QL_NODE_MODULES,
-# or var/npm/node_modules of the tree): without it the test fails.
+# tus-js-client comes from package.json (npm ci, run by contrib/quickstart.sh;
+# QL_NODE_MODULES or node_modules of the tree): without it the test fails.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 ql_require curl openssl psql jq sha256sum node
 
 MODS=
-for d in "${QL_NODE_MODULES:-}" "$top_builddir/var/npm/node_modules" \
-    "$top_srcdir/var/npm/node_modules" "$top_srcdir/../var/npm/node_modules"; do
+for d in "${QL_NODE_MODULES:-}" "$top_srcdir/node_modules"; do
     if [ -n "$d" ] && [ -f "$d/tus-js-client/package.json" ]; then
         MODS=$d
         break
     fi
 done
-[ -n "$MODS" ] || fail "tus-js-client not installed: run contrib/quickstart.sh check (its npm step) or set QL_NODE_MODULES"
+[ -n "$MODS" ] || fail "tus-js-client not installed: run npm ci (contrib/quickstart.sh does) or set QL_NODE_MODULES"
 
 MIB=$((1 << 20))
 ql_pki_start images.max_chunk_size=200M images.max_uploads=2

@@ -15,6 +15,7 @@
 #include "imgsign.h"
 #include "json.h"
 #include "server.h"
+#include "tok.h"
 #include "util.h"
 
 #define API_IMGSIGN_MISSING	"no such image"
@@ -69,6 +70,10 @@ api_imgsign_done(enum imgsign_status st, const PGresult *res, const char *err,
 		return;
 	case IMGSIGN_FULL:
 		http_add_header(hr, "Retry-After", "5");
+		http_reply_problem(hr, 503, NULL, "%s", err);
+		return;
+	case IMGSIGN_TOKEN_BUSY:
+		http_add_header(hr, "Retry-After", TOK_RETRY_AFTER);
 		http_reply_problem(hr, 503, NULL, "%s", err);
 		return;
 	case IMGSIGN_FAILED:

@@ -6,7 +6,11 @@
  * 'signed', with its audit row in the same statement. Memory per job is a
  * few MiB whatever the image size; the loop is never blocked for longer
  * than one 1 MiB row takes to encrypt. The content key is kept only
- * wrapped by a secret key on the token. */
+ * wrapped by a secret key on the token. Every token operation (the
+ * signatures, creating or destroying the image KEK, sealing and opening
+ * content keys) runs on a token worker (tok.h); a job handed to a worker
+ * belongs to it until its done() runs on the loop, and the worker sees
+ * only what the job holds. */
 #include "imgsign.h"
 
 #include <stdio.h>
@@ -26,6 +30,7 @@
 #include "p11.h"
 #include "server.h"
 #include "stream.h"
+#include "tok.h"
 #include "util.h"
 
 #define IMGSIGN_TS(x) "to_char(" x " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
@@ -35,6 +40,9 @@
 	", " IMGSIGN_TS(t ".expires_at") ", " IMGSIGN_TS(t ".created_at")
 #define IMGSIGN_AAD	"quarklink image key 1 "	/* + decimal image id */
 #define IMGSIGN_KEK_PREFIX "ql-imgkek"
+#define IMGSIGN_TOKEN_BUSY_MSG "token busy"
+
+const char imgsign_token_busy[] = IMGSIGN_TOKEN_BUSY_MSG;
 
 /* $1 project, $2 image, $3 claim, $4 lease seconds. cur sees the row as it
  * was; c is empty when another claim holds it (READ COMMITTED re-checks
@@ -344,6 +352,7 @@ struct imgsign_job {
 	char			 sha_hex[65];
 	int			 is_encrypted;
 	char			 key_label[64];
+	char			 kek[64];	/* the image KEK's label */
 	char			 kek_new[64];	/* a KEK this job created */
 	X509			*cert;
 	char			**hw;
@@ -351,8 +360,14 @@ struct imgsign_job {
 	/* what is signed */
 	time_t			 when;
 	char			 signed_at[32], expires_at[32];
+	char			*doc;		/* the manifest JSON */
+	size_t			 doclen;
 	unsigned char		*sig, *man;
 	int			 siglen, manlen;
+	/* the token job: p11 copied for the worker, its outcome */
+	struct p11		*p11;
+	int			 tok_rc;
+	const char		*tok_what;
 	/* encryption */
 	unsigned char		 key[32];
 	unsigned char		 prefix[STREAM_PREFIX_LEN];
@@ -371,6 +386,7 @@ struct imgsign_job {
 	int			 is_pumping, is_pump_again;
 	struct stream_enc	*enc;
 	int			 is_claimed;
+	enum imgsign_status	 fail_st;	/* what a failure reports */
 	char			 err[256];
 };
 
@@ -387,6 +403,7 @@ imgsign_job_free(struct imgsign_job *j)
 		free(j->hw[i]);
 	free(j->hw);
 	X509_free(j->cert);
+	free(j->doc);
 	OPENSSL_free(j->sig);
 	OPENSSL_free(j->man);
 	if (j->enc != NULL) {
@@ -423,7 +440,7 @@ imgsign_released(enum db_status st, const PGresult *res, const char *errstr,
 	if (st != DB_OK)	/* the lease runs out on its own */
 		log_warnx("image %lld: cannot release the signing claim: %s",
 		    j->image_id, db_errstr(st, errstr));
-	imgsign_finish(j, IMGSIGN_FAILED, NULL, j->err);
+	imgsign_finish(j, j->fail_st, NULL, j->err);
 }
 
 /* Record why, give the claim up (and what this attempt wrote), then
@@ -438,10 +455,18 @@ imgsign_fail(struct imgsign_job *j, const char *what, const char *detail)
 	    detail);
 	memcpy(j->err, buf, sizeof(j->err));
 	if (!j->is_claimed) {
-		imgsign_finish(j, IMGSIGN_FAILED, NULL, j->err);
+		imgsign_finish(j, j->fail_st, NULL, j->err);
 		return;
 	}
 	db_query(j->srv->db, &imgsign_release, 2, v, NULL, imgsign_released, j);
+}
+
+/* The token's queue is full: nothing is kept, the client may retry. */
+static void
+imgsign_fail_busy(struct imgsign_job *j)
+{
+	j->fail_st = IMGSIGN_TOKEN_BUSY;
+	imgsign_fail(j, NULL, IMGSIGN_TOKEN_BUSY_MSG);
 }
 
 static void
@@ -525,29 +550,68 @@ imgsign_manifest(struct imgsign_job *j, size_t *outlen)
 	return out;
 }
 
-/* The token call: load the project's code-signing key and sign both. */
-static int
-imgsign_sign_now(struct imgsign_job *j)
+/* On a token worker: load the project's code-signing key and sign both;
+ * for an encrypted image also seal its content key with the image KEK.
+ * Only the job is touched. */
+static void
+imgsign_tok_run(void *arg)
 {
+	struct imgsign_job *j = arg;
 	EVP_PKEY *key;
-	char *doc;
-	size_t doclen = 0;
-	int rc;
 
-	if ((doc = imgsign_manifest(j, &doclen)) == NULL) {
-		snprintf(j->err, sizeof(j->err), "out of memory");
-		return -1;
-	}
-	if ((key = p11_load_private(j->srv->p11, j->key_label, j->err,
-	    sizeof(j->err))) == NULL) {
-		free(doc);
-		return -1;
-	}
-	rc = imgsign_cms(key, j->cert, j->sha256, j->when, doc, doclen, &j->sig,
-	    &j->siglen, &j->man, &j->manlen, j->err, sizeof(j->err));
+	j->tok_rc = -1;
+	j->tok_what = "signing";
+	if ((key = p11_load_private(j->p11, j->key_label, j->err,
+	    sizeof(j->err))) == NULL)
+		return;
+	j->tok_rc = imgsign_cms(key, j->cert, j->sha256, j->when, j->doc,
+	    j->doclen, &j->sig, &j->siglen, &j->man, &j->manlen, j->err,
+	    sizeof(j->err));
 	EVP_PKEY_free(key);
-	free(doc);
-	return rc;
+	if (j->tok_rc == -1 || !j->is_encrypted)
+		return;
+	j->tok_what = "wrapping the content key";
+	j->tok_rc = imgsign_key_seal(j->p11, j->kek, j->image_id, j->key,
+	    j->wrapped, j->err, sizeof(j->err));
+}
+
+static void imgsign_store(struct imgsign_job *);
+static void imgsign_encrypt_start(struct imgsign_job *);
+
+static void
+imgsign_tok_done(void *arg)
+{
+	struct imgsign_job *j = arg;
+
+	free(j->doc);
+	j->doc = NULL;
+	if (j->tok_rc == -1) {
+		imgsign_fail(j, j->tok_what, j->err);
+		return;
+	}
+	if (j->is_encrypted)
+		imgsign_encrypt_start(j);
+	else
+		imgsign_store(j);
+}
+
+/* Everything the worker needs, made here on the loop, then the token
+ * job; a full queue gives the claim up and answers 503. */
+static void
+imgsign_tok_start(struct imgsign_job *j)
+{
+	if (j->is_encrypted && (RAND_priv_bytes(j->key, sizeof(j->key)) != 1 ||
+	    RAND_bytes(j->prefix, sizeof(j->prefix)) != 1)) {
+		imgsign_fail(j, NULL, "no randomness");
+		return;
+	}
+	if ((j->doc = imgsign_manifest(j, &j->doclen)) == NULL) {
+		imgsign_fail(j, NULL, "out of memory");
+		return;
+	}
+	j->p11 = j->srv->p11;
+	if (tok_submit(imgsign_tok_run, imgsign_tok_done, j) == -1)
+		imgsign_fail_busy(j);
 }
 
 static void
@@ -597,7 +661,7 @@ imgsign_store(struct imgsign_job *j)
 		len[10] = STREAM_PREFIX_LEN;
 		v[11] = (const char *)j->wrapped;
 		len[11] = IMGSIGN_KEY_WRAPPED;
-		v[12] = imgsign_kek;
+		v[12] = j->kek;
 	}
 	db_query(j->srv->db, &imgsign_done, 14, v, len, imgsign_done_cb, j);
 	free(hw);
@@ -754,16 +818,8 @@ imgsign_encrypt_start(struct imgsign_job *j)
 {
 	size_t n;
 
-	if (RAND_priv_bytes(j->key, sizeof(j->key)) != 1 ||
-	    RAND_bytes(j->prefix, sizeof(j->prefix)) != 1) {
-		imgsign_fail(j, NULL, "no randomness");
-		return;
-	}
-	if (imgsign_key_seal(j->srv->p11, imgsign_kek, j->image_id, j->key,
-	    j->wrapped, j->err, sizeof(j->err)) == -1) {
-		imgsign_fail(j, "wrapping the content key", j->err);
-		return;
-	}
+	/* The key and prefix were made, and the key sealed, before the
+	 * token job (imgsign_tok_start). */
 	if ((j->enc = malloc(sizeof(*j->enc))) == NULL ||
 	    (j->out = malloc(IMGSIGN_ROW + stream_enc_bound(IMGSIGN_ROW))) == NULL) {
 		imgsign_fail(j, NULL, "out of memory");
@@ -784,17 +840,60 @@ imgsign_encrypt_start(struct imgsign_job *j)
 
 static void imgsign_kek_got(enum db_status, const PGresult *, const char *, void *);
 
+/* A KEK that lost the race to be the image KEK, destroyed on a token
+ * worker. Urgent: a key left behind is never used nor removed again. */
+struct imgsign_kek_drop {
+	struct p11	*p11;
+	char		 label[64];
+	int		 rc;
+	char		 err[256];
+};
+
+static void
+imgsign_kek_drop_run(void *arg)
+{
+	struct imgsign_kek_drop *d = arg;
+
+	d->rc = p11_destroy_key(d->p11, d->label, d->err, sizeof(d->err));
+}
+
+static void
+imgsign_kek_drop_done(void *arg)
+{
+	struct imgsign_kek_drop *d = arg;
+
+	if (d->rc == -1)
+		log_warnx("image KEK %s: %s", d->label, d->err);
+	free(d);
+}
+
+static void
+imgsign_kek_drop(struct imgsign_job *j)
+{
+	struct imgsign_kek_drop *d;
+
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		log_warnx("image KEK %s: out of memory, left on the token", j->kek_new);
+		return;
+	}
+	d->p11 = j->srv->p11;
+	snprintf(d->label, sizeof(d->label), "%s", j->kek_new);
+	if (tok_submit_urgent(imgsign_kek_drop_run, imgsign_kek_drop_done, d) == -1) {
+		log_warnx("image KEK %s: cannot queue its removal, left on the token",
+		    d->label);
+		free(d);
+	}
+}
+
 static void
 imgsign_kek_put_cb(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
 	struct imgsign_job *j = arg;
-	char err[256];
 
 	if (st != DB_OK || PQntuples(res) != 1) {
 		/* Lost the race to another node or job, or failed: ours goes. */
-		if (p11_destroy_key(j->srv->p11, j->kek_new, err, sizeof(err)) == -1)
-			log_warnx("image KEK %s: %s", j->kek_new, err);
+		imgsign_kek_drop(j);
 		if (st != DB_OK) {
 			imgsign_fail(j, "storing the image KEK", db_errstr(st, errstr));
 			return;
@@ -807,6 +906,29 @@ imgsign_kek_put_cb(enum db_status st, const PGresult *res, const char *errstr,
 	imgsign_kek_ready(j);
 }
 
+/* On a token worker. */
+static void
+imgsign_kek_create_run(void *arg)
+{
+	struct imgsign_job *j = arg;
+
+	j->tok_rc = p11_generate_secret(j->p11, j->kek_new, j->err,
+	    sizeof(j->err));
+}
+
+static void
+imgsign_kek_created(void *arg)
+{
+	struct imgsign_job *j = arg;
+	const char *v[1] = { j->kek_new };
+
+	if (j->tok_rc == -1) {
+		imgsign_fail(j, "creating the image KEK", j->err);
+		return;
+	}
+	db_query(j->srv->db, &imgsign_kek_put, 1, v, NULL, imgsign_kek_put_cb, j);
+}
+
 /* A new secret key with a unique label: the table decides which of two
  * racing creators keeps its key. */
 static void
@@ -814,7 +936,6 @@ imgsign_kek_create(struct imgsign_job *j)
 {
 	unsigned char rnd[4];
 	char hex[9];
-	const char *v[1] = { j->kek_new };
 
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
 		imgsign_fail(j, NULL, "no randomness");
@@ -822,12 +943,9 @@ imgsign_kek_create(struct imgsign_job *j)
 	}
 	util_hex(rnd, sizeof(rnd), hex);
 	snprintf(j->kek_new, sizeof(j->kek_new), IMGSIGN_KEK_PREFIX "-%s", hex);
-	if (p11_generate_secret(j->srv->p11, j->kek_new, j->err,
-	    sizeof(j->err)) == -1) {
-		imgsign_fail(j, "creating the image KEK", j->err);
-		return;
-	}
-	db_query(j->srv->db, &imgsign_kek_put, 1, v, NULL, imgsign_kek_put_cb, j);
+	j->p11 = j->srv->p11;
+	if (tok_submit(imgsign_kek_create_run, imgsign_kek_created, j) == -1)
+		imgsign_fail_busy(j);
 }
 
 static void
@@ -848,14 +966,12 @@ imgsign_kek_got(enum db_status st, const PGresult *res, const char *errstr,
 	imgsign_kek_ready(j);
 }
 
+/* The worker gets its own copy of the label. */
 static void
 imgsign_kek_ready(struct imgsign_job *j)
 {
-	if (imgsign_sign_now(j) == -1) {
-		imgsign_fail(j, "signing", j->err);
-		return;
-	}
-	imgsign_encrypt_start(j);
+	snprintf(j->kek, sizeof(j->kek), "%s", imgsign_kek);
+	imgsign_tok_start(j);
 }
 
 /* ---- claim ---- */
@@ -983,11 +1099,7 @@ imgsign_claimed(enum db_status st, const PGresult *res, const char *errstr,
 		return;
 	}
 	if (!j->is_encrypted) {
-		if (imgsign_sign_now(j) == -1) {
-			imgsign_fail(j, "signing", j->err);
-			return;
-		}
-		imgsign_store(j);
+		imgsign_tok_start(j);
 		return;
 	}
 	if (imgsign_kek[0] != '\0') {
@@ -1015,6 +1127,7 @@ imgsign_sign(struct server *srv, const struct imgsign_request *r, imgsign_cb cb,
 		return;
 	}
 	imgsign_njobs++;
+	j->fail_st = IMGSIGN_FAILED;
 	j->srv = srv;
 	j->cb = cb;
 	j->arg = arg;
@@ -1048,40 +1161,34 @@ imgsign_sign(struct server *srv, const struct imgsign_request *r, imgsign_cb cb,
 
 /* ---- the content key for one device ---- */
 
+/* The stored key is opened on a token worker; the EnvelopedData is made
+ * back on the loop (software only), so the worker never sees the device
+ * certificate its caller shares. */
 struct imgsign_keyreq {
 	struct server	*srv;
+	struct p11	*p11;
 	long long	 image_id;
 	X509		*device;
 	imgsign_key_cb	 cb;
 	void		*arg;
+	char		 kek[64];
+	unsigned char	 wrapped[IMGSIGN_KEY_WRAPPED];
+	unsigned char	 key[32];
+	int		 rc;
+	char		 err[256];
 };
 
 static void
-imgsign_key_got(enum db_status st, const PGresult *res, const char *errstr,
-    void *arg)
+imgsign_key_end(struct imgsign_keyreq *k, const char *err)
 {
-	struct imgsign_keyreq *k = arg;
-	unsigned char key[32], *wrapped = NULL, *der = NULL;
-	size_t wlen = 0;
+	unsigned char *der = NULL;
 	int derlen = 0;
-	char err[256] = "";
 
-	if (st != DB_OK)
-		snprintf(err, sizeof(err), "%s", db_errstr(st, errstr));
-	else if (PQntuples(res) != 1)
-		snprintf(err, sizeof(err), "the image is not signed and encrypted");
-	else if ((wrapped = PQunescapeBytea((const unsigned char *)
-	    PQgetvalue(res, 0, 0), &wlen)) == NULL || wlen != IMGSIGN_KEY_WRAPPED)
-		snprintf(err, sizeof(err), "the stored content key is malformed");
-	else if (imgsign_key_unwrap(k->srv->p11, PQgetvalue(res, 0, 1), k->image_id,
-	    wrapped, key, err, sizeof(err)) == 0) {
-		if (imgsign_key_envelope(key, k->device, &der, &derlen, err,
-		    sizeof(err)) == 0)
-			err[0] = '\0';
-		OPENSSL_cleanse(key, sizeof(key));
-	}
-	PQfreemem(wrapped);
-	if (err[0] != '\0') {
+	if (err == NULL && imgsign_key_envelope(k->key, k->device, &der, &derlen,
+	    k->err, sizeof(k->err)) == -1)
+		err = k->err;
+	OPENSSL_cleanse(k->key, sizeof(k->key));
+	if (err != NULL) {
 		log_warnx("image %lld: content key: %s", k->image_id, err);
 		k->cb(NULL, 0, err, k->arg);
 	} else
@@ -1089,6 +1196,55 @@ imgsign_key_got(enum db_status st, const PGresult *res, const char *errstr,
 	OPENSSL_free(der);
 	X509_free(k->device);
 	free(k);
+}
+
+/* On a token worker. */
+static void
+imgsign_key_run(void *arg)
+{
+	struct imgsign_keyreq *k = arg;
+
+	k->rc = imgsign_key_unwrap(k->p11, k->kek, k->image_id, k->wrapped,
+	    k->key, k->err, sizeof(k->err));
+}
+
+static void
+imgsign_key_opened(void *arg)
+{
+	struct imgsign_keyreq *k = arg;
+
+	imgsign_key_end(k, k->rc == -1 ? k->err : NULL);
+}
+
+static void
+imgsign_key_got(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct imgsign_keyreq *k = arg;
+	unsigned char *wrapped = NULL;
+	size_t wlen = 0;
+
+	if (st != DB_OK)
+		snprintf(k->err, sizeof(k->err), "%s", db_errstr(st, errstr));
+	else if (PQntuples(res) != 1)
+		snprintf(k->err, sizeof(k->err), "the image is not signed and encrypted");
+	else if ((wrapped = PQunescapeBytea((const unsigned char *)
+	    PQgetvalue(res, 0, 0), &wlen)) == NULL || wlen != IMGSIGN_KEY_WRAPPED ||
+	    PQgetisnull(res, 0, 1) ||
+	    strlen(PQgetvalue(res, 0, 1)) >= sizeof(k->kek))
+		snprintf(k->err, sizeof(k->err), "the stored content key is malformed");
+	else {
+		memcpy(k->wrapped, wrapped, IMGSIGN_KEY_WRAPPED);
+		snprintf(k->kek, sizeof(k->kek), "%s", PQgetvalue(res, 0, 1));
+	}
+	PQfreemem(wrapped);
+	if (k->err[0] != '\0') {
+		imgsign_key_end(k, k->err);
+		return;
+	}
+	k->p11 = k->srv->p11;
+	if (tok_submit(imgsign_key_run, imgsign_key_opened, k) == -1)
+		imgsign_key_end(k, imgsign_token_busy);
 }
 
 void

@@ -38,6 +38,8 @@ enum imgsign_status {
 	IMGSIGN_SIGNED,		/* signed already */
 	IMGSIGN_BUSY,		/* being signed (here or on another node) */
 	IMGSIGN_FULL,		/* IMGSIGN_JOBS_MAX signings running here */
+	IMGSIGN_TOKEN_BUSY,	/* the token's queue is full: 503 with
+				 * Retry-After: TOK_RETRY_AFTER */
 	IMGSIGN_FAILED,		/* database, token or data; err says what */
 };
 typedef void (*imgsign_cb)(enum imgsign_status, const PGresult *res,
@@ -67,8 +69,9 @@ void		 imgsign_sign(struct server *, const struct imgsign_request *r,
 /* The one place that signs with the code-signing key: the detached
  * signature over an image of which only the SHA-256 is given (signed
  * attributes contentType, messageDigest, signingTime = when) and the
- * manifest SignedData embedding manifest. key refers to the token; cert
- * is included in both. DER out, OPENSSL_free them. */
+ * manifest SignedData embedding manifest. key refers to the token, so
+ * this runs on a token worker (tok.h); cert is included in both. DER
+ * out, OPENSSL_free them. */
 int		 imgsign_cms(EVP_PKEY *key, X509 *cert,
 		    const unsigned char sha256[32], time_t when,
 		    const char *manifest, size_t manifestlen,
@@ -85,7 +88,8 @@ extern const struct db_stmt imgsign_get_manifest;
 /* ---- content keys of encrypted images ---- */
 
 /* The stored (token-wrapped) content key of image_id opened with the
- * token's secret key kek_label. Token operation. */
+ * token's secret key kek_label. Token operation: on a token worker only
+ * (imgsign_key_wrap submits it). */
 int		 imgsign_key_unwrap(struct p11 *, const char *kek_label,
 		    long long image_id,
 		    const unsigned char wrapped[IMGSIGN_KEY_WRAPPED],
@@ -105,9 +109,12 @@ int		 imgsign_key_envelope(const unsigned char key[32], X509 *cert,
  * builds the EnvelopedData; cb(der, len, NULL) once, or cb(NULL, 0, err)
  * (not signed, not encrypted, database or token failure). der is valid
  * only during cb. A reference to device is kept until then. The token
- * call (imgsign_key_unwrap) runs in the database callback, on the loop. */
+ * call (imgsign_key_unwrap) runs on a token worker; when the token's
+ * queue is full err is imgsign_token_busy (the pointer), which the caller
+ * answers with 503 and Retry-After: TOK_RETRY_AFTER. */
 typedef void (*imgsign_key_cb)(const unsigned char *der, size_t len,
     const char *err, void *arg);
+extern const char imgsign_token_busy[];
 void		 imgsign_key_wrap(struct server *, long long image_id,
 		    X509 *device, imgsign_key_cb, void *arg);
 

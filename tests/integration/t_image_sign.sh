@@ -249,6 +249,70 @@ assert_eq "200 409 409" "$(sort "$T/race.out" | tr '\n' ' ' | sed 's/ $//')" "on
 assert_eq 1 "$(ql_psql "SELECT count(*) FROM audit_log WHERE action = 'image.sign' AND object = '$idr'")" \
     "one audit row for the race"
 
+# Images for the slow token below, uploaded while the daemon is as it was.
+slow_ids=()
+for i in 1 2 3 4; do
+    head -c 20000 /dev/urandom >"$T/s$i.img"
+    img_tus_upload "$op1" p1 slow "$i" "$T/s$i.img"
+    slow_ids+=("$IMG_ID")
+done
+
 # ---- the daemon kept going
 api_alive || fail "daemon not answering"
-ql_stop
+ql_stop || fail "quarklinkd exited with $?"
+
+# ---- a slow token (tests/p11slow: every C_Sign waits, as a network HSM's
+# round trip would) with one worker and a queue of one: signing runs on the
+# token worker, and the signings beyond the queue are refused with 503 +
+# Retry-After, leaving the image as it was, to be signed on a retry.
+SLOW=$top_builddir/tests/p11slow/p11slow.so
+[ -r "$SLOW" ] || hard_error "$SLOW not built (make check builds it)"
+DELAY_MS=300
+export P11SLOW_MODULE=/usr/lib/softhsm/libsofthsm2.so P11SLOW_DELAY_MS=$DELAY_MS
+ql_config pkcs11.module="$SLOW" pkcs11.workers=1 pkcs11.queue_max=1
+ql_start
+start=$(date +%s%N)
+api_bearer "$op1" POST "$S/${slow_ids[0]}/sign" '{}'
+took=$(( ($(date +%s%N) - start) / 1000000 ))
+assert_status 200 "sign through the slow token"
+[ "$took" -ge "$DELAY_MS" ] || fail "a signing took $took ms: the slow module is not in use"
+api_bearer "$op1" GET "$S/${slow_ids[0]}/signature"
+cp "$BODY" "$T/s1.sig"
+openssl cms -verify -binary -inform DER -in "$T/s1.sig" -content "$T/s1.img" -CAfile "$T/root.pem" \
+    -purpose any -out /dev/null 2>/dev/null || fail "the slow token's signature does not verify"
+
+# sign_one I: POST .../sign for slow image I; status in $T/s$I.status.
+sign_one() {
+    curl -sS --max-time 30 --cacert "$T/ca.crt" -H "Authorization: Bearer $op1" -X POST \
+        -o "$T/s$1.out" -D "$T/s$1.hdr" -w '%{http_code}' \
+        "$(admin_url "$S/${slow_ids[$1]}/sign")" >"$T/s$1.status" 2>"$T/s$1.err"
+}
+pids=()
+for i in 1 2 3; do sign_one "$i" & pids+=($!); done
+wait "${pids[@]}"
+ok=0 busy=0
+for i in 1 2 3; do
+    id=${slow_ids[$i]}
+    case $(cat "$T/s$i.status") in
+        200) ok=$((ok + 1)) ;;
+        503)
+            busy=$((busy + 1))
+            assert_eq "Retry-After: 1" "$(tr -d '\r' <"$T/s$i.hdr" | grep -i '^retry-after:')" \
+                "503 for slow image $i carries Retry-After"
+            assert_match 'token busy' "$(cat "$T/s$i.out")" "503 for slow image $i says the token is busy"
+            assert_eq "uploaded|t|0" \
+                "$(ql_psql "SELECT status, sign_claim IS NULL, (SELECT count(*) FROM audit_log
+                            WHERE action = 'image.sign' AND object = '$id') FROM images WHERE id = $id")" \
+                "a refused signing leaves slow image $i unsigned, unclaimed and unaudited"
+            api_bearer "$op1" POST "$S/$id/sign" '{}'
+            assert_status 200 "slow image $i signs on a retry" ;;
+        *) fail "slow image $i: HTTP $(cat "$T/s$i.status") $(head -c 300 "$T/s$i.out") $(cat "$T/s$i.err")" ;;
+    esac
+done
+[ "$ok" -ge 1 ] || fail "three signings through a queue of one: none served"
+[ "$busy" -ge 1 ] || fail "three signings through a queue of one: none refused"
+ql_log "queue of one: $ok signed at once, $busy refused with 503 and signed on a retry"
+assert_eq 4 "$(ql_psql "SELECT count(*) FROM images WHERE id IN ($(IFS=,; echo "${slow_ids[*]}"))
+                        AND status = 'signed'")" "every slow image is signed in the end"
+ql_alive || fail "the daemon died with the slow token"
+ql_stop || fail "quarklinkd exited with $? after the slow token"

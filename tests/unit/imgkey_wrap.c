@@ -2,7 +2,8 @@
  * (the function the device update API calls) against a real database and
  * token, as quarklinkd.conf names them, for one image and one device
  * certificate, and writes the CMS EnvelopedData (DER) to stdout, so that
- * t_image_encrypt.sh can open it with openssl cms -decrypt.
+ * t_image_encrypt.sh can open it with openssl cms -decrypt. The token work
+ * runs on a one-thread token pool, as in the daemon.
  *
  * usage: imgkey_wrap CONF IMAGE_ID DEVICE_CERT_PEM > key.cms */
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "log.h"
 #include "p11.h"
 #include "server.h"
+#include "tok.h"
 #include "util.h"
 
 static struct event_base *imgkey_base;
@@ -103,6 +105,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "imgkey_wrap: %s\n", err);
 		return 2;
 	}
+	if (tok_start(imgkey_base, srv.p11, 1, 4) == -1) {
+		fprintf(stderr, "imgkey_wrap: cannot start the token pool\n");
+		return 2;
+	}
 	if ((srv.db = db_pool_new(imgkey_base, &dbs)) == NULL ||
 	    imgsign_register(srv.db) == -1)
 		return 2;
@@ -118,6 +124,7 @@ main(int argc, char **argv)
 	event_free(tick);
 	db_pool_drain(srv.db);
 	db_pool_free(srv.db);
+	tok_stop();
 	p11_close(srv.p11);
 	X509_free(imgkey_cert);
 	event_base_free(imgkey_base);

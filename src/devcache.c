@@ -116,9 +116,12 @@ devcache_on_notify(const char *payload, void *arg)
 
 	(void)arg;
 	if (payload == NULL || strlen(payload) < 3 || payload[1] != ' ') {
+		log_debug("devcache: cleared (%s)", payload ? "unknown notification" :
+		    "connected: notifications may have been missed");
 		devcache_clear();
 		return;
 	}
+	log_debug("devcache: notified \"%s\"", payload);
 	id = util_strtonum(payload + 2, 1, INT64_MAX, &errstr);
 	if (errstr != NULL)
 		devcache_clear();
@@ -344,5 +347,6 @@ devcache_fill(struct db_pool *db, long long ca_id, const char *serial,
 	f->cb = cb;
 	f->arg = arg;
 	snprintf(id, sizeof(id), "%lld", ca_id);
+	log_debug("devcache: looking up certificate %lld:%s", ca_id, serial);
 	db_query(db, &deploy_device_update, 2, v, NULL, devcache_filled, f);
 }

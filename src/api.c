@@ -1,7 +1,7 @@
-/* api.c: the admin API's front door. Every API request is authenticated
- * here before its handler runs; every state-changing request that fails
- * is written to the audit log (successful ones are audited by the change's
- * own transaction). */
+/* api.c: the toolkit every /api/v1/ handler uses once the front door
+ * (api_front.c) has let a request in: who is calling, path parameters,
+ * JSON bodies and members, query parameters, pagination, replies and the
+ * mapping of database errors. It never decides who may call what. */
 #include "api.h"
 
 #include <limits.h>
@@ -14,34 +14,12 @@
 #include <event2/http.h>
 #include <openssl/crypto.h>
 
+#include "api_ctx.h"
 #include "json.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
-
-#define API_PROJECT_PREFIX "/api/v1/projects/{project}"
-
-static const struct db_stmt api_project_lookup = {
-	"api_project_lookup", "SELECT id FROM projects WHERE name = $1", 1 };
-static const struct db_stmt api_audit_failure = {
-	"api_audit_failure", "SELECT ql_audit($1, $2, $3, $4, $5, $6::bigint)", 6 };
-
-struct api_ctx {
-	struct auth	*auth;
-	char		 secret[AUTH_SECRET_LEN];	/* session cookie value */
-	int		 is_session;
-	long long	 project_id;
-	char		 project_id_str[API_ID_LEN];
-	char		 project[64];
-	int		 limit;		/* from api_page() */
-};
-
-int
-api_register(struct db_pool *db)
-{
-	return db_register(db, &api_project_lookup) == -1 ||
-	    db_register(db, &api_audit_failure) == -1 ? -1 : 0;
-}
+#include "xmalloc.h"
 
 static struct api_ctx *
 api_ctx(struct http_req *hr)
@@ -83,194 +61,6 @@ const char *
 api_session_secret(struct http_req *hr)
 {
 	return api_ctx(hr)->is_session ? api_ctx(hr)->secret : NULL;
-}
-
-static int
-api_is_write(struct http_req *hr)
-{
-	int m = http_method(hr);
-
-	return m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD && m != 0;
-}
-
-static void
-api_audit_done(enum db_status st, const PGresult *res, const char *errstr,
-    void *arg)
-{
-	(void)res;
-	(void)arg;
-	if (st != DB_OK)
-		log_warnx("audit: cannot record a refused request: %s",
-		    errstr ? errstr : "database unavailable");
-}
-
-/* Refused or failed changes leave an audit row too; nothing else happened
- * in the database, so this row needs no shared transaction. */
-static void
-api_finish(struct http_req *hr, int status)
-{
-	struct api_ctx *c = hr->api;
-	char action[256], detail[32];
-	const char *v[6];
-
-	if (c == NULL)
-		return;
-	if (c->auth != NULL && status >= 400 && api_is_write(hr) &&
-	    hr->match.route != NULL) {
-		snprintf(action, sizeof(action), "%s %s", hr->method,
-		    hr->match.route->pattern);
-		snprintf(detail, sizeof(detail), "HTTP %d", status);
-		v[0] = c->auth->actor;
-		v[1] = action;
-		v[2] = hr->path;
-		v[3] = status >= 500 ? "error" : "denied";
-		v[4] = detail;
-		v[5] = c->project_id ? c->project_id_str : NULL;
-		db_query(hr->srv->db, &api_audit_failure, 6, v, NULL, api_audit_done, NULL);
-	}
-	free(c->auth);
-	OPENSSL_cleanse(c->secret, sizeof(c->secret));
-	free(c);
-	hr->api = NULL;
-}
-
-/* "a=b; ql_session=XYZ" -> XYZ */
-static int
-api_cookie(struct http_req *hr, char *out, size_t len)
-{
-	const char *h = http_header(hr, "Cookie"), *p, *end;
-	size_t name = strlen(API_COOKIE), n;
-
-	if (h == NULL)
-		return -1;
-	for (p = h; (p = strstr(p, API_COOKIE "=")) != NULL; p += name) {
-		if (p != h && p[-1] != ' ' && p[-1] != ';')
-			continue;
-		p += name + 1;
-		end = strchr(p, ';');
-		n = end ? (size_t)(end - p) : strlen(p);
-		if (n == 0 || n >= len)
-			return -1;
-		memcpy(out, p, n);
-		out[n] = '\0';
-		return 0;
-	}
-	return -1;
-}
-
-static void
-api_run(struct http_req *hr)
-{
-	struct api_ctx *c = hr->api;
-
-	/* The client hung up during the lookups: nothing left to serve. */
-	if (hr->req == NULL) {
-		http_reply(hr, 499, NULL, NULL);
-		return;
-	}
-	if ((int)c->auth->role < ROUTE_ROLE(hr->match.route->role)) {
-		http_reply_problem(hr, 403, NULL, "the %s role may not do this",
-		    auth_role_name(c->auth->role));
-		return;
-	}
-	if ((hr->match.route->role & ROUTE_GLOBAL) && !c->auth->is_all_projects) {
-		http_reply_problem(hr, 403, NULL,
-		    "only a caller with access to every project may do this");
-		return;
-	}
-	if (http_query_check(hr) == 0)
-		hr->match.route->handler(hr);
-}
-
-static void
-api_project_found(enum db_status st, const PGresult *res, const char *errstr,
-    void *arg)
-{
-	struct http_req *hr = arg;
-	struct api_ctx *c = hr->api;
-
-	if (st != DB_OK) {
-		api_db_error(hr, st, res, errstr);
-		return;
-	}
-	/* Existence must not leak across project scopes, and a refusal is
-	 * audited in a project only when the caller may see it (else in the
-	 * installation's log), so no caller writes into another's log. */
-	if (PQntuples(res) != 1 ||
-	    !auth_sees_project(c->auth, api_val_int(res, 0, 0))) {
-		http_reply_problem(hr, 404, NULL, "no such project");
-		return;
-	}
-	c->project_id = api_val_int(res, 0, 0);
-	snprintf(c->project_id_str, sizeof(c->project_id_str), "%lld",
-	    c->project_id);
-	api_run(hr);
-}
-
-static void
-api_authenticated(struct auth *a, enum db_status st, void *arg)
-{
-	struct http_req *hr = arg;
-	struct api_ctx *c = hr->api;
-	const char *name = c->project;
-
-	if (a == NULL) {
-		if (st != DB_OK) {
-			http_reply_problem(hr, 503, NULL, "database unavailable");
-			return;
-		}
-		http_add_header(hr, "WWW-Authenticate", "Bearer realm=\"quarklink\"");
-		http_reply_problem(hr, 401, NULL, c->is_session ?
-		    "session expired or logged out" : "invalid, expired or revoked token");
-		return;
-	}
-	c->auth = a;
-	/* A cookie rides along on cross-site requests; the CSRF token, which
-	 * only our own pages can read, must come with every change. */
-	if (c->is_session && api_is_write(hr) &&
-	    !auth_csrf_ok(c->secret, http_header(hr, API_CSRF_HEADER))) {
-		http_reply_problem(hr, 403, NULL, "missing or wrong " API_CSRF_HEADER);
-		return;
-	}
-	if (strncmp(hr->match.route->pattern, API_PROJECT_PREFIX,
-	    strlen(API_PROJECT_PREFIX)) != 0) {
-		api_run(hr);
-		return;
-	}
-	if (api_param(hr, 0, c->project, sizeof(c->project)) == -1)
-		return;
-	db_query(hr->srv->db, &api_project_lookup, 1, &name, NULL,
-	    api_project_found, hr);
-}
-
-void
-api_dispatch(struct http_req *hr)
-{
-	const char *authz = http_header(hr, "Authorization");
-	unsigned char hash[32];
-	struct api_ctx *c;
-
-	if ((c = api_alloc(hr, sizeof(*c))) == NULL)
-		return;
-	hr->api = c;
-	hr->finish = api_finish;
-	if (authz != NULL) {
-		if (strncasecmp(authz, "Bearer ", 7) != 0 ||
-		    strlen(authz + 7) >= sizeof(c->secret) + 16) {
-			http_add_header(hr, "WWW-Authenticate", "Bearer realm=\"quarklink\"");
-			http_reply_problem(hr, 401, NULL, "expected Authorization: Bearer TOKEN");
-			return;
-		}
-		auth_hash(authz + 7, hash);
-	} else if (api_cookie(hr, c->secret, sizeof(c->secret)) == 0) {
-		c->is_session = 1;
-		auth_hash(c->secret, hash);
-	} else {
-		http_add_header(hr, "WWW-Authenticate", "Bearer realm=\"quarklink\"");
-		http_reply_problem(hr, 401, NULL, "log in or present a bearer token");
-		return;
-	}
-	auth_lookup(hr->srv->db, c->is_session, hash, api_authenticated, hr);
 }
 
 int
@@ -318,11 +108,8 @@ api_param_id(struct http_req *hr, size_t i, char *buf, size_t len,
 void *
 api_alloc(struct http_req *hr, size_t size)
 {
-	void *p;
-
-	if ((p = calloc(1, size)) == NULL)
-		http_reply_problem(hr, 503, NULL, "out of memory");
-	return p;
+	(void)hr;
+	return xcalloc(1, size);
 }
 
 yajl_val
@@ -334,8 +121,7 @@ api_body_json(struct http_req *hr, const char *const *keys)
 	char err[256];
 	yajl_val v;
 
-	if (ct == NULL || strncasecmp(ct, "application/json", 16) != 0 ||
-	    (ct[16] != '\0' && ct[16] != ';')) {
+	if (!util_media_type_is(ct, "application/json")) {
 		http_reply_problem(hr, 415, NULL, "Content-Type must be application/json");
 		return NULL;
 	}
@@ -726,11 +512,7 @@ api_scope(struct http_req *hr, int *is_oom)
 	*is_oom = 0;
 	if (a->is_all_projects)
 		return NULL;
-	if ((s = malloc(len)) == NULL) {
-		*is_oom = 1;
-		http_reply_problem(hr, 503, NULL, "out of memory");
-		return NULL;
-	}
+	s = xmalloc(len);
 	s[0] = '{';
 	for (size_t i = 0; i < a->nprojects; i++)
 		off += (size_t)snprintf(s + off, len - off, "%s%lld", i ? "," : "",
@@ -742,13 +524,13 @@ api_scope(struct http_req *hr, int *is_oom)
 const char *
 api_val(const PGresult *res, int row, int col)
 {
-	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+	return db_val(res, row, col);
 }
 
 long long
 api_val_int(const PGresult *res, int row, int col)
 {
-	return strtoll(PQgetvalue(res, row, col), NULL, 10);
+	return db_val_int(res, row, col);
 }
 
 void

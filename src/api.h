@@ -1,7 +1,8 @@
-/* api.h: what every /api/v1/ handler shares: authentication before the
- * handler runs (session cookie + CSRF, or bearer token), role and project
- * scope checks, JSON bodies, pagination, and database error mapping.
- * Handlers build replies only through http_reply_* and these helpers. */
+/* api.h: what every /api/v1/ handler shares once the front door
+ * (api_front.h) has authenticated the caller and checked role and project
+ * scope: the caller, path parameters, JSON bodies, queries, pagination,
+ * replies and database error mapping. Handlers build replies only through
+ * http_reply_* and these helpers. */
 #ifndef QL_API_H
 #define QL_API_H
 
@@ -21,11 +22,6 @@
 #define API_COOKIE		"ql_session"
 #define API_CSRF_HEADER		"X-CSRF-Token"
 
-/* Called by http.c for routes with a role: authenticates, resolves the
- * {project} of /api/v1/projects/{project}/..., checks role and scope, then
- * runs the route's handler. An invisible project is 404, not 403. */
-void		 api_dispatch(struct http_req *);
-
 const struct auth *api_auth(struct http_req *);
 const char	*api_actor(struct http_req *);
 long long	 api_project_id(struct http_req *);
@@ -42,7 +38,8 @@ int		 api_param(struct http_req *, size_t i, char *buf, size_t len)
 int		 api_param_id(struct http_req *, size_t i, char *buf, size_t len,
 		    const char *missing) __attribute__((warn_unused_result));
 
-/* calloc, or NULL after a 503. */
+/* xcalloc: never NULL (xmalloc.h); the NULL checks of older callers are
+ * harmless. */
 void		*api_alloc(struct http_req *, size_t);
 
 /* The request body as a JSON object of no members but the NULL-terminated
@@ -134,8 +131,8 @@ int		 api_query_str(struct http_req *, const char *name, size_t maxlen,
 		    char *out, const char *detail) __attribute__((warn_unused_result));
 
 /* The caller's projects as a PostgreSQL array literal "{1,2}" for
- * "p.id = ANY($n::bigint[])" filters, NULL for all projects. Caller frees;
- * NULL with *is_oom set means a 503 has been sent. */
+ * "p.id = ANY($n::bigint[])" filters, NULL for all projects. Caller frees.
+ * *is_oom is always 0 now (xmalloc.h); it stays for the callers. */
 char		*api_scope(struct http_req *, int *is_oom);
 /* A column value, NULL for SQL NULL (json_kv_str writes null). */
 const char	*api_val(const PGresult *, int row, int col);
@@ -144,7 +141,5 @@ long long	 api_val_int(const PGresult *, int row, int col);
 
 /* Placeholder handler for routes declared but not built yet: 501. */
 void		 api_not_implemented(struct http_req *);
-
-int		 api_register(struct db_pool *) __attribute__((warn_unused_result));
 
 #endif

@@ -24,14 +24,17 @@
 static void
 api_audit_fields(yajl_gen g, const PGresult *res, int i, int col)
 {
-	json_kv_int(g, "id", api_val_int(res, i, col));
-	json_kv_str(g, "at", PQgetvalue(res, i, col + 1));
-	json_kv_str(g, "actor", PQgetvalue(res, i, col + 2));
-	json_kv_str(g, "action", PQgetvalue(res, i, col + 3));
-	json_kv_str(g, "object", api_val(res, i, col + 4));
-	json_kv_str(g, "result", PQgetvalue(res, i, col + 5));
-	json_kv_str(g, "detail", api_val(res, i, col + 6));
-	json_kv_str(g, "project", api_val(res, i, col + 7));
+	struct audit_row a;
+
+	audit_decode(res, i, col, &a);
+	json_kv_int(g, "id", a.id);
+	json_kv_str(g, "at", a.at);
+	json_kv_str(g, "actor", a.actor);
+	json_kv_str(g, "action", a.action);
+	json_kv_str(g, "object", a.object);
+	json_kv_str(g, "result", a.result);
+	json_kv_str(g, "detail", a.detail);
+	json_kv_str(g, "project", a.project);
 }
 
 static void
@@ -87,17 +90,15 @@ api_audit_list(struct http_req *hr)
 
 /* The latest checkpoint's state, its signature checked with the key on
  * the token (the database's copy of anything can be rewritten). */
-/* The latest checkpoint's state, its signature checked with the key on
- * the token (the database's copy of anything can be rewritten). */
 static const char *
-api_audit_checkpoint_state(struct http_req *hr, const PGresult *res)
+api_audit_checkpoint_state(struct http_req *hr, const struct audit_verify_row *v)
 {
-	const char *state = PQgetvalue(res, 0, 6);
+	const char *state = v->cp_state;
 
 	if (strcmp(state, "none") == 0 || strcmp(state, "forged") == 0)
 		return state;
-	return checkpoint_verify(hr->srv, PQgetvalue(res, 0, 4),
-	    PQgetvalue(res, 0, 5)) ? state : "forged";
+	return checkpoint_verify(hr->srv, v->cp_signed, v->cp_signature) ?
+	    state : "forged";
 }
 
 static void
@@ -105,6 +106,7 @@ api_audit_verified(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
 	struct http_req *hr = arg;
+	struct audit_verify_row v;
 	const char *state;
 	yajl_gen g;
 
@@ -112,18 +114,19 @@ api_audit_verified(enum db_status st, const PGresult *res, const char *errstr,
 		api_db_error(hr, st, res, errstr);
 		return;
 	}
-	state = api_audit_checkpoint_state(hr, res);
+	audit_verify_decode(res, &v);
+	state = api_audit_checkpoint_state(hr, &v);
 	g = json_gen_new();
 	yajl_gen_map_open(g);
-	json_kv_int(g, "rows", api_val_int(res, 0, 0));
-	json_kv_bool(g, "ok", PQgetisnull(res, 0, 1) &&
+	json_kv_int(g, "rows", v.rows);
+	json_kv_bool(g, "ok", !v.is_broken &&
 	    (strcmp(state, "ok") == 0 || strcmp(state, "none") == 0));
-	if (!PQgetisnull(res, 0, 1))
-		json_kv_int(g, "first_broken_id", api_val_int(res, 0, 1));
+	if (v.is_broken)
+		json_kv_int(g, "first_broken_id", v.broken_id);
 	json_kv_str(g, "checkpoint", state);
-	if (!PQgetisnull(res, 0, 2)) {
-		json_kv_int(g, "checkpoint_id", api_val_int(res, 0, 2));
-		json_kv_int(g, "checkpoint_rows", api_val_int(res, 0, 3));
+	if (v.has_checkpoint) {
+		json_kv_int(g, "checkpoint_id", v.cp_id);
+		json_kv_int(g, "checkpoint_rows", v.cp_rows);
 	}
 	yajl_gen_map_close(g);
 	http_reply_json(hr, 200, g);

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "server.h"
 #include "util.h"
+#include "xmalloc.h"
 
 #define API_CERTS_SERIAL_LEN	32
 #define API_CERTS_DEVICE_LEN	32
@@ -71,10 +72,7 @@ api_certs_str(yajl_gen g, const char *s, size_t len)
 		yajl_gen_string(g, (const unsigned char *)s, len);
 		return;
 	}
-	if ((copy = malloc(len + 1)) == NULL) {
-		yajl_gen_null(g);
-		return;
-	}
+	copy = xmalloc(len + 1);
 	memcpy(copy, s, len);
 	copy[len] = '\0';
 	util_utf8_scrub(copy);
@@ -212,18 +210,18 @@ out:
 static void
 api_certs_fields(yajl_gen g, const PGresult *res, int i, int col)
 {
-	const char *reason = api_val(res, i, col + 6);
-	long long code;
+	struct certs_row c;
 
-	json_kv_str(g, "serial", PQgetvalue(res, i, col));
-	json_kv_str(g, "device_id", api_val(res, i, col + 1));
-	json_kv_str(g, "subject", PQgetvalue(res, i, col + 2));
-	json_kv_str(g, "not_before", PQgetvalue(res, i, col + 3));
-	json_kv_str(g, "not_after", PQgetvalue(res, i, col + 4));
-	json_kv_str(g, "revoked_at", api_val(res, i, col + 5));
-	code = reason ? strtoll(reason, NULL, 10) : -1;
-	json_kv_str(g, "revocation_reason", code >= 0 && code < API_CERTS_NREASONS ?
-	    api_certs_reasons[code] : NULL);
+	certs_decode(res, i, col, &c);
+	json_kv_str(g, "serial", c.serial);
+	json_kv_str(g, "device_id", c.device_id);
+	json_kv_str(g, "subject", c.subject);
+	json_kv_str(g, "not_before", c.not_before);
+	json_kv_str(g, "not_after", c.not_after);
+	json_kv_str(g, "revoked_at", c.revoked_at);
+	json_kv_str(g, "revocation_reason", c.revocation_reason >= 0 &&
+	    c.revocation_reason < API_CERTS_NREASONS ?
+	    api_certs_reasons[c.revocation_reason] : NULL);
 }
 
 /* Row 0 with the fields parsed from its DER. */

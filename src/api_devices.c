@@ -10,10 +10,11 @@
 #include "api.h"
 #include "devices.h"
 #include "json.h"
+#include "names.h"
 #include "server.h"
 #include "util.h"
 
-#define API_DEVICES_ID_LEN	32	/* base32 of 20 bytes */
+#define API_DEVICES_ID_LEN	NAMES_DEVICE_ID_LEN
 #define API_DEVICES_TAG_MAX	64
 #define API_DEVICES_TAGS_MAX	32
 #define API_DEVICES_Q_MAX	64
@@ -21,16 +22,17 @@
  * longer one rather than drop the filter without a word. */
 #define API_DEVICES_QBUF	4096
 
-/* One device row starting at column off (see devices.h). */
 static void
 api_devices_fields(yajl_gen g, const PGresult *res, int i, int off)
 {
-	const char *tags = PQgetvalue(res, i, off + 3), *end;
-	const char *serial = api_val(res, i, off + 7);
+	struct devices_row d;
+	const char *tags, *end;
 
-	json_kv_str(g, "device_id", PQgetvalue(res, i, off));
-	json_kv_str(g, "label", api_val(res, i, off + 1));
-	json_kv_str(g, "status", PQgetvalue(res, i, off + 2));
+	devices_decode(res, i, off, &d);
+	tags = d.tags;
+	json_kv_str(g, "device_id", d.device_id);
+	json_kv_str(g, "label", d.label);
+	json_kv_str(g, "status", d.status);
 	json_key(g, "tags");
 	yajl_gen_array_open(g);
 	while (*tags != '\0') {
@@ -43,16 +45,16 @@ api_devices_fields(yajl_gen g, const PGresult *res, int i, int off)
 		tags = *end ? end + 1 : end;
 	}
 	yajl_gen_array_close(g);
-	json_kv_str(g, "created_at", PQgetvalue(res, i, off + 4));
-	json_kv_str(g, "last_seen", api_val(res, i, off + 5));
-	json_kv_str(g, "installed_version", api_val(res, i, off + 6));
+	json_kv_str(g, "created_at", d.created_at);
+	json_kv_str(g, "last_seen", d.last_seen);
+	json_kv_str(g, "installed_version", d.installed_version);
 	json_key(g, "certificate");
-	if (serial == NULL)
+	if (d.cert_serial == NULL)
 		yajl_gen_null(g);
 	else {
 		yajl_gen_map_open(g);
-		json_kv_str(g, "serial", serial);
-		json_kv_str(g, "not_after", PQgetvalue(res, i, off + 8));
+		json_kv_str(g, "serial", d.cert_serial);
+		json_kv_str(g, "not_after", d.cert_not_after);
 		yajl_gen_map_close(g);
 	}
 }
@@ -63,8 +65,7 @@ api_devices_param(struct http_req *hr, char id[API_DEVICES_ID_LEN + 1])
 {
 	if (api_param(hr, 1, id, API_DEVICES_ID_LEN + 1) == -1)
 		return -1;
-	if (strlen(id) != API_DEVICES_ID_LEN ||
-	    strspn(id, "abcdefghijklmnopqrstuvwxyz234567") != API_DEVICES_ID_LEN) {
+	if (!names_is_device_id(id, strlen(id))) {
 		http_reply_problem(hr, 404, NULL, "no such device");
 		return -1;
 	}
@@ -151,7 +152,7 @@ api_devices_changed(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
 	struct http_req *hr = arg;
-	const char *result;
+	struct devices_row d;
 
 	if (st != DB_OK) {
 		api_db_error(hr, st, res, errstr);
@@ -161,17 +162,18 @@ api_devices_changed(enum db_status st, const PGresult *res, const char *errstr,
 		http_reply_problem(hr, 500, NULL, "internal error");
 		return;
 	}
-	result = PQgetvalue(res, 0, 0);
-	if (strcmp(result, "not_found") == 0) {
+	switch (devices_change_decode(res)) {
+	case DEVICES_CHANGE_NOT_FOUND:
 		http_reply_problem(hr, 404, NULL, "no such device");
-		return;
+		break;
+	case DEVICES_CHANGE_CONFLICT:
+		devices_decode(res, 0, 1, &d);
+		http_reply_problem(hr, 409, NULL, "the device is %s", d.status);
+		break;
+	case DEVICES_CHANGED:
+		api_reply_object(hr, 200, api_devices_fields, res, 1);
+		break;
 	}
-	if (strcmp(result, "ok") != 0) {
-		http_reply_problem(hr, 409, NULL, "the device is %s",
-		    PQgetvalue(res, 0, 3));
-		return;
-	}
-	api_reply_object(hr, 200, api_devices_fields, res, 1);
 }
 
 static void

@@ -14,22 +14,13 @@
 #include "api.h"
 #include "enroll.h"
 #include "json.h"
+#include "names.h"
 #include "server.h"
 #include "util.h"
+#include "xmalloc.h"
 
-#define API_ENROLL_ID_LEN	32	/* base32 of 20 bytes: [a-z2-7]{32} */
+#define API_ENROLL_ID_LEN	NAMES_DEVICE_ID_LEN
 #define API_ENROLL_BULK_MAX	10000
-
-static int
-api_enroll_is_device_id(const char *s, size_t n)
-{
-	if (n != API_ENROLL_ID_LEN)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '2' && s[i] <= '7')))
-			return 0;
-	return 1;
-}
 
 /* ---- enrollment tokens ---- */
 
@@ -178,13 +169,12 @@ struct api_enroll_ids {
 	size_t	 count;
 };
 
-static int
+static void
 api_enroll_ids_add(struct api_enroll_ids *ids, const char *id)
 {
 	if (ids->text == NULL) {
 		ids->cap = 2 + (size_t)API_ENROLL_BULK_MAX * (API_ENROLL_ID_LEN + 1);
-		if ((ids->text = malloc(ids->cap)) == NULL)
-			return -1;
+		ids->text = xmalloc(ids->cap);
 		ids->text[ids->len++] = '{';
 	}
 	if (ids->count > 0)
@@ -192,7 +182,6 @@ api_enroll_ids_add(struct api_enroll_ids *ids, const char *id)
 	memcpy(ids->text + ids->len, id, API_ENROLL_ID_LEN);
 	ids->len += API_ENROLL_ID_LEN;
 	ids->count++;
-	return 0;
 }
 
 /* One ID of a bulk add: -1 after the reply naming where it was. */
@@ -205,15 +194,12 @@ api_enroll_bulk_one(struct http_req *hr, struct api_enroll_ids *ids,
 		    API_ENROLL_BULK_MAX);
 		return -1;
 	}
-	if (!api_enroll_is_device_id(s, n)) {
+	if (!names_is_device_id(s, n)) {
 		http_reply_problem(hr, 422, NULL, "%s %zu is not a device ID"
 		    " (32 characters a-z 2-7); nothing was added", where, pos);
 		return -1;
 	}
-	if (api_enroll_ids_add(ids, s) == -1) {
-		http_reply_problem(hr, 503, NULL, "out of memory");
-		return -1;
-	}
+	api_enroll_ids_add(ids, s);
 	return 0;
 }
 
@@ -327,11 +313,9 @@ api_enroll_allow_add(struct http_req *hr)
 	int is_json, rc;
 
 	/* ct first: once the client has gone there is no body either. */
-	if (ct != NULL && strncasecmp(ct, "application/json", 16) == 0 &&
-	    (ct[16] == '\0' || ct[16] == ';'))
+	if (util_media_type_is(ct, "application/json"))
 		is_json = 1;
-	else if (ct != NULL && strncasecmp(ct, "text/csv", 8) == 0 &&
-	    (ct[8] == '\0' || ct[8] == ';'))
+	else if (util_media_type_is(ct, "text/csv"))
 		is_json = 0;
 	else {
 		http_reply_problem(hr, 415, NULL,
@@ -384,7 +368,7 @@ api_enroll_allow_remove(struct http_req *hr)
 
 	if (api_param(hr, 1, dev, sizeof(dev)) == -1)
 		return;
-	if (!api_enroll_is_device_id(dev, strlen(dev))) {
+	if (!names_is_device_id(dev, strlen(dev))) {
 		http_reply_problem(hr, 404, NULL, "device ID not on the allowlist");
 		return;
 	}

@@ -1,6 +1,7 @@
-/* api_health.c: /healthz (process up), /readyz (database and token usable),
- * /metrics (Prometheus text format: token operations) and, only with
- * debug_endpoints, /debug/sleep for shutdown tests. */
+/* api_health.c: /healthz (process up), /readyz (database and token usable;
+ * the token as the workers' periodic check last found it, never a token
+ * call per request), /metrics (Prometheus text format: token operations)
+ * and, only with debug_endpoints, /debug/sleep for shutdown tests. */
 #include "api_health.h"
 
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "http.h"
 #include "json.h"
 #include "p11.h"
+#include "tok.h"
 #include "util.h"
 
 static const struct db_stmt api_health_ping = {
@@ -79,7 +81,7 @@ api_health_readyz(struct http_req *hr)
 		return;
 	}
 	r->hr = hr;
-	r->is_p11_ok = p11_check(srv->p11, r->p11_err, sizeof(r->p11_err)) == 0;
+	r->is_p11_ok = tok_is_ready(r->p11_err, sizeof(r->p11_err));
 	if (db_connected(srv->db) == 0) {
 		api_health_ready_reply(r, db_last_error(srv->db));
 		return;
@@ -117,6 +119,15 @@ api_health_metrics(struct http_req *hr)
 	    "# TYPE quarklink_token_keys_destroyed_total counter\n"
 	    "quarklink_token_keys_destroyed_total %llu\n",
 	    st.keys_generated, st.keys_destroyed) < 0;
+	rc |= evbuffer_add_printf(buf, "# HELP quarklink_token_queue_jobs"
+	    " Token operations queued or running on the workers.\n"
+	    "# TYPE quarklink_token_queue_jobs gauge\n"
+	    "quarklink_token_queue_jobs %d\n"
+	    "# HELP quarklink_token_queue_refused_total"
+	    " Token operations refused because the queue was full.\n"
+	    "# TYPE quarklink_token_queue_refused_total counter\n"
+	    "quarklink_token_queue_refused_total %llu\n",
+	    tok_pending(), tok_refused()) < 0;
 	if (rc)
 		http_reply_problem(hr, 503, NULL, "out of memory");
 	else

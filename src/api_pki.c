@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 
 #include "http.h"
+#include "names.h"
 #include "ocsp.h"
 #include "pki.h"
 #include "util.h"
@@ -29,7 +30,7 @@ api_pki_name(struct http_req *hr, const char *suffix, char *out, size_t len)
 	if (n <= sl || n - sl >= len || memcmp(p + n - sl, suffix, sl) != 0)
 		return -1;
 	n -= sl;
-	if (strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789-") < n)
+	if (strspn(p, NAMES_PROJECT_CHARS) < n)
 		return -1;
 	memcpy(out, p, n);
 	out[n] = '\0';
@@ -153,7 +154,7 @@ api_pki_ocsp_post(struct http_req *hr)
 	size_t n = evbuffer_get_length(body);
 	const char *ct = http_header(hr, "Content-Type");
 
-	if (ct == NULL || strcasecmp(ct, "application/ocsp-request") != 0) {
+	if (!util_media_type_is(ct, "application/ocsp-request")) {
 		http_reply_problem(hr, 415, NULL,
 		    "Content-Type must be application/ocsp-request");
 		return;

@@ -14,21 +14,22 @@
 #include "projects.h"
 #include "server.h"
 
-/* Columns from col: id, name, the three policies, cert_validity_days,
- * created_at, device count (PROJECTS_COLS). */
 static void
 api_projects_fields(yajl_gen g, const PGresult *res, int i, int col)
 {
-	json_kv_str(g, "name", PQgetvalue(res, i, col + 1));
+	struct projects_row p;
+
+	projects_decode(res, i, col, &p);
+	json_kv_str(g, "name", p.name);
 	json_key(g, "policy");
 	yajl_gen_map_open(g);
-	json_kv_bool(g, "token", PQgetvalue(res, i, col + 2)[0] == 't');
-	json_kv_bool(g, "allowlist", PQgetvalue(res, i, col + 3)[0] == 't');
-	json_kv_bool(g, "approval", PQgetvalue(res, i, col + 4)[0] == 't');
+	json_kv_bool(g, "token", p.policy_token);
+	json_kv_bool(g, "allowlist", p.policy_allowlist);
+	json_kv_bool(g, "approval", p.policy_approval);
 	yajl_gen_map_close(g);
-	json_kv_int(g, "cert_validity_days", api_val_int(res, i, col + 5));
-	json_kv_str(g, "created_at", PQgetvalue(res, i, col + 6));
-	json_kv_int(g, "devices", api_val_int(res, i, col + 7));
+	json_kv_int(g, "cert_validity_days", p.cert_validity_days);
+	json_kv_str(g, "created_at", p.created_at);
+	json_kv_int(g, "devices", p.devices);
 }
 
 static void
@@ -213,13 +214,25 @@ api_projects_update(struct http_req *hr)
 /* The project exists (resolved before the handler): no row means the
  * delete found devices. Its token keys go only after the rows are gone. */
 static void
+api_projects_keys_gone(const char *err, void *arg)
+{
+	(void)err;	/* logged by pki; the rows are gone either way */
+	http_reply(arg, 204, NULL, NULL);
+}
+
+static void
 api_projects_deleted(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
 	struct http_req *hr = arg;
 
-	if (st == DB_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 1))
-		pki_project_keys_destroy(hr->srv->pki, PQgetvalue(res, 0, 1));
+	/* The 204 once the keys are off the token (a token worker's job). */
+	if (st == DB_OK && PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) &&
+	    !PQgetisnull(res, 0, 1)) {
+		pki_project_keys_destroy(hr->srv->pki, PQgetvalue(res, 0, 1),
+		    api_projects_keys_gone, hr);
+		return;
+	}
 	api_reply_done(hr, st, res, errstr, 409, "project still has devices");
 }
 

@@ -14,11 +14,11 @@
 #include "api.h"
 #include "json.h"
 #include "log.h"
+#include "names.h"
 #include "server.h"
 #include "users.h"
+#include "xmalloc.h"
 
-#define API_USERS_NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@-"
-#define API_USERS_PROJECT_CHARS "abcdefghijklmnopqrstuvwxyz0123456789-"
 #define API_USERS_PW_MAX 1024
 
 static int
@@ -71,16 +71,13 @@ api_users_projects(struct http_req *hr, yajl_val body, int *given, char **out)
 			return -1;
 		}
 		n = strlen(e->u.string);
-		if (n == 0 || n > 63 || strspn(e->u.string, API_USERS_PROJECT_CHARS) != n) {
+		if (!names_is_project(e->u.string, n)) {
 			http_reply_problem(hr, 422, NULL, "projects[%zu]: no such project", i);
 			return -1;
 		}
 		len += n + 1;
 	}
-	if ((s = malloc(len)) == NULL) {
-		http_reply_problem(hr, 503, NULL, "out of memory");
-		return -1;
-	}
+	s = xmalloc(len);
 	s[0] = '{';
 	for (size_t i = 0; i < v->u.array.len; i++)
 		off += (size_t)snprintf(s + off, len - off, "%s%s", i ? "," : "",
@@ -92,27 +89,28 @@ api_users_projects(struct http_req *hr, yajl_val body, int *given, char **out)
 
 /* ---- users ---- */
 
-/* Columns from col: name, role, projects, disabled, created_at. */
 static void
 api_users_fields(yajl_gen g, const PGresult *res, int i, int col)
 {
-	const char *projects = api_val(res, i, col + 2), *p, *comma;
+	struct users_row u;
+	const char *p, *comma;
 
-	json_kv_str(g, "name", PQgetvalue(res, i, col));
-	json_kv_str(g, "role", PQgetvalue(res, i, col + 1));
+	users_decode(res, i, col, &u);
+	json_kv_str(g, "name", u.name);
+	json_kv_str(g, "role", u.role);
 	json_key(g, "projects");
-	if (projects == NULL) {
+	if (u.projects == NULL) {
 		yajl_gen_null(g);
 	} else {
 		yajl_gen_array_open(g);
-		for (p = projects; *p != '\0'; p = *comma ? comma + 1 : comma) {
+		for (p = u.projects; *p != '\0'; p = *comma ? comma + 1 : comma) {
 			comma = p + strcspn(p, ",");
 			yajl_gen_string(g, (const unsigned char *)p, (size_t)(comma - p));
 		}
 		yajl_gen_array_close(g);
 	}
-	json_kv_bool(g, "disabled", PQgetvalue(res, i, col + 3)[0] == 't');
-	json_kv_str(g, "created_at", PQgetvalue(res, i, col + 4));
+	json_kv_bool(g, "disabled", u.is_disabled);
+	json_kv_str(g, "created_at", u.created_at);
 }
 
 static void
@@ -158,30 +156,44 @@ api_users_change_free(struct api_users_change *c)
 	free(c);
 }
 
-/* The status word that the SQL functions of users and API tokens share:
- * 0 for "ok", else -1 after the reply; scope is the 422's detail for a
- * grant beyond the caller's own projects. */
+/* The status of a users or API tokens function (users_status_decode) as
+ * HTTP, in this one place: 0 for USERS_OK, else -1 after the reply; scope
+ * is the 422's detail for a grant beyond the caller's own projects. */
 static int
 api_users_status(struct http_req *hr, enum db_status st, const PGresult *res,
     const char *errstr, const char *scope)
 {
-	const char *s;
+	static const struct { int status; const char *detail; } http[] = {
+		[USERS_NOT_FOUND] = { 404, "no such user" },
+		[USERS_EXISTS] = { 409, "a user with that name exists" },
+		[USERS_SELF] = { 409, "you cannot disable or demote yourself" },
+		[USERS_LAST_ADMIN] = { 409, "this is the last enabled admin of"
+		    " all projects; make another one first" },
+	};
+	enum users_status us;
 
 	if (st != DB_OK || PQntuples(res) != 1) {
 		api_db_error(hr, st, res, errstr);
 		return -1;
 	}
-	s = PQgetvalue(res, 0, 0);
-	if (strcmp(s, "ok") == 0)
+	switch ((us = users_status_decode(res))) {
+	case USERS_OK:
 		return 0;
-	if (strcmp(s, "unknown_project") == 0)
+	case USERS_UNKNOWN_PROJECT:
 		http_reply_problem(hr, 422, NULL, "no such project: %.63s",
 		    PQgetvalue(res, 0, 1));
-	else if (strcmp(s, "scope") == 0)
+		break;
+	case USERS_SCOPE:
 		http_reply_problem(hr, 422, NULL, "%s", scope);
-	else {
-		log_warnx("api: %s %s: unexpected status %s", hr->method, hr->path, s);
+		break;
+	case USERS_UNEXPECTED:
+		log_warnx("api: %s %s: unexpected status %s", hr->method, hr->path,
+		    PQgetvalue(res, 0, 0));
 		http_reply_problem(hr, 500, NULL, "internal error");
+		break;
+	default:
+		http_reply_problem(hr, http[us].status, NULL, "%s", http[us].detail);
+		break;
 	}
 	return -1;
 }
@@ -192,19 +204,9 @@ api_users_done(enum db_status st, const PGresult *res, const char *errstr,
 {
 	struct api_users_change *c = arg;
 	struct http_req *hr = c->hr;
-	const char *s = st == DB_OK && PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "";
 	char loc[128];
 
-	if (strcmp(s, "not_found") == 0) {
-		http_reply_problem(hr, 404, NULL, "no such user");
-	} else if (strcmp(s, "exists") == 0) {
-		http_reply_problem(hr, 409, NULL, "a user with that name exists");
-	} else if (strcmp(s, "self") == 0) {
-		http_reply_problem(hr, 409, NULL, "you cannot disable or demote yourself");
-	} else if (strcmp(s, "last_admin") == 0) {
-		http_reply_problem(hr, 409, NULL, "this is the last enabled admin of"
-		    " all projects; make another one first");
-	} else if (api_users_status(hr, st, res, errstr, "you may grant only"
+	if (api_users_status(hr, st, res, errstr, "you may grant only"
 	    " projects you can see; name them in \"projects\"") == 0) {
 		if (c->is_create) {
 			snprintf(loc, sizeof(loc), "/api/v1/users/%s", c->name);
@@ -312,7 +314,7 @@ api_users_create(struct http_req *hr)
 		yajl_tree_free(body);
 		return;
 	}
-	if (name[0] == '\0' || strspn(name, API_USERS_NAME_CHARS) != strlen(name)) {
+	if (!names_is_user(name, strlen(name))) {
 		yajl_tree_free(body);
 		http_reply_problem(hr, 422, NULL,
 		    "field \"name\" must be 1-64 of A-Z a-z 0-9 . _ @ -");
@@ -366,19 +368,21 @@ api_users_update(struct http_req *hr)
 
 /* ---- API tokens ---- */
 
-/* Members from col: id, name, role, project, expires_at, revoked_at,
- * last_used, created_at (the caller opens and closes the object). */
+/* The caller opens and closes the object. */
 static void
 api_users_token_fields(yajl_gen g, const PGresult *res, int i, int col)
 {
-	json_kv_int(g, "id", api_val_int(res, i, col));
-	json_kv_str(g, "name", PQgetvalue(res, i, col + 1));
-	json_kv_str(g, "role", PQgetvalue(res, i, col + 2));
-	json_kv_str(g, "project", api_val(res, i, col + 3));
-	json_kv_str(g, "expires_at", api_val(res, i, col + 4));
-	json_kv_str(g, "revoked_at", api_val(res, i, col + 5));
-	json_kv_str(g, "last_used", api_val(res, i, col + 6));
-	json_kv_str(g, "created_at", api_val(res, i, col + 7));
+	struct users_token_row t;
+
+	users_token_decode(res, i, col, &t);
+	json_kv_int(g, "id", t.id);
+	json_kv_str(g, "name", t.name);
+	json_kv_str(g, "role", t.role);
+	json_kv_str(g, "project", t.project);
+	json_kv_str(g, "expires_at", t.expires_at);
+	json_kv_str(g, "revoked_at", t.revoked_at);
+	json_kv_str(g, "last_used", t.last_used);
+	json_kv_str(g, "created_at", t.created_at);
 }
 
 static void

@@ -14,8 +14,7 @@
 #include "server.h"
 
 const struct db_stmt audit_list = {
-	"audit_list", "SELECT a.id, to_char(a.at AT TIME ZONE 'UTC',"
-	" 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), a.actor, a.action, a.object, a.result,"
+	"audit_list", "SELECT a.id, ql_iso(a.at), a.actor, a.action, a.object, a.result,"
 	" a.detail, p.name FROM audit_log a LEFT JOIN projects p ON p.id = a.project_id"
 	" WHERE ($1::bigint[] IS NULL OR a.project_id = ANY($1::bigint[]))"
 	" AND ($2::bigint IS NULL OR a.id < $2::bigint)"
@@ -43,25 +42,77 @@ static struct {
 	int		 is_flush_pending;
 } audit_est_window;
 
+static const struct db_stmt audit_api_failure = {
+	"api_audit_failure", "SELECT ql_audit($1, $2, $3, $4, $5, $6::bigint)", 6 };
+
+void
+audit_decode(const PGresult *res, int i, int col, struct audit_row *a)
+{
+	a->id = db_val_int(res, i, col);
+	a->at = PQgetvalue(res, i, col + 1);
+	a->actor = PQgetvalue(res, i, col + 2);
+	a->action = PQgetvalue(res, i, col + 3);
+	a->object = db_val(res, i, col + 4);
+	a->result = PQgetvalue(res, i, col + 5);
+	a->detail = db_val(res, i, col + 6);
+	a->project = db_val(res, i, col + 7);
+}
+
 int
 audit_register(struct db_pool *db)
 {
 	static const struct db_stmt *const s[] = {
 		&audit_list, &audit_verify, &audit_est_denied, &audit_est_capped,
+		&audit_api_failure,
 	};
 
 	return db_register_all(db, s, sizeof(s) / sizeof(s[0]));
 }
 
+void
+audit_verify_decode(const PGresult *res, struct audit_verify_row *v)
+{
+	v->rows = db_val_int(res, 0, 0);
+	v->is_broken = !PQgetisnull(res, 0, 1);
+	v->broken_id = db_val_int(res, 0, 1);
+	v->has_checkpoint = !PQgetisnull(res, 0, 2);
+	v->cp_id = db_val_int(res, 0, 2);
+	v->cp_rows = db_val_int(res, 0, 3);
+	v->cp_signed = PQgetvalue(res, 0, 4);
+	v->cp_signature = PQgetvalue(res, 0, 5);
+	v->cp_state = PQgetvalue(res, 0, 6);
+}
+
+/* arg: what the row was, for the one log line of a row that is lost. */
 static void
-audit_est_done(enum db_status st, const PGresult *res, const char *errstr,
+audit_done(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
 	(void)res;
-	(void)arg;
 	if (st != DB_OK)
-		log_warnx("audit: cannot record an EST refusal: %s",
+		log_warnx("audit: cannot record %s: %s", (const char *)arg,
 		    db_errstr(st, errstr));
+}
+
+/* Nothing else happened in the database, so this row needs no shared
+ * transaction. */
+void
+audit_api_refusal(struct server *srv, const char *actor, const char *method,
+    const char *pattern, const char *path, int status, const char *project_id)
+{
+	char action[256], detail[32];
+	const char *v[6];
+
+	snprintf(action, sizeof(action), "%s %s", method, pattern);
+	snprintf(detail, sizeof(detail), "HTTP %d", status);
+	v[0] = actor;
+	v[1] = action;
+	v[2] = path;
+	v[3] = status >= 500 ? "error" : "denied";
+	v[4] = detail;
+	v[5] = project_id;
+	db_query(srv->db, &audit_api_failure, 6, v, NULL, audit_done,
+	    "a refused request");
 }
 
 /* The end of a capped minute: what was not recorded one by one is
@@ -84,7 +135,8 @@ audit_est_flush(evutil_socket_t fd, short what, void *arg)
 	audit_est_window.start = 0;
 	audit_est_window.suppressed = 0;
 	audit_est_window.is_flush_pending = 0;
-	db_query(srv->db, &audit_est_capped, 1, v, NULL, audit_est_done, NULL);
+	db_query(srv->db, &audit_est_capped, 1, v, NULL, audit_done,
+	    "an EST refusal");
 }
 
 /* 1 when this refusal gets its own row; 0 when the minute's cap is used
@@ -132,5 +184,6 @@ audit_est_refusal(struct server *srv, const char *project, const char *device_id
 	v[2] = device_id[0] ? device_id : NULL;
 	v[3] = reason;
 	v[4] = project;
-	db_query(srv->db, &audit_est_denied, 5, v, NULL, audit_est_done, NULL);
+	db_query(srv->db, &audit_est_denied, 5, v, NULL, audit_done,
+	    "an EST refusal");
 }

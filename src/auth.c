@@ -12,7 +12,9 @@
 #include <openssl/rand.h>
 
 #include "log.h"
+#include "util.h"
 #include "work.h"
+#include "xmalloc.h"
 
 /* OWASP's Argon2id baseline: 19 MiB, 2 passes, 1 lane. */
 #define AUTH_ARGON_T		2
@@ -97,7 +99,7 @@ auth_secret_new(char out[AUTH_SECRET_LEN])
 void
 auth_hash(const char *secret, unsigned char out[32])
 {
-	EVP_Digest(secret, strlen(secret), out, NULL, EVP_sha256(), NULL);
+	util_sha256(secret, strlen(secret), out);
 }
 
 void
@@ -165,15 +167,16 @@ auth_looked_up(enum db_status st, const PGresult *res, const char *errstr,
 	struct auth *a = NULL;
 
 	(void)errstr;
-	if (st == DB_OK && PQntuples(res) == 1 && (a = calloc(1, sizeof(*a))) != NULL) {
+	if (st == DB_OK && PQntuples(res) == 1) {
+		a = xcalloc(1, sizeof(*a));
 		snprintf(a->actor, sizeof(a->actor), "%s", PQgetvalue(res, 0, 0));
 		if (auth_role_parse(PQgetvalue(res, 0, 1), &a->role) == -1)
 			a->role = AUTH_PUBLIC;
 		a->is_all_projects = PQgetisnull(res, 0, 2);
 		if (!a->is_all_projects && auth_parse_projects(a, PQgetvalue(res, 0, 2)) == -1)
 			a->role = AUTH_PUBLIC;
-		a->user_id = PQgetisnull(res, 0, 3) ? 0 : strtoll(PQgetvalue(res, 0, 3), NULL, 10);
-		a->token_id = PQgetisnull(res, 0, 4) ? 0 : strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+		a->user_id = db_val_int(res, 0, 3);
+		a->token_id = db_val_int(res, 0, 4);
 		if (a->role == AUTH_PUBLIC) {
 			free(a);
 			a = NULL;
@@ -187,14 +190,10 @@ void
 auth_lookup(struct db_pool *db, int is_session, const unsigned char hash[32],
     auth_cb cb, void *arg)
 {
-	struct auth_lookup_ctx *c = malloc(sizeof(*c));
+	struct auth_lookup_ctx *c = xmalloc(sizeof(*c));
 	const char *v[2] = { is_session ? "session" : "token", (const char *)hash };
 	int len[2] = { -1, 32 };
 
-	if (c == NULL) {
-		cb(NULL, DB_UNAVAILABLE, arg);
-		return;
-	}
 	c->cb = cb;
 	c->arg = arg;
 	db_query(db, &auth_lookup_stmt, 2, v, len, auth_looked_up, c);
@@ -263,8 +262,9 @@ auth_pw_job_new(const char *pw)
 {
 	struct auth_pw_job *j;
 
-	if (strlen(pw) > AUTH_PW_MAX || (j = calloc(1, sizeof(*j))) == NULL)
+	if (strlen(pw) > AUTH_PW_MAX)
 		return NULL;
+	j = xcalloc(1, sizeof(*j));
 	memcpy(j->pw, pw, strlen(pw) + 1);
 	return j;
 }

@@ -11,6 +11,20 @@
 
 #define CERTS_NCOLS	7
 
+/* One certificate row; strings point into the result, NULL for SQL NULL. */
+struct certs_row {
+	const char	*serial;
+	const char	*device_id;
+	const char	*subject;
+	const char	*not_before;
+	const char	*not_after;
+	const char	*revoked_at;
+	int		 revocation_reason;	/* RFC 5280 code, -1 when none */
+};
+
+/* Row i of a result whose certificate columns start at col. */
+void	certs_decode(const PGresult *, int row, int col, struct certs_row *);
+
 /* $1 project id, $2 device_id|NULL (then P0002 if no such device),
  * $3 valid|NULL, $4 expiring within days|NULL, $5 revoked|NULL,
  * $6 after serial ("" for the first page), $7 limit */

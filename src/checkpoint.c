@@ -1,8 +1,9 @@
 /* checkpoint.c: signed checkpoints of the audit log. The key is made on the
  * token like the root (sensitive, never extractable, sign only); what is
  * signed is the text ql_audit_checkpoint_text() builds in SQL, so a
- * verifier rebuilds it from the served fields. Signing runs on the loop
- * thread in checkpoint_sign() alone, the one place to move to a worker. */
+ * verifier rebuilds it from the served fields. Every token operation (key
+ * generation and loading, the signature) runs on a token worker (tok.c);
+ * verification uses a software copy of the public key, on the loop. */
 #include "checkpoint.h"
 
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include "log.h"
 #include "p11.h"
 #include "server.h"
+#include "tok.h"
 #include "util.h"
 
 #define CHECKPOINT_COLS "id, rows, last_id, encode(head, 'hex'), to_char(at AT TIME" \
@@ -61,6 +63,23 @@ struct checkpoint_job {
 	int			 is_periodic;
 	checkpoint_cb		 cb;
 	void			*arg;
+	/* The head to sign, copied out of its result for the worker. */
+	char			*values[5];
+	unsigned char		*sig;
+	size_t			 siglen;
+};
+
+/* Key work on a token worker: generate (label set) and/or load. */
+struct checkpoint_key_job {
+	struct checkpoint	*cp;
+	char			 label[128];
+	int			 is_new;
+	EVP_PKEY		*priv;
+	EVP_PKEY		*pub;		/* software copy */
+	unsigned char		*der;		/* SubjectPublicKeyInfo */
+	int			 derlen;
+	char			 stored_hex[256];
+	char			 err[256];
 };
 
 int
@@ -140,7 +159,40 @@ checkpoint_job_end(struct checkpoint_job *j, enum checkpoint_status st,
 		j->cb(st, res, err, j->arg);
 	else if (st != CHECKPOINT_MADE && st != CHECKPOINT_UNCHANGED)
 		log_warnx("audit: checkpoint not made: %s", err);
+	for (int i = 0; i < 5; i++)
+		free(j->values[i]);
+	OPENSSL_free(j->sig);
 	free(j);
+}
+
+static void
+checkpoint_sign_run(void *arg)
+{
+	struct checkpoint_job *j = arg;
+
+	if (checkpoint_sign(j->cp, j->values[4], &j->sig, &j->siglen) == -1)
+		j->sig = NULL;
+}
+
+static void	checkpoint_inserted(enum db_status, const PGresult *, const char *,
+		    void *);
+
+static void
+checkpoint_sign_done(void *arg)
+{
+	struct checkpoint_job *j = arg;
+	const char *v[6];
+	int len[6] = { -1, -1, -1, -1, -1, 0 };
+
+	if (j->sig == NULL) {
+		checkpoint_job_end(j, CHECKPOINT_ERROR, NULL, "cannot sign on the token");
+		return;
+	}
+	for (int i = 0; i < 5; i++)
+		v[i] = j->values[i];
+	v[5] = (const char *)j->sig;
+	len[5] = (int)j->siglen;
+	db_query(j->cp->srv->db, &checkpoint_insert, 6, v, len, checkpoint_inserted, j);
 }
 
 static void
@@ -184,10 +236,6 @@ checkpoint_head_got(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
 	struct checkpoint_job *j = arg;
-	const char *v[6];
-	int len[6] = { -1, -1, -1, -1, -1, 0 };
-	unsigned char *sig;
-	size_t siglen;
 	char err[256];
 
 	if (st != DB_OK || PQntuples(res) != 1) {
@@ -204,16 +252,18 @@ checkpoint_head_got(enum db_status st, const PGresult *res, const char *errstr,
 		checkpoint_job_end(j, CHECKPOINT_REFUSED, NULL, err);
 		return;
 	}
-	if (checkpoint_sign(j->cp, PQgetvalue(res, 0, 4), &sig, &siglen) == -1) {
-		checkpoint_job_end(j, CHECKPOINT_ERROR, NULL, "cannot sign on the token");
+	for (int i = 0; i < 5; i++)
+		if (!PQgetisnull(res, 0, i) &&
+		    (j->values[i] = strdup(PQgetvalue(res, 0, i))) == NULL) {
+			checkpoint_job_end(j, CHECKPOINT_ERROR, NULL, "out of memory");
+			return;
+		}
+	if (j->values[4] == NULL) {
+		checkpoint_job_end(j, CHECKPOINT_ERROR, NULL, "no text to sign");
 		return;
 	}
-	for (int i = 0; i < 5; i++)
-		v[i] = PQgetisnull(res, 0, i) ? NULL : PQgetvalue(res, 0, i);
-	v[5] = (const char *)sig;
-	len[5] = (int)siglen;
-	db_query(j->cp->srv->db, &checkpoint_insert, 6, v, len, checkpoint_inserted, j);
-	OPENSSL_free(sig);
+	if (tok_submit(checkpoint_sign_run, checkpoint_sign_done, j) == -1)
+		checkpoint_job_end(j, CHECKPOINT_UNAVAILABLE, NULL, "token busy");
 }
 
 static void
@@ -313,34 +363,120 @@ checkpoint_key_inserted(enum db_status st, const PGresult *res,
 }
 
 static void
-checkpoint_key_create(struct checkpoint *cp)
+checkpoint_key_job_free(struct checkpoint_key_job *k)
 {
-	char label[32], hex[9], err[256];
-	unsigned char rnd[4], *der = NULL;
+	EVP_PKEY_free(k->priv);
+	EVP_PKEY_free(k->pub);
+	OPENSSL_free(k->der);
+	free(k);
+}
+
+/* On a token worker. The public key is kept as a software copy so that
+ * verification on the loop never reaches the token. */
+static void
+checkpoint_key_run(void *arg)
+{
+	struct checkpoint_key_job *k = arg;
+	struct p11 *p = k->cp->srv->p11;
+	const unsigned char *d;
+	EVP_PKEY *tokpub;
+
+	if (k->is_new && p11_generate_key(p, k->label, P11_KEY_EC_P256, k->err,
+	    sizeof(k->err)) == -1)
+		return;
+	if (!k->is_new && (k->priv = p11_load_private(p, k->label, k->err,
+	    sizeof(k->err))) == NULL)
+		return;
+	if ((tokpub = p11_load_public(p, k->label, k->err, sizeof(k->err))) == NULL)
+		return;
+	k->derlen = i2d_PUBKEY(tokpub, &k->der);
+	EVP_PKEY_free(tokpub);
+	d = k->der;
+	if (k->derlen <= 0 || (k->pub = d2i_PUBKEY(NULL, &d, k->derlen)) == NULL)
+		snprintf(k->err, sizeof(k->err), "cannot encode the checkpoint key");
+}
+
+static void
+checkpoint_key_created(void *arg)
+{
+	struct checkpoint_key_job *k = arg;
+	struct checkpoint *cp = k->cp;
 	const char *v[2];
 	int len[2] = { -1, 0 };
 
+	if (k->pub == NULL) {
+		checkpoint_start_end(cp, k->err);
+		checkpoint_key_job_free(k);
+		return;
+	}
+	cp->is_created = 1;
+	v[0] = k->label;
+	v[1] = (const char *)k->der;
+	len[1] = k->derlen;
+	db_query(cp->srv->db, &checkpoint_key_insert, 2, v, len,
+	    checkpoint_key_inserted, cp);
+	checkpoint_key_job_free(k);
+}
+
+static void
+checkpoint_key_create(struct checkpoint *cp)
+{
+	struct checkpoint_key_job *k = calloc(1, sizeof(*k));
+	unsigned char rnd[4];
+	char hex[9];
+
+	if (k == NULL) {
+		checkpoint_start_end(cp, "out of memory");
+		return;
+	}
 	/* A unique label: an earlier failed start may have left a key. */
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		free(k);
 		checkpoint_start_end(cp, "no randomness");
 		return;
 	}
 	util_hex(rnd, sizeof(rnd), hex);
-	snprintf(label, sizeof(label), "ql-audit-%s", hex);
-	if (p11_generate_key(cp->srv->p11, label, P11_KEY_EC_P256, err, sizeof(err)) == -1 ||
-	    (cp->pub = p11_load_public(cp->srv->p11, label, err, sizeof(err))) == NULL ||
-	    (len[1] = i2d_PUBKEY(cp->pub, &der)) <= 0) {
-		checkpoint_start_end(cp, err);
+	k->cp = cp;
+	k->is_new = 1;
+	snprintf(k->label, sizeof(k->label), "ql-audit-%s", hex);
+	if (tok_submit_urgent(checkpoint_key_run, checkpoint_key_created, k) == -1) {
+		free(k);
+		checkpoint_start_end(cp, "cannot reach the token workers");
+	}
+}
+
+static void
+checkpoint_key_loaded(void *arg)
+{
+	struct checkpoint_key_job *k = arg;
+	struct checkpoint *cp = k->cp;
+	char hex[256];
+
+	if (k->priv == NULL || k->pub == NULL) {
+		checkpoint_start_end(cp, k->err);
+		checkpoint_key_job_free(k);
 		return;
 	}
-	EVP_PKEY_free(cp->pub);
-	cp->pub = NULL;
-	cp->is_created = 1;
-	v[0] = label;
-	v[1] = (const char *)der;
-	db_query(cp->srv->db, &checkpoint_key_insert, 2, v, len,
-	    checkpoint_key_inserted, cp);
-	OPENSSL_free(der);
+	/* The token is the authority; a record that differs was changed. */
+	if ((size_t)k->derlen * 2 >= sizeof(hex)) {
+		checkpoint_start_end(cp, "cannot encode the checkpoint key");
+		checkpoint_key_job_free(k);
+		return;
+	}
+	util_hex(k->der, (size_t)k->derlen, hex);
+	if (strcmp(hex, k->stored_hex) != 0) {
+		checkpoint_start_end(cp, "the checkpoint key on the token does not match"
+		    " the database's record");
+		checkpoint_key_job_free(k);
+		return;
+	}
+	cp->priv = k->priv;
+	cp->pub = k->pub;
+	k->priv = k->pub = NULL;
+	if (cp->is_created)
+		log_info("audit: checkpoint key %s created", k->label);
+	checkpoint_key_job_free(k);
+	checkpoint_ready(cp);
 }
 
 static void
@@ -348,9 +484,7 @@ checkpoint_key_got(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
 	struct checkpoint *cp = arg;
-	char err[256], hex[256];
-	unsigned char *der = NULL;
-	int len;
+	struct checkpoint_key_job *k;
 
 	if (st != DB_OK) {
 		checkpoint_start_end(cp, db_errstr(st, errstr));
@@ -360,29 +494,17 @@ checkpoint_key_got(enum db_status st, const PGresult *res, const char *errstr,
 		checkpoint_key_create(cp);
 		return;
 	}
-	if ((cp->priv = p11_load_private(cp->srv->p11, PQgetvalue(res, 0, 0), err,
-	    sizeof(err))) == NULL ||
-	    (cp->pub = p11_load_public(cp->srv->p11, PQgetvalue(res, 0, 0), err,
-	    sizeof(err))) == NULL) {
-		checkpoint_start_end(cp, err);
+	if ((k = calloc(1, sizeof(*k))) == NULL) {
+		checkpoint_start_end(cp, "out of memory");
 		return;
 	}
-	/* The token is the authority; a record that differs was changed. */
-	if ((len = i2d_PUBKEY(cp->pub, &der)) <= 0 || (size_t)len * 2 >= sizeof(hex)) {
-		OPENSSL_free(der);
-		checkpoint_start_end(cp, "cannot encode the checkpoint key");
-		return;
+	k->cp = cp;
+	snprintf(k->label, sizeof(k->label), "%s", PQgetvalue(res, 0, 0));
+	snprintf(k->stored_hex, sizeof(k->stored_hex), "%s", PQgetvalue(res, 0, 1));
+	if (tok_submit_urgent(checkpoint_key_run, checkpoint_key_loaded, k) == -1) {
+		free(k);
+		checkpoint_start_end(cp, "cannot reach the token workers");
 	}
-	util_hex(der, (size_t)len, hex);
-	OPENSSL_free(der);
-	if (strcmp(hex, PQgetvalue(res, 0, 1)) != 0) {
-		checkpoint_start_end(cp, "the checkpoint key on the token does not match"
-		    " the database's record");
-		return;
-	}
-	if (cp->is_created)
-		log_info("audit: checkpoint key %s created", PQgetvalue(res, 0, 0));
-	checkpoint_ready(cp);
 }
 
 static void

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "util.h"
+#include "xmalloc.h"
 
 enum conf_type {
 	CONF_STR, CONF_PATH, CONF_INT, CONF_BOOL, CONF_SIZE, CONF_LEVEL,
@@ -57,6 +58,8 @@ static const struct conf_option conf_options[] = {
 	{ "pkcs11", "pin_file", CONF_PATH, "pin", 0, 0, O(p11_pin_file), NULL, 0 },
 	{ "pkcs11", "softhsm2_conf", CONF_PATH, "", 0, 0, O(p11_softhsm2_conf), NULL, 0 },
 	{ "pkcs11", "engine", CONF_PATH, ENGINESDIR "/pkcs11.so", 0, 0, O(p11_engine), NULL, 0 },
+	{ "pkcs11", "workers", CONF_INT, "2", 1, 64, O(p11_workers), NULL, 0 },
+	{ "pkcs11", "queue_max", CONF_INT, "256", 1, 65536, O(p11_queue_max), NULL, 0 },
 
 	{ "ca", "key_type", CONF_ENUM, "ec-p256", 0, 0, O(ca_key_type), "ec-p256|rsa-3072", 0 },
 	{ "ca", "cert_validity_days", CONF_INT, "365", 1, 3650, O(ca_cert_validity_days), NULL, 0 },
@@ -204,10 +207,7 @@ conf_set(struct conf *c, const struct conf_option *o, const char *v,
 	}
 	sp = field;
 	free(*sp);
-	if ((*sp = strdup(v)) == NULL) {
-		*errstr = "out of memory";
-		return -1;
-	}
+	*sp = xstrdup(v);
 	return 0;
 }
 
@@ -264,7 +264,7 @@ conf_section_known(const char *section)
 
 /* Resolve relative paths against the config file's directory, so a config
  * and its files can move together (what the quick start and tests rely on). */
-static int
+static void
 conf_resolve_paths(struct conf *c, const char *dir)
 {
 	for (size_t i = 0; i < CONF_NOPTIONS; i++) {
@@ -278,12 +278,10 @@ conf_resolve_paths(struct conf *c, const char *dir)
 		    (strcmp(conf_options[i].name, "tls_cert") == 0 &&
 		    strcmp(*sp, "auto") == 0))
 			continue;
-		if ((joined = util_path_join(dir, *sp)) == NULL)
-			return -1;
+		joined = util_path_join(dir, *sp);
 		free(*sp);
 		*sp = joined;
 	}
-	return 0;
 }
 
 /* Strip one pair of surrounding double quotes, for values with edge spaces. */
@@ -366,10 +364,7 @@ conf_parse(struct conf *c, const char *name, const char *text,
 			return -1;
 		}
 	}
-	if (conf_resolve_paths(c, dir) == -1) {
-		snprintf(err, errlen, "%s: out of memory", name);
-		return -1;
-	}
+	conf_resolve_paths(c, dir);
 	return 0;
 }
 
@@ -395,8 +390,8 @@ conf_load(struct conf *c, const char *path, char *err, size_t errlen)
 	rc = conf_parse(c, path, text, dir, err, errlen);
 	free(text);
 	free(dir);
-	if (rc == 0 && (c->path = strdup(path)) == NULL)
-		rc = -1;
+	if (rc == 0)
+		c->path = xstrdup(path);
 	return rc;
 }
 

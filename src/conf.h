@@ -45,6 +45,8 @@ struct conf {
 	char			*p11_pin_file;
 	char			*p11_softhsm2_conf;
 	char			*p11_engine;
+	long long		 p11_workers;
+	long long		 p11_queue_max;
 
 	char			*ca_key_type;
 	long long		 ca_cert_validity_days;

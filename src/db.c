@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "log.h"
+#include "xmalloc.h"
 
 #define DB_MAX_STMTS	256
 #define DB_MAX_LISTEN	8
@@ -524,15 +525,14 @@ db_pool_new(struct event_base *base, const struct db_pool_settings *s)
 	struct timeval second = { 1, 0 };
 	struct db_pool *p;
 
-	if ((p = calloc(1, sizeof(*p))) == NULL)
-		return NULL;
+	p = xcalloc(1, sizeof(*p));
 	p->base = base;
 	p->s = *s;
 	TAILQ_INIT(&p->queue);
 	TAILQ_INIT(&p->failed);
-	if ((p->conninfo = strdup(s->conninfo)) == NULL ||
-	    (p->conns = calloc((size_t)s->size, sizeof(*p->conns))) == NULL ||
-	    (p->fail_ev = event_new(base, -1, 0, db_deliver_failed, p)) == NULL ||
+	p->conninfo = xstrdup(s->conninfo);
+	p->conns = xcalloc((size_t)s->size, sizeof(*p->conns));
+	if ((p->fail_ev = event_new(base, -1, 0, db_deliver_failed, p)) == NULL ||
 	    (p->tick = event_new(base, -1, EV_PERSIST, db_tick, p)) == NULL)
 		goto fail;
 	for (int i = 0; i < s->size; i++) {
@@ -656,8 +656,7 @@ db_query_new(const struct db_stmt *st, int n, const char *const *values,
 		if (values[i] != NULL)
 			size += (lengths && lengths[i] >= 0) ? (size_t)lengths[i] :
 			    strlen(values[i]) + 1;
-	if ((q = calloc(1, size)) == NULL)
-		return NULL;
+	q = xcalloc(1, size);
 	q->stmt = st;
 	q->nparams = n;
 	q->values = (char **)(q + 1);
@@ -686,11 +685,6 @@ db_query_run(struct db_pool *p, const struct db_stmt *st, int nparams,
 {
 	struct db_query *q = db_query_new(st, nparams, values, lengths);
 
-	if (q == NULL) {
-		/* No way to defer without memory: answer now, the one exception. */
-		cb(DB_UNAVAILABLE, NULL, "out of memory", arg);
-		return;
-	}
 	q->cb = cb;
 	q->arg = arg;
 	q->is_binary = is_binary;
@@ -752,4 +746,22 @@ db_errstr(enum db_status st, const char *errstr)
 	if (errstr != NULL)
 		return errstr;
 	return st == DB_UNAVAILABLE ? "database unavailable" : "database error";
+}
+
+const char *
+db_val(const PGresult *res, int row, int col)
+{
+	return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+long long
+db_val_int(const PGresult *res, int row, int col)
+{
+	return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+int
+db_val_bool(const PGresult *res, int row, int col)
+{
+	return PQgetvalue(res, row, col)[0] == 't';
 }

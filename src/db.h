@@ -70,4 +70,11 @@ int		 db_connected(struct db_pool *);	/* connections ready */
 const char	*db_errstr(enum db_status, const char *errstr);
 const char	*db_last_error(struct db_pool *);
 
+/* Reading a row: the column's value, NULL for SQL NULL. */
+const char	*db_val(const PGresult *, int row, int col);
+/* A column holding an integer (0 for NULL). */
+long long	 db_val_int(const PGresult *, int row, int col);
+/* A boolean column: 1 for true. */
+int		 db_val_bool(const PGresult *, int row, int col);
+
 #endif

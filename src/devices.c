@@ -1,6 +1,7 @@
 /* devices.c: SQL of the devices resource; every change carries its audit row in
  * the same transaction (the functions of sql/004_devices.sql). */
 #include "devices.h"
+#include "xmalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,31 @@ static const struct db_stmt devices_trust_get = {
 	" WHEN d.status NOT IN ('active', 'approved') THEN 'inactive'"
 	" ELSE 'ok' END FROM certificates c LEFT JOIN devices d ON d.id = c.device"
 	" WHERE c.serial = $1 AND c.ca_id = $2::bigint", 2 };
+
+void
+devices_decode(const PGresult *res, int i, int col, struct devices_row *d)
+{
+	d->device_id = PQgetvalue(res, i, col);
+	d->label = db_val(res, i, col + 1);
+	d->status = PQgetvalue(res, i, col + 2);
+	d->tags = PQgetvalue(res, i, col + 3);
+	d->created_at = PQgetvalue(res, i, col + 4);
+	d->last_seen = db_val(res, i, col + 5);
+	d->installed_version = db_val(res, i, col + 6);
+	d->cert_serial = db_val(res, i, col + 7);
+	d->cert_not_after = PQgetvalue(res, i, col + 8);
+}
+
+enum devices_change
+devices_change_decode(const PGresult *res)
+{
+	const char *s = PQgetvalue(res, 0, 0);
+
+	if (strcmp(s, "ok") == 0)
+		return DEVICES_CHANGED;
+	return strcmp(s, "not_found") == 0 ? DEVICES_CHANGE_NOT_FOUND :
+	    DEVICES_CHANGE_CONFLICT;
+}
 
 int
 devices_register(struct db_pool *db)
@@ -78,14 +104,10 @@ void
 devices_cert_trust(struct db_pool *db, long long ca_id, const char *serial,
     devices_trust_cb cb, void *arg)
 {
-	struct devices_trust_call *c = malloc(sizeof(*c));
+	struct devices_trust_call *c = xmalloc(sizeof(*c));
 	char id[24];
 	const char *v[2] = { serial, id };
 
-	if (c == NULL) {
-		cb(DEVICES_TRUST_UNAVAILABLE, arg);
-		return;
-	}
 	c->cb = cb;
 	c->arg = arg;
 	snprintf(id, sizeof(id), "%lld", ca_id);

@@ -1,8 +1,7 @@
 /* devices.h: SQL of the devices resource for the admin API (statements and their
  * audit rows); handlers in api_devices.c compose parameters only.
- * Device rows come back as DEVICES_NCOLS columns: device_id, label, status,
- * tags (joined with U+001F), created_at, last_seen, installed_version,
- * current certificate serial and not_after (NULL when none). */
+ * Device rows come back as DEVICES_NCOLS columns that devices_decode
+ * reads. */
 #ifndef QL_DEVICES_H
 #define QL_DEVICES_H
 
@@ -10,6 +9,31 @@
 
 #define DEVICES_NCOLS	9
 #define DEVICES_TAG_SEP	'\037'
+
+/* One device row; strings point into the result, NULL for SQL NULL. */
+struct devices_row {
+	const char	*device_id;
+	const char	*label;
+	const char	*status;
+	const char	*tags;		/* joined with DEVICES_TAG_SEP, "" for none */
+	const char	*created_at;
+	const char	*last_seen;
+	const char	*installed_version;
+	const char	*cert_serial;	/* the current certificate, or NULL */
+	const char	*cert_not_after;
+};
+
+/* Row i of a result whose device columns start at col. */
+void	devices_decode(const PGresult *, int row, int col, struct devices_row *);
+
+/* The result word of devices_set_status and devices_set_tags (column 0,
+ * before the device row), as a type. */
+enum devices_change {
+	DEVICES_CHANGED,
+	DEVICES_CHANGE_NOT_FOUND,
+	DEVICES_CHANGE_CONFLICT,	/* not allowed from the device's status */
+};
+enum devices_change devices_change_decode(const PGresult *);
 
 /* $1 project id, $2 status|NULL, $3 tag|NULL, $4 prefix|NULL, $5 after
  * device_id ("" for the first page), $6 limit: device rows */

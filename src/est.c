@@ -24,6 +24,7 @@
 #include "http.h"
 #include "log.h"
 #include "pki.h"
+#include "tok.h"
 #include "util.h"
 
 #define EST_MAX_AUTH	1024
@@ -48,6 +49,13 @@ struct est_enroll {
 	X509		*cert;
 	char		 serial[CA_SERIAL_HEX];
 	int		 attempts;
+	int		 has_hold;	/* a token queue place (tok_hold) */
+	/* Signed on a token worker; the loop keeps its hands off meanwhile. */
+	struct pki_device_req dev;
+	unsigned char	*der;
+	int		 derlen;
+	char		 subject[256];
+	char		 err[256];
 };
 
 static void
@@ -56,6 +64,9 @@ est_enroll_free(struct est_enroll *e)
 	X509_REQ_free(e->csr);
 	X509_free(e->peer);
 	X509_free(e->cert);
+	OPENSSL_free(e->der);
+	if (e->has_hold)
+		tok_release();
 	OPENSSL_cleanse(e->token_hash, sizeof(e->token_hash));
 	free(e);
 }
@@ -304,38 +315,68 @@ est_recorded(enum enroll_result r, const char *detail, void *arg)
 	est_enroll_free(e);
 }
 
+/* On a token worker: everything the signature needs was copied into e. */
 static void
-est_issue(struct est_enroll *e, struct pki_ca *ca)
+est_sign(void *arg)
 {
-	struct http_req *hr = e->hr;
-	char err[256], subject[256];
-	struct enroll_record r;
-	unsigned char *der = NULL;
-	int derlen;
+	struct est_enroll *e = arg;
 
-	e->attempts++;
-	X509_free(e->cert);
-	e->cert = pki_issue_device(hr->srv->pki, ca,
-	    X509_REQ_get_X509_PUBKEY(e->csr), e->device_id, e->serial, err,
-	    sizeof(err));
-	if (e->cert == NULL || (derlen = i2d_X509(e->cert, &der)) <= 0 ||
-	    ca_name_text(X509_get_subject_name(e->cert), subject, sizeof(subject)) == -1) {
-		log_warnx("est: cannot issue for %s: %s", e->device_id, err);
-		OPENSSL_free(der);
-		http_reply_problem(hr, 500, NULL, "cannot issue the certificate");
+	e->err[0] = '\0';
+	e->cert = ca_issue(&e->dev.r, e->serial, e->err, sizeof(e->err));
+	if (e->cert == NULL || (e->derlen = i2d_X509(e->cert, &e->der)) <= 0 ||
+	    ca_name_text(X509_get_subject_name(e->cert), e->subject,
+	    sizeof(e->subject)) == -1) {
+		OPENSSL_free(e->der);
+		e->der = NULL;
+	}
+}
+
+static void
+est_signed(void *arg)
+{
+	struct est_enroll *e = arg;
+	struct enroll_record r;
+
+	if (e->der == NULL) {
+		log_warnx("est: cannot issue for %s: %s", e->device_id, e->err);
+		http_reply_problem(e->hr, 500, NULL, "cannot issue the certificate");
 		est_enroll_free(e);
 		return;
 	}
 	memset(&r, 0, sizeof(r));
 	r.reservation = e->reservation;
 	r.serial = e->serial;
-	r.cert_der = der;
-	r.cert_len = derlen;
-	r.subject = subject;
+	r.cert_der = e->der;
+	r.cert_len = e->derlen;
+	r.subject = e->subject;
 	r.not_before = pki_asn1_time(X509_get0_notBefore(e->cert));
 	r.not_after = pki_asn1_time(X509_get0_notAfter(e->cert));
-	enroll_record(hr->srv->db, &r, est_recorded, e);
-	OPENSSL_free(der);
+	enroll_record(e->hr->srv->db, &r, est_recorded, e);
+	OPENSSL_free(e->der);
+	e->der = NULL;
+}
+
+static void
+est_issue(struct est_enroll *e, struct pki_ca *ca)
+{
+	struct http_req *hr = e->hr;
+
+	e->attempts++;
+	X509_free(e->cert);
+	e->cert = NULL;
+	pki_device_prepare(hr->srv->pki, ca, X509_REQ_get_X509_PUBKEY(e->csr),
+	    e->device_id, &e->dev);
+	/* The first signature has its place held since before the policy
+	 * was asked; a retry after a serial collision takes any it gets. */
+	if (e->has_hold) {
+		e->has_hold = 0;
+		if (tok_submit_held(est_sign, est_signed, e) == 0)
+			return;
+	} else if (tok_submit_urgent(est_sign, est_signed, e) == 0) {
+		return;
+	}
+	http_reply_problem(hr, 503, NULL, "out of memory; no certificate was issued");
+	est_enroll_free(e);
 }
 
 /* The CA the decision named: the project's, or for re-enrollment the one
@@ -517,6 +558,14 @@ est_enroll_common(struct http_req *hr, int is_reenroll)
 		http_reply_problem(hr, status, NULL, "%s", err);
 		goto fail;
 	}
+	/* Before anything is decided: a full token queue refuses here, with
+	 * nothing reserved, recorded or audited. */
+	if (tok_hold() == -1) {
+		http_add_header(hr, "Retry-After", TOK_RETRY_AFTER);
+		http_reply_problem(hr, 503, NULL, "token busy; try again");
+		goto fail;
+	}
+	e->has_hold = 1;
 	if (ca_device_id_spki(X509_REQ_get_X509_PUBKEY(e->csr), devid, e->spki) == -1) {
 		http_reply_problem(hr, 400, NULL, "cannot encode the CSR public key");
 		goto fail;

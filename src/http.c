@@ -24,23 +24,7 @@
 #include <event2/util.h>
 #include <openssl/rand.h>
 
-#include "api.h"
-#include "api_audit.h"
-#include "api_certs.h"
-#include "api_deploy.h"
-#include "api_devices.h"
-#include "api_enroll.h"
-#include "api_health.h"
-#include "api_openapi.h"
-#include "api_projects.h"
-#include "api_session.h"
-#include "api_users.h"
-#include "auth.h"
 #include "conf.h"
-#include "device.h"
-#include "devupdate.h"
-#include "est.h"
-#include "api_pki.h"
 #include "json.h"
 #include "log.h"
 #include "pki.h"
@@ -49,10 +33,7 @@
 
 #define HTTP_METHODS (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD | EVHTTP_REQ_POST | \
 	EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH | EVHTTP_REQ_OPTIONS)
-#define HTTP_MAX_ROUTES 128
 
-static struct route	http_routes[HTTP_MAX_ROUTES];
-static size_t		http_nroutes;
 static uint32_t		http_id_prefix;
 static uint32_t		http_id_counter;
 
@@ -76,15 +57,6 @@ http_status_title(int status)
 		if (http_titles[i].status == status)
 			return http_titles[i].title;
 	return "Error";
-}
-
-static void
-http_routes_add(const struct route *r, size_t n)
-{
-	if (http_nroutes + n > HTTP_MAX_ROUTES)
-		fatalx("route table full");
-	memcpy(&http_routes[http_nroutes], r, n * sizeof(*r));
-	http_nroutes += n;
 }
 
 static const char *
@@ -365,7 +337,7 @@ http_dispatch(struct evhttp_request *req, void *arg)
 		http_reply_problem(hr, 400, NULL, "%s", framing);
 		return;
 	}
-	switch (route_lookup(http_routes, http_nroutes, l->bit, cmd, path,
+	switch (route_lookup(srv->routes, srv->nroutes, l->bit, cmd, path,
 	    &hr->match)) {
 	case ROUTE_NOT_FOUND:
 		http_reply_problem(hr, 404, NULL, "no route for %s", hr->path);
@@ -378,7 +350,7 @@ http_dispatch(struct evhttp_request *req, void *arg)
 		return;
 	case ROUTE_FOUND:
 		if (hr->match.route->role != 0)
-			api_dispatch(hr);	/* authenticates, then the handler */
+			srv->authenticate(hr);	/* then the handler */
 		else if (http_query_check(hr) == 0)
 			hr->match.route->handler(hr);
 		return;
@@ -561,57 +533,11 @@ http_check_tls(struct conf *c, char *err, size_t errlen)
 	return 0;
 }
 
-static void
-http_routes_init(void)
-{
-	static const struct { const struct route *r; const size_t *n; } mods[] = {
-		{ api_health_routes, &api_health_nroutes },
-		{ device_routes, &device_nroutes },
-		{ devupdate_routes, &devupdate_nroutes },
-		{ est_routes, &est_nroutes },
-		{ api_pki_routes, &api_pki_nroutes },
-		{ api_session_routes, &api_session_nroutes },
-		{ api_projects_routes, &api_projects_nroutes },
-		{ api_devices_routes, &api_devices_nroutes },
-		{ api_certs_routes, &api_certs_nroutes },
-		{ api_enroll_routes, &api_enroll_nroutes },
-		{ api_users_routes, &api_users_nroutes },
-		{ api_audit_routes, &api_audit_nroutes },
-		{ api_deploy_routes, &api_deploy_nroutes },
-		{ api_openapi_routes, &api_openapi_nroutes },
-	};
-
-	http_nroutes = 0;
-	for (size_t i = 0; i < sizeof(mods) / sizeof(mods[0]); i++)
-		http_routes_add(mods[i].r, *mods[i].n);
-}
-
-void
-http_list_routes(void)
-{
-	char allow[128];
-
-	http_routes_init();
-	for (size_t i = 0; i < http_nroutes; i++) {
-		const struct route *r = &http_routes[i];
-
-		route_allow_header(r->methods, allow, sizeof(allow));
-		printf("%s\t%s\t%s\t%s\t%s\t", r->listeners & ROUTE_ADMIN ? "admin" :
-		    r->listeners & ROUTE_DEVICE ? "device" : "pki", allow,
-		    r->pattern, auth_role_name((enum auth_role)ROUTE_ROLE(r->role)),
-		    r->role & ROUTE_GLOBAL ? "global" : "scoped");
-		for (size_t q = 0; r->query != NULL && r->query[q] != NULL; q++)
-			printf("%s%s", q ? "," : "", r->query[q]);
-		printf("%s\n", r->query == NULL ? "-" : "");
-	}
-}
-
 int
 http_start(struct server *srv, char *err, size_t errlen)
 {
 	if (RAND_bytes((unsigned char *)&http_id_prefix, sizeof(http_id_prefix)) != 1)
 		http_id_prefix = (uint32_t)getpid();
-	http_routes_init();
 	http_listeners_init(srv);
 	http_conn_init(srv);
 	for (size_t i = 0; i < SERVER_NLISTENERS; i++) {

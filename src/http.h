@@ -10,32 +10,12 @@
 #include <openssl/x509.h>
 #include <yajl/yajl_gen.h>
 
+#include "http_req.h"
 #include "route.h"
 #include "server.h"
 
 struct evbuffer;
 struct evhttp_request;
-
-struct http_req {
-	struct server		*srv;
-	struct http_listener	*lst;
-	struct evhttp_request	*req;	/* NULL once the client has gone */
-	char			 id[17];
-	const char		*method;
-	char			*path;
-	struct timespec		 start;
-	struct route_match	 match;
-	void			*api;		/* api.c's state on API routes, est.c's on EST */
-	/* Runs once with the final status, before the request is freed. */
-	void			(*finish)(struct http_req *, int status);
-	const char		*problem;	/* a problem reply's detail, in finish */
-	/* Streamed replies (http_stream_*): the client left (req is NULL
-	 * now); the piece handed over last has been written. */
-	void			(*gone)(struct http_req *);
-	void			(*written)(struct http_req *);
-	void			*stream;	/* the streaming handler's state */
-	int			 is_piece_pending;	/* handed over, not yet written */
-};
 
 int	 http_start(struct server *, char *err, size_t errlen)
 	    __attribute__((warn_unused_result));
@@ -83,7 +63,5 @@ const char *http_status_title(int status);
 /* The client's address as text, for throttling and logs. */
 const char *http_peer_addr(struct http_req *);
 int	 http_method(struct http_req *);	/* evhttp_cmd_type */
-/* Every route served, for the OpenAPI check (quarklinkd --list-routes). */
-void	 http_list_routes(void);
 
 #endif

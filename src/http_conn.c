@@ -28,7 +28,7 @@
 #include <event2/listener.h>
 
 #include "conf.h"
-#include "http.h"
+#include "http_req.h"
 #include "log.h"
 
 #define HTTP_CONN_ACCEPT_PAUSE_MS	100	/* back-off after EMFILE */

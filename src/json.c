@@ -9,15 +9,41 @@
 #include <event2/buffer.h>
 #include <yajl/yajl_parse.h>
 
+#include "log.h"
 #include "util.h"
+#include "xmalloc.h"
 
+static void *
+json_malloc(void *ctx, size_t size)
+{
+	(void)ctx;
+	return xmalloc(size);
+}
+
+static void *
+json_realloc(void *ctx, void *p, size_t size)
+{
+	(void)ctx;
+	return xrealloc(p, size);
+}
+
+static void
+json_free(void *ctx, void *p)
+{
+	(void)ctx;
+	free(p);
+}
+
+/* yajl's own buffers go through xmalloc too: a generator never fails. */
 yajl_gen
 json_gen_new(void)
 {
-	yajl_gen g = yajl_gen_alloc(NULL);
+	static yajl_alloc_funcs funcs = { json_malloc, json_realloc, json_free, NULL };
+	yajl_gen g;
 
-	if (g != NULL)
-		yajl_gen_config(g, yajl_gen_validate_utf8, 1);
+	if ((g = yajl_gen_alloc(&funcs)) == NULL)
+		fatalx("yajl_gen_alloc: out of memory");
+	yajl_gen_config(g, yajl_gen_validate_utf8, 1);
 	return g;
 }
 
@@ -33,10 +59,7 @@ json_string(yajl_gen g, const char *val)
 		yajl_gen_string(g, (const unsigned char *)val, n);
 		return;
 	}
-	if ((copy = strdup(val)) == NULL) {
-		yajl_gen_null(g);
-		return;
-	}
+	copy = xstrdup(val);
 	util_utf8_scrub(copy);
 	yajl_gen_string(g, (const unsigned char *)copy, strlen(copy));
 	free(copy);
@@ -139,10 +162,8 @@ json_check(const char *text, size_t len, int max_depth, char *err, size_t errlen
 	yajl_status st;
 	int rc = 0;
 
-	if (h == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
+	if (h == NULL)
+		fatalx("yajl_alloc: out of memory");
 	st = yajl_parse(h, (const unsigned char *)text, len);
 	if (st == yajl_status_ok)
 		st = yajl_complete_parse(h);
@@ -181,10 +202,7 @@ json_parse(const char *text, size_t len, int max_depth, char *err, size_t errlen
 	}
 	if (json_check(text, len, max_depth, err, errlen) == -1)
 		return NULL;
-	if ((copy = malloc(len + 1)) == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
+	copy = xmalloc(len + 1);
 	memcpy(copy, text, len);
 	copy[len] = '\0';
 	v = yajl_tree_parse(copy, err, errlen);

@@ -16,8 +16,8 @@
 #include <libpq-fe.h>
 #include <openssl/ssl.h>
 
-#include "admin.h"
-#include "api.h"
+#include "cli.h"
+#include "api_front.h"
 #include "api_health.h"
 #include "audit.h"
 #include "checkpoint.h"
@@ -37,9 +37,11 @@
 #include "p11.h"
 #include "ocsp.h"
 #include "pki.h"
+#include "routes.h"
 #include "projects.h"
 #include "tlsauto.h"
 #include "users.h"
+#include "tok.h"
 #include "work.h"
 #include "server.h"
 
@@ -162,13 +164,6 @@ main_exit_now(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	log_warnx("shutdown timeout: %u requests abandoned", srv->inflight);
-	event_base_loopexit(srv->base, NULL);
-}
-
-void
-server_drained(struct server *srv)
-{
-	log_info("drained, exiting");
 	event_base_loopexit(srv->base, NULL);
 }
 
@@ -318,17 +313,10 @@ main_bootstrapped(const char *err, void *arg)
 		return;
 	}
 	if (srv->admin_argc > 0) {
-		admin_start(srv, srv->admin_argc, srv->admin_argv);
+		cli_start(srv, srv->admin_argc, srv->admin_argv);
 		return;
 	}
 	checkpoint_start(srv, main_checkpoints_ready, srv);
-}
-
-void
-server_admin_done(struct server *srv, int rc)
-{
-	srv->exit_code = rc;
-	event_base_loopexit(srv->base, NULL);
 }
 
 /* evhttp turns socket events off and on around every request; the epoll
@@ -352,7 +340,7 @@ main_register(struct server *srv)
 {
 	return api_health_register(srv->db) == -1 || pki_register(srv->pki) == -1 ||
 	    enroll_register(srv->db) == -1 || auth_register(srv->db) == -1 ||
-	    api_register(srv->db) == -1 || users_register(srv->db) == -1 ||
+	    api_front_register(srv->db) == -1 || users_register(srv->db) == -1 ||
 	    projects_register(srv->db) == -1 || devices_register(srv->db) == -1 ||
 	    certs_register(srv->db) == -1 || audit_register(srv->db) == -1 ||
 	    ocsp_register(srv->db) == -1 || tlsauto_register(srv->db) == -1 ||
@@ -382,6 +370,7 @@ main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 	srv.ready_fd = -1;
 	srv.admin_argc = admin_argc;
 	srv.admin_argv = admin_argv;
+	routes_install(&srv);
 	if (!foreground && admin_argc == 0) {
 		srv.ready_fd = main_daemonize();
 		has_pid_file = main_write_pid(c->pid_file);
@@ -407,7 +396,8 @@ main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 	}
 	auth_login_set_window((int)c->login_window);
 	if (work_init(srv.base, (int)c->hash_queue_max) == -1 ||
-	    auth_init() == -1) {
+	    tok_start(srv.base, srv.p11, (int)c->p11_workers,
+	    (int)c->p11_queue_max) == -1 || auth_init() == -1) {
 		log_warnx("cannot start the worker thread");
 		goto out;
 	}
@@ -437,6 +427,7 @@ out:
 	if (srv.drain_timer != NULL)
 		event_free(srv.drain_timer);
 	work_shutdown();
+	tok_stop();
 	ocsp_free(srv.ocsp);
 	pki_free(srv.pki);
 	db_pool_free(srv.db);
@@ -478,7 +469,7 @@ main(int argc, char *argv[])
 			conf_list_options();
 			return 0;
 		case OPT_LIST_ROUTES:
-			http_list_routes();
+			routes_print();
 			return 0;
 		case OPT_CREATE_ADMIN:
 			create_admin[1] = optarg;
@@ -489,7 +480,7 @@ main(int argc, char *argv[])
 		}
 	}
 	if (optind != argc && (strcmp(argv[optind], "admin") != 0 ||
-	    admin_check_args(argc - optind - 1, argv + optind + 1) == -1)) {
+	    cli_check_args(argc - optind - 1, argv + optind + 1) == -1)) {
 		if (strcmp(argv[optind], "admin") != 0)
 			main_usage(stderr);
 		return 1;

@@ -4,8 +4,10 @@
  * a nonce gets a fresh signature. Status and cache are keyed by the issuer
  * the request names (matched by its key and name hashes) and the serial
  * together, so asking one CA about a serial never changes another CA's
- * answer. Signing goes through ca.c with the issuing CA's token key;
- * statuses come from the database. */
+ * answer. Signing goes through ca.c with the issuing CA's token key, on a
+ * token worker (tok.c): a cached answer never waits for one. Statuses
+ * come from the database; this module listens for revocation notices
+ * itself. */
 #include "ocsp.h"
 
 #include <search.h>
@@ -20,6 +22,7 @@
 #include "log.h"
 #include "revoked.h"
 #include "server.h"
+#include "tok.h"
 
 #define OCSP_CACHE_MAX	200000
 
@@ -61,13 +64,32 @@ ocsp_entry_free(void *p)
 	free(e);
 }
 
+/* NOTIFY ql_revocation: that certificate's cached answer is stale; NULL
+ * (a reconnect) or a payload we cannot read: any may be. */
+static void
+ocsp_on_revocation(const char *payload, void *arg)
+{
+	struct revoked_key k;
+	int is_revoked;
+
+	if (revoked_payload_parse(payload, &k, &is_revoked) == -1)
+		ocsp_clear(arg);
+	else
+		ocsp_forget(arg, &k);
+}
+
 struct ocsp *
 ocsp_new(struct server *srv)
 {
 	struct ocsp *o = calloc(1, sizeof(*o));
 
-	if (o != NULL)
-		o->srv = srv;
+	if (o == NULL)
+		return NULL;
+	o->srv = srv;
+	if (db_listen(srv->db, "ql_revocation", ocsp_on_revocation, o) == -1) {
+		free(o);
+		return NULL;
+	}
 	return o;
 }
 
@@ -121,6 +143,13 @@ struct ocsp_job {
 	unsigned long	 epoch;		/* o->epoch when the lookup was sent */
 	pki_blob_cb	 cb;
 	void		*arg;
+	/* What a token worker signs, and what it made. */
+	enum ca_ocsp_status status;
+	time_t		 revoked_at;
+	int		 reason;
+	int		 hours;
+	unsigned char	*der;
+	size_t		 len;
 };
 
 static void
@@ -141,42 +170,71 @@ static void
 ocsp_job_free(struct ocsp_job *j)
 {
 	OCSP_REQUEST_free(j->req);
+	free(j->der);
 	free(j);
 }
 
-/* Sign for the entry's status; keep the nonce-free answer for reuse. */
 static void
-ocsp_reply_entry(struct ocsp_job *j, struct ocsp_entry *e)
+ocsp_sign_run(void *arg)
 {
-	int hours = (int)j->ocsp->srv->conf->ca_ocsp_validity_hours;
-	time_t now = time(NULL);
-	unsigned char *der;
-	size_t len;
+	struct ocsp_job *j = arg;
 
-	if (!j->has_nonce && e->der != NULL && e->md_nid == j->md_nid &&
-	    now < e->refresh) {
-		j->cb(e->der, e->len, NULL, j->arg);
-		ocsp_job_free(j);
-		return;
-	}
 	if (ca_ocsp_sign(&j->ca->signer, j->has_nonce ? j->req : NULL, j->id,
-	    e->status, e->revoked_at, e->reason, hours, &der, &len) == -1) {
-		log_openssl("pki: OCSP signing failed");
+	    j->status, j->revoked_at, j->reason, j->hours, &j->der, &j->len) == -1) {
+		j->der = NULL;
+		ERR_clear_error();
+	}
+}
+
+/* Back on the loop: answer, and keep a nonce-free answer for reuse if the
+ * status it says has not changed meanwhile. */
+static void
+ocsp_sign_done(void *arg)
+{
+	struct ocsp_job *j = arg;
+	struct ocsp *o = j->ocsp;
+	struct ocsp_entry *e;
+	void *node;
+
+	if (j->der == NULL) {
+		log_warnx("pki: OCSP signing failed");
 		ocsp_reply_error(OCSP_RESPONSE_STATUS_INTERNALERROR, j->cb, j->arg);
 		ocsp_job_free(j);
 		return;
 	}
-	j->cb(der, len, NULL, j->arg);
-	if (j->has_nonce) {
-		free(der);
-	} else {
+	j->cb(j->der, j->len, NULL, j->arg);
+	node = j->has_nonce ? NULL : tfind(&j->key, &o->tree, revoked_key_cmp);
+	if (node != NULL && j->epoch == o->epoch &&
+	    (e = *(struct ocsp_entry **)node)->status == j->status) {
 		free(e->der);
-		e->der = der;
-		e->len = len;
+		e->der = j->der;
+		e->len = j->len;
 		e->md_nid = j->md_nid;
-		e->refresh = now + hours * 3600L / 2;
+		e->refresh = time(NULL) + j->hours * 3600L / 2;
+		j->der = NULL;
 	}
 	ocsp_job_free(j);
+}
+
+/* The cached answer when it fits, else a signature on a token worker. */
+static void
+ocsp_reply_entry(struct ocsp_job *j, struct ocsp_entry *e)
+{
+	if (!j->has_nonce && e->der != NULL && e->md_nid == j->md_nid &&
+	    time(NULL) < e->refresh) {
+		j->cb(e->der, e->len, NULL, j->arg);
+		ocsp_job_free(j);
+		return;
+	}
+	j->status = e->status;
+	j->revoked_at = e->revoked_at;
+	j->reason = e->reason;
+	j->hours = (int)j->ocsp->srv->conf->ca_ocsp_validity_hours;
+	j->epoch = j->ocsp->epoch;
+	if (tok_submit(ocsp_sign_run, ocsp_sign_done, j) == -1) {
+		ocsp_reply_error(OCSP_RESPONSE_STATUS_TRYLATER, j->cb, j->arg);
+		ocsp_job_free(j);
+	}
 }
 
 static void
@@ -221,8 +279,6 @@ ocsp_status(enum db_status st, const PGresult *res, const char *errstr,
 		e = &tmp;
 	}
 	ocsp_reply_entry(j, e);
-	if (e == &tmp)
-		free(tmp.der);
 }
 
 static struct pki_ca *

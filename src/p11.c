@@ -1,13 +1,29 @@
-/* p11.c: PKCS#11 module, token and session, and the libp11 engine that
+/* p11.c: PKCS#11 module, token and sessions, and the libp11 engine that
  * turns token keys into EVP_PKEYs. The PIN is read from a file only the
  * daemon may read, kept in memory for re-login and wiped on close; it is
- * never logged. The one file that uses the (deprecated) ENGINE API. */
+ * never logged. The one file that uses the (deprecated) ENGINE API.
+ *
+ * Threads (checked in the sources of libp11 0.4.12 and SoftHSM 2.6.1):
+ * libp11 initialises the module with CKF_OS_LOCKING_OK (p11_load.c), and
+ * SoftHSM then enables its own mutexes (SoftHSM.cpp C_Initialize; with
+ * NULL arguments it would disable them), so the module may be called from
+ * several threads. The engine serialises key loading under its context
+ * lock (eng_back.c ctx_load_object), and every signature takes a session
+ * from the slot's pool under the slot mutex (p11_slot.c
+ * pkcs11_get_session, up to 16) and returns it: one EVP_PKEY per key is
+ * shared by all workers. Our own calls (key generation, destruction,
+ * checks) use one session per thread, opened on first use. One trap: the
+ * engine finds a key by listing the token's keys, and a key destroyed in
+ * the middle of that list fails the whole search (libp11 p11_key.c
+ * pkcs11_enumerate_keys); so creating, destroying and loading keys take
+ * p11_keys_lock, while signatures run in parallel. */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "p11.h"
 
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +43,17 @@ struct p11 {
 	CK_FUNCTION_LIST_PTR	 f;
 	int			 is_initialized;
 	CK_SLOT_ID		 slot;
-	CK_SESSION_HANDLE	 session;
-	int			 has_session;
 	char			 label[33];
 	char			 pin[P11_PIN_MAX];
 	size_t			 pinlen;
 	struct p11_stats	 stats;
 };
+
+/* This thread's session (one struct p11 per process). */
+static _Thread_local CK_SESSION_HANDLE	p11_session;
+static _Thread_local int		p11_has_session;
+static pthread_mutex_t			p11_reopen_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t			p11_keys_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* The PIN file must not be reachable by group or others (like ssh keys). */
 static int
@@ -114,19 +134,19 @@ p11_login(struct p11 *p, char *err, size_t errlen)
 	CK_RV rv;
 
 	rv = p->f->C_OpenSession(p->slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
-	    NULL, NULL, &p->session);
+	    NULL, NULL, &p11_session);
 	if (rv != CKR_OK) {
 		snprintf(err, errlen, "C_OpenSession: 0x%lx", (unsigned long)rv);
 		return -1;
 	}
-	p->has_session = 1;
-	rv = p->f->C_Login(p->session, CKU_USER, (CK_UTF8CHAR_PTR)p->pin,
+	p11_has_session = 1;
+	rv = p->f->C_Login(p11_session, CKU_USER, (CK_UTF8CHAR_PTR)p->pin,
 	    (CK_ULONG)p->pinlen);
 	if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
 		snprintf(err, errlen, "login to token \"%s\" failed (%s)", p->label,
 		    rv == CKR_PIN_INCORRECT ? "wrong PIN" : "C_Login error");
-		p->f->C_CloseSession(p->session);
-		p->has_session = 0;
+		p->f->C_CloseSession(p11_session);
+		p11_has_session = 0;
 		return -1;
 	}
 	return 0;
@@ -166,6 +186,7 @@ fail:
 struct p11 *
 p11_open(const struct p11_settings *s, char *err, size_t errlen)
 {
+	CK_C_INITIALIZE_ARGS args;
 	CK_C_GetFunctionList getfl;
 	struct p11 *p;
 	CK_RV rv;
@@ -197,7 +218,10 @@ p11_open(const struct p11_settings *s, char *err, size_t errlen)
 		snprintf(err, errlen, "%s is not a PKCS#11 module", s->module);
 		goto fail;
 	}
-	rv = p->f->C_Initialize(NULL);
+	/* As libp11 does: the module must lock, workers call it at once. */
+	memset(&args, 0, sizeof(args));
+	args.flags = CKF_OS_LOCKING_OK;
+	rv = p->f->C_Initialize(&args);
 	if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 		snprintf(err, errlen, "C_Initialize: 0x%lx", (unsigned long)rv);
 		goto fail;
@@ -218,8 +242,7 @@ p11_close(struct p11 *p)
 		return;
 	/* No C_Logout: login state is per application, shared with the
 	 * engine's sessions. */
-	if (p->has_session)
-		p->f->C_CloseSession(p->session);
+	p11_thread_end(p);
 	if (p->engine != NULL) {
 		ENGINE_finish(p->engine);
 		ENGINE_free(p->engine);
@@ -232,21 +255,39 @@ p11_close(struct p11 *p)
 	free(p);
 }
 
+void
+p11_thread_end(struct p11 *p)
+{
+	if (p != NULL && p11_has_session)
+		p->f->C_CloseSession(p11_session);
+	p11_has_session = 0;
+}
+
 int
 p11_check(struct p11 *p, char *err, size_t errlen)
 {
 	CK_SESSION_INFO si;
+	int rc;
 
-	if (p->has_session && p->f->C_GetSessionInfo(p->session, &si) == CKR_OK &&
+	if (p11_has_session && p->f->C_GetSessionInfo(p11_session, &si) == CKR_OK &&
 	    (si.state == CKS_RW_USER_FUNCTIONS || si.state == CKS_RO_USER_FUNCTIONS))
 		return 0;
-	if (p->has_session) {
-		p->f->C_CloseSession(p->session);
-		p->has_session = 0;
-	}
-	if (p11_find_slot(p, err, errlen) == -1 || p11_login(p, err, errlen) == -1)
-		return -1;
-	return 0;
+	p11_thread_end(p);
+	/* p->slot is shared: one thread at a time looks the token up again. */
+	pthread_mutex_lock(&p11_reopen_lock);
+	rc = p11_find_slot(p, err, errlen) == -1 || p11_login(p, err, errlen) == -1 ?
+	    -1 : 0;
+	pthread_mutex_unlock(&p11_reopen_lock);
+	return rc;
+}
+
+/* This thread's logged-in session, opened on first use. */
+static int
+p11_session_get(struct p11 *p, char *err, size_t errlen)
+{
+	if (p11_has_session)
+		return 0;
+	return p11_check(p, err, errlen);
 }
 
 static int
@@ -260,10 +301,10 @@ p11_find_key(struct p11 *p, const char *label, CK_OBJECT_CLASS cls,
 	CK_ULONG n = 0;
 	CK_RV rv;
 
-	if (p->f->C_FindObjectsInit(p->session, tmpl, 2) != CKR_OK)
+	if (p->f->C_FindObjectsInit(p11_session, tmpl, 2) != CKR_OK)
 		return -1;
-	rv = p->f->C_FindObjects(p->session, out, 1, &n);
-	p->f->C_FindObjectsFinal(p->session);
+	rv = p->f->C_FindObjects(p11_session, out, 1, &n);
+	p->f->C_FindObjectsFinal(p11_session);
 	return rv == CKR_OK && n == 1 ? 0 : -1;
 }
 
@@ -271,12 +312,41 @@ int
 p11_has_key(struct p11 *p, const char *label)
 {
 	CK_OBJECT_HANDLE h;
+	char err[128];
 
-	return p11_find_key(p, label, CKO_PRIVATE_KEY, &h) == 0;
+	return p11_session_get(p, err, sizeof(err)) == 0 &&
+	    p11_find_key(p, label, CKO_PRIVATE_KEY, &h) == 0;
 }
+
+static int	p11_generate_key_locked(struct p11 *, const char *,
+		    enum p11_key_type, char *, size_t);
+static int	p11_destroy_key_locked(struct p11 *, const char *, char *, size_t);
 
 int
 p11_generate_key(struct p11 *p, const char *label, enum p11_key_type type,
+    char *err, size_t errlen)
+{
+	int rc;
+
+	pthread_mutex_lock(&p11_keys_lock);
+	rc = p11_generate_key_locked(p, label, type, err, errlen);
+	pthread_mutex_unlock(&p11_keys_lock);
+	return rc;
+}
+
+int
+p11_destroy_key(struct p11 *p, const char *label, char *err, size_t errlen)
+{
+	int rc;
+
+	pthread_mutex_lock(&p11_keys_lock);
+	rc = p11_destroy_key_locked(p, label, err, errlen);
+	pthread_mutex_unlock(&p11_keys_lock);
+	return rc;
+}
+
+static int
+p11_generate_key_locked(struct p11 *p, const char *label, enum p11_key_type type,
     char *err, size_t errlen)
 {
 	/* DER of OID 1.2.840.10045.3.1.7 (prime256v1) */
@@ -311,11 +381,13 @@ p11_generate_key(struct p11 *p, const char *label, enum p11_key_type type,
 	CK_ULONG npub = 5;
 	CK_RV rv;
 
+	if (p11_session_get(p, err, errlen) == -1)
+		return -1;
 	if (p11_has_key(p, label)) {
 		snprintf(err, errlen, "a key labelled %s already exists", label);
 		return -1;
 	}
-	if (p->f->C_GenerateRandom(p->session, id, sizeof(id)) != CKR_OK) {
+	if (p->f->C_GenerateRandom(p11_session, id, sizeof(id)) != CKR_OK) {
 		snprintf(err, errlen, "C_GenerateRandom failed");
 		return -1;
 	}
@@ -326,30 +398,32 @@ p11_generate_key(struct p11 *p, const char *label, enum p11_key_type type,
 		pub[4].ulValueLen = sizeof(bits);
 		npub = 6;
 	}
-	rv = p->f->C_GenerateKeyPair(p->session, &mech, pub, npub, priv,
+	rv = p->f->C_GenerateKeyPair(p11_session, &mech, pub, npub, priv,
 	    sizeof(priv) / sizeof(priv[0]), &hpub, &hpriv);
 	if (rv != CKR_OK) {
 		snprintf(err, errlen, "C_GenerateKeyPair(%s): 0x%lx", label,
 		    (unsigned long)rv);
 		return -1;
 	}
-	p->stats.keys_generated++;
+	__atomic_add_fetch(&p->stats.keys_generated, 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
-int
-p11_destroy_key(struct p11 *p, const char *label, char *err, size_t errlen)
+static int
+p11_destroy_key_locked(struct p11 *p, const char *label, char *err, size_t errlen)
 {
 	static const CK_OBJECT_CLASS classes[] = { CKO_PRIVATE_KEY, CKO_PUBLIC_KEY };
 	CK_OBJECT_HANDLE h;
 	int n = 0;
 	CK_RV rv;
 
+	if (p11_session_get(p, err, errlen) == -1)
+		return -1;
 	/* Each label is unique (pki_new_key), so one object per class. */
 	for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
 		if (p11_find_key(p, label, classes[i], &h) == -1)
 			continue;
-		if ((rv = p->f->C_DestroyObject(p->session, h)) != CKR_OK) {
+		if ((rv = p->f->C_DestroyObject(p11_session, h)) != CKR_OK) {
 			snprintf(err, errlen, "C_DestroyObject(%s): 0x%lx", label,
 			    (unsigned long)rv);
 			return -1;
@@ -357,14 +431,17 @@ p11_destroy_key(struct p11 *p, const char *label, char *err, size_t errlen)
 		n++;
 	}
 	if (n > 0)
-		p->stats.keys_destroyed++;
+		__atomic_add_fetch(&p->stats.keys_destroyed, 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
 void
 p11_get_stats(const struct p11 *p, struct p11_stats *out)
 {
-	*out = p->stats;
+	out->keys_generated = __atomic_load_n(&p->stats.keys_generated,
+	    __ATOMIC_RELAXED);
+	out->keys_destroyed = __atomic_load_n(&p->stats.keys_destroyed,
+	    __ATOMIC_RELAXED);
 }
 
 static EVP_PKEY *
@@ -380,8 +457,10 @@ p11_load(struct p11 *p, const char *label, int is_private, char *err,
 	}
 	snprintf(uri, sizeof(uri), "pkcs11:token=%s;object=%s;type=%s", p->label,
 	    label, is_private ? "private" : "public");
+	pthread_mutex_lock(&p11_keys_lock);
 	k = is_private ? ENGINE_load_private_key(p->engine, uri, NULL, NULL) :
 	    ENGINE_load_public_key(p->engine, uri, NULL, NULL);
+	pthread_mutex_unlock(&p11_keys_lock);
 	if (k == NULL) {
 		snprintf(err, errlen, "cannot load %s key %s from the token",
 		    is_private ? "private" : "public", label);

@@ -1,7 +1,9 @@
 /* p11.h: the only module that talks PKCS#11. Loads the module, opens the
- * token by label, logs in with the PIN from a private file, and keeps the
- * session usable; generates and destroys keys. Signing goes through
- * OpenSSL with the EVP_PKEYs it loads (ca.c). */
+ * token by label, logs in with the PIN from a private file, and keeps one
+ * session per calling thread usable; generates and destroys keys. Signing
+ * goes through OpenSSL with the EVP_PKEYs it loads (ca.c). Every function
+ * but p11_get_stats calls the token: after start, only tok.c's workers
+ * call them (see p11.c for what makes that safe). */
 #ifndef QL_P11_H
 #define QL_P11_H
 
@@ -23,9 +25,11 @@ struct p11_settings {
 
 struct p11	*p11_open(const struct p11_settings *, char *err, size_t errlen);
 void		 p11_close(struct p11 *);
-/* 0 when the session is logged in; otherwise tries to reopen it once and
- * fills err with why it is not usable. Cheap: one C_GetSessionInfo. */
+/* 0 when this thread's session is logged in; otherwise tries to reopen it
+ * once and fills err with why it is not usable. One C_GetSessionInfo. */
 int		 p11_check(struct p11 *, char *err, size_t errlen);
+/* Close this thread's session (a worker that stops). */
+void		 p11_thread_end(struct p11 *);
 
 /* Generate a key pair on the token: sensitive, never extractable. */
 int		 p11_generate_key(struct p11 *, const char *label,

@@ -1,7 +1,9 @@
-/* pki.h: the installation's CAs at run time: the root, each project's
- * issuing CA (loaded from the database, keys on the token), revocation
- * state shared with the TLS layer, and the CRL cache. Kept in
- * step with other nodes through LISTEN/NOTIFY. Builds no HTTP replies.
+/* pki.h: the installation's CAs at run time, one file per concern: the
+ * registry of the root and each project's issuing CA (pki.c), bootstrap
+ * (pki_boot.c), project creation and key destruction (pki_project.c),
+ * revocation state shared with the TLS layer (pki_revoked.c) and the CRL
+ * cache (pki_crl.c). Kept in step with other nodes through LISTEN/NOTIFY.
+ * Builds no HTTP replies; every token operation runs on tok.c's workers.
  * The OCSP responder (ocsp.c) and tls_cert = auto (tlsauto.c) build on it. */
 #ifndef QL_PKI_H
 #define QL_PKI_H
@@ -74,8 +76,11 @@ void		 pki_project_create(struct pki *, const char *actor,
 		    const char *name, int token, int allowlist, int approval,
 		    int validity_days, pki_create_cb, void *arg);
 
-/* After a project's rows are deleted: its token keys ("label,label"). */
-void		 pki_project_keys_destroy(struct pki *, const char *labels);
+/* After a project's rows are deleted: its token keys ("label,label"),
+ * destroyed on a token worker; cb (may be NULL) once they are gone, with
+ * NULL or why one could not be destroyed (logged already). */
+void		 pki_project_keys_destroy(struct pki *, const char *labels,
+		    pki_done_cb cb, void *arg);
 
 /* The loaded CA that issued cert, or NULL (another CA, e.g. client_ca). */
 struct pki_ca	*pki_issuer_of(struct pki *, X509 *cert);
@@ -90,10 +95,18 @@ int		 pki_setup_client_tls(struct pki *, SSL_CTX *, const char *extra_ca,
 void		 pki_crl(struct pki *, struct pki_ca *, pki_blob_cb, void *arg);
 
 const char	*pki_url(struct pki *);
-/* Device certificate for a verified CSR public key. */
-X509		*pki_issue_device(struct pki *, struct pki_ca *, X509_PUBKEY *spki,
-		    const char *device_id, char serial[CA_SERIAL_HEX], char *err,
-		    size_t errlen);
+/* A device certificate request for a verified CSR public key, with its
+ * own copies of what the loop may change while a token worker signs it
+ * (ca_issue(&d->r, ...)). device_id and spki must outlive it. */
+struct pki_device_req {
+	struct ca_request	 r;
+	char			 org[64];
+	char			 san[96];
+	char			 ocsp[320];
+	char			 crl[400];
+};
+void		 pki_device_prepare(struct pki *, const struct pki_ca *,
+		    X509_PUBKEY *spki, const char *device_id, struct pki_device_req *);
 time_t		 pki_asn1_time(const ASN1_TIME *);
 
 #endif

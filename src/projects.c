@@ -5,7 +5,7 @@
 
 #define PROJECTS_COLS "p.id, p.name, p.policy_token, p.policy_allowlist," \
 	" p.policy_approval, p.cert_validity_days," \
-	" to_char(p.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')," \
+	" ql_iso(p.created_at)," \
 	" (SELECT count(*) FROM devices d WHERE d.project_id = p.id)"
 
 const struct db_stmt projects_list = {
@@ -34,6 +34,19 @@ const struct db_stmt projects_delete = {
 	" RETURNING id, name)"
 	" SELECT ql_audit($2, 'project.delete', p.name, 'ok', k.labels, p.id),"
 	" k.labels FROM p, k", 2 };
+
+void
+projects_decode(const PGresult *res, int i, int col, struct projects_row *p)
+{
+	p->id = db_val_int(res, i, col);
+	p->name = PQgetvalue(res, i, col + 1);
+	p->policy_token = db_val_bool(res, i, col + 2);
+	p->policy_allowlist = db_val_bool(res, i, col + 3);
+	p->policy_approval = db_val_bool(res, i, col + 4);
+	p->cert_validity_days = db_val_int(res, i, col + 5);
+	p->created_at = PQgetvalue(res, i, col + 6);
+	p->devices = db_val_int(res, i, col + 7);
+}
 
 int
 projects_register(struct db_pool *db)

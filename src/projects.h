@@ -1,11 +1,25 @@
 /* projects.h: SQL of projects for the admin API (creation itself goes
- * through pki_project_create, which makes the keys). Rows come back as:
- * id, name, policy_token, policy_allowlist, policy_approval,
- * cert_validity_days, created_at, device count. */
+ * through pki_project_create, which makes the keys). Rows come back as
+ * PROJECTS_NCOLS columns that projects_decode reads. */
 #ifndef QL_PROJECTS_H
 #define QL_PROJECTS_H
 
 #include "db.h"
+
+#define PROJECTS_NCOLS	8
+
+/* One project row; strings point into the result. */
+struct projects_row {
+	long long	 id;
+	const char	*name;
+	int		 policy_token, policy_allowlist, policy_approval;
+	long long	 cert_validity_days;
+	const char	*created_at;	/* ISO 8601 UTC */
+	long long	 devices;	/* how many the project has */
+};
+
+/* Row i of a result whose project columns start at col. */
+void	projects_decode(const PGresult *, int row, int col, struct projects_row *);
 
 /* $1 visible ids ("{1,2}" or NULL = all), $2 after name, $3 limit */
 extern const struct db_stmt projects_list;

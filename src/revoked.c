@@ -1,11 +1,16 @@
-/* revoked.c: a set of (issuing CA, serial) pairs in a tsearch tree. Pure
- * data: pki.c fills it from the database and keeps it in step through
- * NOTIFY; nothing here does I/O. */
+/* revoked.c: a set of (issuing CA, serial) pairs in a tsearch tree and
+ * the parser of the notice that changes it. Pure data: pki_revoked.c
+ * fills it from the database and keeps it in step through NOTIFY; nothing
+ * here does I/O. */
 #include "revoked.h"
 
+#include <limits.h>
 #include <search.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util.h"
 
 struct revoked {
 	void	*tree;		/* of struct revoked_key */
@@ -82,4 +87,27 @@ int
 revoked_has(struct revoked *r, const struct revoked_key *k)
 {
 	return tfind(k, &r->tree, revoked_key_cmp) != NULL;
+}
+
+int
+revoked_payload_parse(const char *payload, struct revoked_key *k,
+    int *is_revoked)
+{
+	char buf[64], *serial, *flag;
+	const char *errstr;
+	long long ca_id;
+
+	if (payload == NULL ||
+	    snprintf(buf, sizeof(buf), "%s", payload) >= (int)sizeof(buf) ||
+	    (serial = strchr(buf, ':')) == NULL ||
+	    (flag = strchr(serial + 1, ':')) == NULL)
+		return -1;
+	*serial++ = '\0';
+	*flag++ = '\0';
+	ca_id = util_strtonum(buf, 1, LLONG_MAX, &errstr);
+	if (errstr != NULL || revoked_key_set(k, ca_id, serial) == -1 ||
+	    (strcmp(flag, "0") != 0 && strcmp(flag, "1") != 0))
+		return -1;
+	*is_revoked = flag[0] == '1';
+	return 0;
 }

@@ -1,6 +1,6 @@
 /* revoked.h: the in-memory set of revoked certificates the TLS verify
- * callback consults, and the (issuing CA, serial) key that the set and the
- * OCSP cache share. Status is looked up by issuer and serial together
+ * callback consults, the (issuing CA, serial) key that the set and the
+ * OCSP cache share, and the revocation notice both listen for. Status is looked up by issuer and serial together
  * (design.md): one CA's revocation says nothing about another CA's serial. */
 #ifndef QL_REVOKED_H
 #define QL_REVOKED_H
@@ -15,6 +15,12 @@ struct revoked_key {
 };
 
 struct revoked;
+
+/* NOTIFY ql_revocation's payload "ca_id:serial:1" (revoked) or
+ * "ca_id:serial:0" (reinstated): 0 with key and *is_revoked set, -1 for
+ * anything else (which a listener answers by reloading everything). */
+int		 revoked_payload_parse(const char *payload, struct revoked_key *,
+		    int *is_revoked) __attribute__((warn_unused_result));
 
 /* tsearch(3) comparator for anything that starts with a revoked_key. */
 int		 revoked_key_cmp(const void *, const void *);

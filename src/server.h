@@ -1,7 +1,10 @@
 /* server.h: the process-wide context every module reaches through one
- * pointer. Owned by main.c; nothing here outlives the event loop. */
+ * pointer. Filled by main.c; nothing here outlives the event loop. The
+ * modules below main.c end the run through server.c, never main.c. */
 #ifndef QL_SERVER_H
 #define QL_SERVER_H
+
+#include <stddef.h>
 
 #include <openssl/ssl.h>
 
@@ -17,6 +20,8 @@ struct pki;
 struct ocsp;
 struct checkpoint;
 struct server;
+struct route;
+struct http_req;
 
 struct http_listener {
 	struct server			*srv;
@@ -56,11 +61,18 @@ struct server {
 	int			 admin_argc;	/* > 0: run one admin command */
 	char			**admin_argv;
 	int			 tls_pending;
+	/* routes.c's table, and the API front door that runs before the
+	 * handler of every route with a role. */
+	const struct route	*routes;
+	size_t			 nroutes;
+	void			(*authenticate)(struct http_req *);
 };
 
-/* main.c: called by http.c once draining has nothing left in flight. */
+/* Called by http.c once draining has nothing left in flight: the loop
+ * ends and main.c shuts down. */
 void	server_drained(struct server *);
-/* main.c: an admin command finished with rc. */
-void	server_admin_done(struct server *, int rc);
+/* A one-shot run (a command-line command) finished with rc: the loop
+ * ends and main.c exits with rc. */
+void	server_exit(struct server *, int rc);
 
 #endif

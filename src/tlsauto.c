@@ -23,6 +23,7 @@
 #include "pki.h"
 #include "server.h"
 #include "util.h"
+#include "xmalloc.h"
 
 #define TLSAUTO_MIN_DAYS	30
 
@@ -180,7 +181,7 @@ tlsauto_issue(struct server *srv, const char *name, char **cert_path,
 	char id[24], nb[32], na[32], subject[256];
 	unsigned char spki[32], *der = NULL;
 	char devid[CA_DEVICE_ID];
-	struct tlsauto *t = calloc(1, sizeof(*t));
+	struct tlsauto *t = xcalloc(1, sizeof(*t));
 	struct ca_request r = {
 		.profile = CA_PROFILE_TLS_SERVER, .cn = cn, .org = "quarklink",
 		.days = 397, .san = san,
@@ -189,10 +190,6 @@ tlsauto_issue(struct server *srv, const char *name, char **cert_path,
 	const char *v[8];
 	int lengths[8] = { -1, -1, -1, 0, -1, -1, 0, -1 }, derlen;
 
-	if (t == NULL) {
-		cb("out of memory", arg);
-		return;
-	}
 	t->srv = srv;
 	t->cb = cb;
 	t->arg = arg;
@@ -202,10 +199,6 @@ tlsauto_issue(struct server *srv, const char *name, char **cert_path,
 	t->cert_path = util_path_join(srv->conf->state_dir, file);
 	snprintf(file, sizeof(file), "%s-auto.key", name);
 	t->key_path = util_path_join(srv->conf->state_dir, file);
-	if (t->cert_path == NULL || t->key_path == NULL) {
-		tlsauto_finish(t, "out of memory");
-		return;
-	}
 	if (tlsauto_reusable(pki_root(srv->pki), t->cert_path, t->key_path)) {
 		tlsauto_finish(t, NULL);
 		return;

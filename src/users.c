@@ -3,6 +3,7 @@
 #include "users.h"
 
 #include <stddef.h>
+#include <string.h>
 
 const struct db_stmt users_by_name = {
 	"users_by_name", "SELECT id, password_hash, disabled_at IS NOT NULL, role"
@@ -54,6 +55,46 @@ const struct db_stmt users_token_create = {
 	" $2, $3, $4, $5::integer, $6::bigint[], $7::bigint, $8)", 8 };
 const struct db_stmt users_token_revoke = {
 	"users_token_revoke", "SELECT ql_api_token_revoke($1::bigint, $2::bigint[], $3)", 3 };
+
+void
+users_decode(const PGresult *res, int i, int col, struct users_row *u)
+{
+	u->name = PQgetvalue(res, i, col);
+	u->role = PQgetvalue(res, i, col + 1);
+	u->projects = db_val(res, i, col + 2);
+	u->is_disabled = db_val_bool(res, i, col + 3);
+	u->created_at = PQgetvalue(res, i, col + 4);
+}
+
+void
+users_token_decode(const PGresult *res, int i, int col, struct users_token_row *t)
+{
+	t->id = db_val_int(res, i, col);
+	t->name = PQgetvalue(res, i, col + 1);
+	t->role = PQgetvalue(res, i, col + 2);
+	t->project = db_val(res, i, col + 3);
+	t->expires_at = db_val(res, i, col + 4);
+	t->revoked_at = db_val(res, i, col + 5);
+	t->last_used = db_val(res, i, col + 6);
+	t->created_at = db_val(res, i, col + 7);
+}
+
+enum users_status
+users_status_decode(const PGresult *res)
+{
+	static const struct { const char *word; enum users_status st; } map[] = {
+		{ "ok", USERS_OK }, { "not_found", USERS_NOT_FOUND },
+		{ "exists", USERS_EXISTS }, { "self", USERS_SELF },
+		{ "last_admin", USERS_LAST_ADMIN },
+		{ "unknown_project", USERS_UNKNOWN_PROJECT }, { "scope", USERS_SCOPE },
+	};
+	const char *s = PQgetvalue(res, 0, 0);
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(s, map[i].word) == 0)
+			return map[i].st;
+	return USERS_UNEXPECTED;
+}
 
 int
 users_register(struct db_pool *db)

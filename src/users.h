@@ -45,6 +45,45 @@ extern const struct db_stmt users_token_create;
 /* $1 token id, $2 scope, $3 actor -> ok | not_found | revoked */
 extern const struct db_stmt users_token_revoke;
 
+/* One user row of the admin API; strings point into the result. */
+struct users_row {
+	const char	*name;
+	const char	*role;
+	const char	*projects;	/* comma-separated names, "" none, NULL all */
+	int		 is_disabled;
+	const char	*created_at;
+};
+/* One API token row; NULL for SQL NULL. */
+struct users_token_row {
+	long long	 id;
+	const char	*name;
+	const char	*role;
+	const char	*project;	/* NULL: every project */
+	const char	*expires_at;
+	const char	*revoked_at;
+	const char	*last_used;
+	const char	*created_at;
+};
+
+/* Row i of a result whose user (token) columns start at col. */
+void	users_decode(const PGresult *, int row, int col, struct users_row *);
+void	users_token_decode(const PGresult *, int row, int col,
+	    struct users_token_row *);
+
+/* The status word that users_create_api and users_update answer first
+ * (sql/005_users.sql), as a type: decoded here, mapped to HTTP once. */
+enum users_status {
+	USERS_OK,
+	USERS_NOT_FOUND,
+	USERS_EXISTS,
+	USERS_SELF,		/* the caller would disable or demote itself */
+	USERS_LAST_ADMIN,
+	USERS_UNKNOWN_PROJECT,	/* column 1 names it */
+	USERS_SCOPE,		/* a grant beyond the caller's projects */
+	USERS_UNEXPECTED,	/* a word this binary does not know */
+};
+enum users_status users_status_decode(const PGresult *);
+
 int	users_register(struct db_pool *) __attribute__((warn_unused_result));
 
 #endif

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -15,6 +16,9 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+
+#include "log.h"
+#include "xmalloc.h"
 
 long long
 util_strtonum(const char *s, long long min, long long max, const char **errstr)
@@ -51,10 +55,9 @@ util_path_join(const char *dir, const char *path)
 	char *out;
 
 	if (path[0] == '/' || dir == NULL || dir[0] == '\0')
-		return strdup(path);
+		return xstrdup(path);
 	n = strlen(dir) + 1 + strlen(path) + 1;
-	if ((out = malloc(n)) == NULL)
-		return NULL;
+	out = xmalloc(n);
 	snprintf(out, n, "%s/%s", dir, path);
 	return out;
 }
@@ -81,10 +84,7 @@ util_read_file(const char *path, size_t max, char **out, size_t *outlen,
 		*errstr = "file too large";
 		goto fail;
 	}
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-		*errstr = "out of memory";
-		goto fail;
-	}
+	buf = xmalloc((size_t)st.st_size + 1);
 	while (len < (size_t)st.st_size) {
 		n = read(fd, buf + len, (size_t)st.st_size - len);
 		if (n == -1 && errno == EINTR)
@@ -229,13 +229,11 @@ util_utf8_scrub(char *s)
 unsigned char *
 util_base64_decode(const char *in, size_t n, size_t *outlen)
 {
-	char *clean = malloc(n + 1);
+	char *clean = xmalloc(n + 1);
 	unsigned char *out = NULL;
 	size_t m = 0, pad = 0;
 	int len;
 
-	if (clean == NULL)
-		return NULL;
 	for (size_t i = 0; i < n; i++)
 		if (in[i] != '\r' && in[i] != '\n' && in[i] != ' ' && in[i] != '\t')
 			clean[m++] = in[i];
@@ -243,8 +241,7 @@ util_base64_decode(const char *in, size_t n, size_t *outlen)
 	if (m == 0 || m % 4 != 0)
 		goto out;
 	pad = (clean[m - 1] == '=') + (clean[m - 2] == '=');
-	if ((out = malloc(m / 4 * 3)) == NULL)
-		goto out;
+	out = xmalloc(m / 4 * 3);
 	if ((len = EVP_DecodeBlock(out, (unsigned char *)clean, (int)m)) < 0 ||
 	    (size_t)len < pad) {
 		free(out);
@@ -255,4 +252,23 @@ util_base64_decode(const char *in, size_t n, size_t *outlen)
 out:
 	free(clean);
 	return out;
+}
+
+int
+util_media_type_is(const char *value, const char *type)
+{
+	size_t n = strlen(type);
+
+	if (value == NULL || strncasecmp(value, type, n) != 0)
+		return 0;
+	for (value += n; *value == ' ' || *value == '\t'; value++)
+		;
+	return *value == '\0' || *value == ';';
+}
+
+void
+util_sha256(const void *data, size_t len, unsigned char out[32])
+{
+	if (EVP_Digest(data, len, out, NULL, EVP_sha256(), NULL) != 1)
+		fatalx("SHA-256: %zu bytes: digest failed", len);
 }

@@ -11,7 +11,7 @@
 /* strtonum(3) from OpenBSD: whole string, base 10, within [min, max]. */
 long long	util_strtonum(const char *, long long min, long long max,
 		    const char **errstr) QL_WUR;
-/* Join dir and path unless path is absolute; caller frees. */
+/* dir/path, or path when it is absolute; caller frees; never NULL. */
 char		*util_path_join(const char *dir, const char *path);
 /* Read a whole file of at most max bytes into a NUL-terminated buffer. */
 int		util_read_file(const char *path, size_t max, char **out,
@@ -28,6 +28,12 @@ void		util_hex(const unsigned char *, size_t, char *out);
 char		*util_trim(char *);
 /* Strict UTF-8 (RFC 3629): no overlongs, surrogates or > U+10FFFF. */
 int		util_utf8_valid(const unsigned char *, size_t);
+/* Is a Content-Type header value (NULL: none) the media type "type/sub",
+ * compared case-insensitively, with or without parameters (RFC 9110
+ * 8.3.1: optional white space, then ";")? */
+int		util_media_type_is(const char *value, const char *type);
+/* SHA-256 of len bytes: the digest of secrets, keys and chains. */
+void		util_sha256(const void *, size_t len, unsigned char out[32]);
 /* Replace every byte of an invalid sequence with '?'. */
 void		util_utf8_scrub(char *);
 

@@ -1,5 +1,6 @@
-/* work.c: a job queue, one thread, and a pipe that wakes the loop when a
- * job is done. Jobs own their argument until done() runs. */
+/* work.c: a job queue shared by N threads and a pipe that wakes the loop
+ * when jobs are done. Jobs own their argument until done() runs; the
+ * pending count is the loop's alone (submit and done both run there). */
 #include "work.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 
 #include "log.h"
 
+#define WORK_THREADS_MAX	64
 
 struct work_job {
 	struct work_job	*next;
@@ -20,132 +22,191 @@ struct work_job {
 	void		*arg;
 };
 
-static pthread_t	 work_thread;
-static pthread_mutex_t	 work_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t	 work_cond = PTHREAD_COND_INITIALIZER;
-static struct work_job	*work_todo, *work_todo_tail, *work_finished;
-static int		 work_queued;
-static int		 work_queue_max;
-static int		 work_is_stopping;
-static int		 work_is_running;
-static int		 work_pipe[2] = { -1, -1 };
-static struct event	*work_ev;
+struct work_pool {
+	pthread_t	 threads[WORK_THREADS_MAX];
+	int		 nthreads;
+	pthread_mutex_t	 lock;
+	pthread_cond_t	 cond;
+	struct work_job	*todo, *todo_tail;
+	struct work_job	*finished, *finished_tail;
+	int		 pending;
+	int		 queue_max;
+	int		 is_stopping;
+	int		 pipe[2];
+	struct event	*ev;
+	void		(*thread_start)(void *);
+	void		(*thread_end)(void *);
+	void		*hook_arg;
+};
+
+static struct work_pool *work_hash_pool;
 
 static void *
-work_main(void *unused)
+work_main(void *arg)
 {
+	struct work_pool *p = arg;
 	struct work_job *j;
 
-	(void)unused;
-	pthread_mutex_lock(&work_lock);
+	if (p->thread_start != NULL)
+		p->thread_start(p->hook_arg);
+	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		while (work_todo == NULL && !work_is_stopping)
-			pthread_cond_wait(&work_cond, &work_lock);
-		if (work_todo == NULL)
+		while (p->todo == NULL && !p->is_stopping)
+			pthread_cond_wait(&p->cond, &p->lock);
+		if (p->todo == NULL)
 			break;
-		j = work_todo;
-		if ((work_todo = j->next) == NULL)
-			work_todo_tail = NULL;
-		pthread_mutex_unlock(&work_lock);
+		j = p->todo;
+		if ((p->todo = j->next) == NULL)
+			p->todo_tail = NULL;
+		pthread_mutex_unlock(&p->lock);
 		j->run(j->arg);
-		pthread_mutex_lock(&work_lock);
-		j->next = work_finished;
-		work_finished = j;
+		pthread_mutex_lock(&p->lock);
+		j->next = NULL;
+		if (p->finished_tail != NULL)
+			p->finished_tail->next = j;
+		else
+			p->finished = j;
+		p->finished_tail = j;
 		/* A full pipe already means "wake up"; losing this byte is fine. */
-		if (write(work_pipe[1], "", 1) == -1 && errno != EAGAIN)
+		if (write(p->pipe[1], "", 1) == -1 && errno != EAGAIN)
 			log_warn("work: wake-up");
 	}
-	pthread_mutex_unlock(&work_lock);
+	pthread_mutex_unlock(&p->lock);
+	if (p->thread_end != NULL)
+		p->thread_end(p->hook_arg);
 	return NULL;
 }
 
 static void
-work_wake(evutil_socket_t fd, short what, void *unused)
+work_wake(evutil_socket_t fd, short what, void *arg)
 {
+	struct work_pool *p = arg;
 	struct work_job *j, *next;
 	char buf[64];
 
 	(void)what;
-	(void)unused;
 	while (read(fd, buf, sizeof(buf)) > 0)
 		;
-	pthread_mutex_lock(&work_lock);
-	j = work_finished;
-	work_finished = NULL;
-	pthread_mutex_unlock(&work_lock);
+	pthread_mutex_lock(&p->lock);
+	j = p->finished;
+	p->finished = p->finished_tail = NULL;
+	pthread_mutex_unlock(&p->lock);
 	for (; j != NULL; j = next) {
 		next = j->next;
-		work_queued--;
+		p->pending--;
 		j->done(j->arg);
 		free(j);
 	}
 }
 
-int
-work_init(struct event_base *base, int queue_max)
+struct work_pool *
+work_pool_new(struct event_base *base, int nthreads, int queue_max,
+    void (*thread_start)(void *), void (*thread_end)(void *), void *hook_arg)
 {
-	work_queue_max = queue_max;
-	if (pipe2(work_pipe, O_CLOEXEC | O_NONBLOCK) == -1)
-		return -1;
-	work_ev = event_new(base, work_pipe[0], EV_READ | EV_PERSIST, work_wake, NULL);
-	if (work_ev == NULL || event_add(work_ev, NULL) == -1)
-		return -1;
-	if (pthread_create(&work_thread, NULL, work_main, NULL) != 0)
-		return -1;
-	work_is_running = 1;
-	return 0;
+	struct work_pool *p;
+
+	if (nthreads < 1 || nthreads > WORK_THREADS_MAX ||
+	    (p = calloc(1, sizeof(*p))) == NULL)
+		return NULL;
+	p->queue_max = queue_max;
+	p->thread_start = thread_start;
+	p->thread_end = thread_end;
+	p->hook_arg = hook_arg;
+	p->pipe[0] = p->pipe[1] = -1;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	if (pipe2(p->pipe, O_CLOEXEC | O_NONBLOCK) == -1)
+		goto fail;
+	p->ev = event_new(base, p->pipe[0], EV_READ | EV_PERSIST, work_wake, p);
+	if (p->ev == NULL || event_add(p->ev, NULL) == -1)
+		goto fail;
+	for (; p->nthreads < nthreads; p->nthreads++)
+		if (pthread_create(&p->threads[p->nthreads], NULL, work_main, p) != 0)
+			goto fail;
+	return p;
+fail:
+	work_pool_free(p);
+	return NULL;
 }
 
 void
-work_shutdown(void)
+work_pool_free(struct work_pool *p)
 {
 	struct work_job *j;
 
-	if (work_is_running) {
-		pthread_mutex_lock(&work_lock);
-		work_is_stopping = 1;
-		/* Jobs not started are dropped with their owners. */
-		while ((j = work_todo) != NULL) {
-			work_todo = j->next;
-			free(j);
-		}
-		pthread_cond_signal(&work_cond);
-		pthread_mutex_unlock(&work_lock);
-		pthread_join(work_thread, NULL);
-		work_is_running = 0;
-	}
-	while ((j = work_finished) != NULL) {
-		work_finished = j->next;
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->is_stopping = 1;
+	while ((j = p->todo) != NULL) {
+		p->todo = j->next;
 		free(j);
 	}
-	if (work_ev != NULL)
-		event_free(work_ev);
-	work_ev = NULL;
+	p->todo_tail = NULL;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
+	for (int i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	while ((j = p->finished) != NULL) {
+		p->finished = j->next;
+		free(j);
+	}
+	if (p->ev != NULL)
+		event_free(p->ev);
 	for (int i = 0; i < 2; i++)
-		if (work_pipe[i] != -1)
-			close(work_pipe[i]);
-	work_pipe[0] = work_pipe[1] = -1;
+		if (p->pipe[i] != -1)
+			close(p->pipe[i]);
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+	free(p);
 }
 
 int
-work_submit(work_fn run, work_fn done, void *arg)
+work_pool_submit(struct work_pool *p, work_fn run, work_fn done, void *arg,
+    int is_urgent)
 {
 	struct work_job *j;
 
-	if (!work_is_running || work_queued >= work_queue_max ||
+	if (p == NULL || (!is_urgent && p->pending >= p->queue_max) ||
 	    (j = calloc(1, sizeof(*j))) == NULL)
 		return -1;
 	j->run = run;
 	j->done = done;
 	j->arg = arg;
-	work_queued++;
-	pthread_mutex_lock(&work_lock);
-	if (work_todo_tail != NULL)
-		work_todo_tail->next = j;
+	p->pending++;
+	pthread_mutex_lock(&p->lock);
+	if (p->todo_tail != NULL)
+		p->todo_tail->next = j;
 	else
-		work_todo = j;
-	work_todo_tail = j;
-	pthread_cond_signal(&work_cond);
-	pthread_mutex_unlock(&work_lock);
+		p->todo = j;
+	p->todo_tail = j;
+	pthread_cond_signal(&p->cond);
+	pthread_mutex_unlock(&p->lock);
 	return 0;
+}
+
+int
+work_pool_pending(const struct work_pool *p)
+{
+	return p != NULL ? p->pending : 0;
+}
+
+int
+work_init(struct event_base *base, int queue_max)
+{
+	work_hash_pool = work_pool_new(base, 1, queue_max, NULL, NULL, NULL);
+	return work_hash_pool != NULL ? 0 : -1;
+}
+
+void
+work_shutdown(void)
+{
+	work_pool_free(work_hash_pool);
+	work_hash_pool = NULL;
+}
+
+int
+work_submit(work_fn run, work_fn done, void *arg)
+{
+	return work_pool_submit(work_hash_pool, run, done, arg, 0);
 }

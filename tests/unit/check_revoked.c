@@ -88,6 +88,54 @@ START_TEST(test_revoked_set_unset_idempotent)
 }
 END_TEST
 
+/* NOTIFY ql_revocation payloads: "ca_id:serial:0|1" or nothing usable. */
+static const struct {
+	const char	*payload;
+	int		 ok;
+	long long	 ca_id;
+	int		 is_revoked;
+} check_revoked_payloads[] = {
+	{ "1:" S1 ":1", 1, 1, 1 },
+	{ "42:" S1 ":0", 1, 42, 0 },
+	{ "9223372036854775807:" S1 ":1", 1, 9223372036854775807LL, 1 },
+	{ "0:" S1 ":1", 0, 0, 0 },		/* ids start at 1 */
+	{ "-1:" S1 ":1", 0, 0, 0 },
+	{ "1:" S1 ":2", 0, 0, 0 },
+	{ "1:" S1 ":", 0, 0, 0 },
+	{ "1:" S1, 0, 0, 0 },
+	{ "1:" S1 ":1:x", 0, 0, 0 },		/* the flag is one digit */
+	{ "1:0123456789ABCDEF0123456789ABCDEF:1", 0, 0, 0 },
+	{ "x:" S1 ":1", 0, 0, 0 },
+	{ ":" S1 ":1", 0, 0, 0 },
+	{ "", 0, 0, 0 },
+	{ "1:" S1 ":1" "                                  ", 0, 0, 0 },	/* too long */
+};
+
+START_TEST(test_revoked_payload_parse)
+{
+	struct revoked_key k;
+	int is_revoked = -1;
+	int rc = revoked_payload_parse(check_revoked_payloads[_i].payload, &k,
+	    &is_revoked);
+
+	ck_assert_int_eq(rc == 0, check_revoked_payloads[_i].ok);
+	if (rc == 0) {
+		ck_assert_int_eq(k.ca_id, check_revoked_payloads[_i].ca_id);
+		ck_assert_str_eq(k.serial, S1);
+		ck_assert_int_eq(is_revoked, check_revoked_payloads[_i].is_revoked);
+	}
+}
+END_TEST
+
+START_TEST(test_revoked_payload_null)
+{
+	struct revoked_key k;
+	int is_revoked;
+
+	ck_assert_int_eq(revoked_payload_parse(NULL, &k, &is_revoked), -1);
+}
+END_TEST
+
 static Suite *
 check_revoked_suite(void)
 {
@@ -99,6 +147,9 @@ check_revoked_suite(void)
 	tcase_add_loop_test(tc, test_revoked_issuer_and_serial_together, 0,
 	    (int)CHECK_REVOKED_N(check_revoked_lookups));
 	tcase_add_test(tc, test_revoked_set_unset_idempotent);
+	tcase_add_loop_test(tc, test_revoked_payload_parse, 0,
+	    (int)CHECK_REVOKED_N(check_revoked_payloads));
+	tcase_add_test(tc, test_revoked_payload_null);
 	suite_add_tcase(s, tc);
 	return s;
 }

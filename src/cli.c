@@ -1,7 +1,7 @@
-/* admin.c: one command per run, on the event loop like everything else.
+/* cli.c: one command per run, on the event loop like everything else.
  * Output is one line on stdout (a secret is printed once and never
  * logged); errors are one line on stderr. */
-#include "admin.h"
+#include "cli.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,18 +12,19 @@
 #include "auth.h"
 #include "db.h"
 #include "enroll.h"
+#include "names.h"
 #include "pki.h"
 #include "server.h"
 #include "users.h"
 #include "util.h"
 
-struct admin_cmd {
+struct cli_cmd {
 	const char	*name;
 	int		 min, max;	/* arguments after the command */
 	const char	*usage;
 };
 
-static const struct admin_cmd admin_cmds[] = {
+static const struct cli_cmd cli_cmds[] = {
 	{ "create-project", 1, 4, "create-project NAME [token] [allowlist] [approval]" },
 	{ "create-token", 1, 3, "create-token PROJECT [MAX_USES [VALID_DAYS]]" },
 	{ "allow", 2, 2, "allow PROJECT DEVICE_ID" },
@@ -31,69 +32,69 @@ static const struct admin_cmd admin_cmds[] = {
 	{ "revoke", 1, 2, "revoke SERIAL_HEX [REASON_CODE]" },
 	{ "create-admin", 1, 1, "create-admin NAME (prints a generated password once)" },
 };
-#define ADMIN_NCMDS (sizeof(admin_cmds) / sizeof(admin_cmds[0]))
+#define CLI_NCMDS (sizeof(cli_cmds) / sizeof(cli_cmds[0]))
 
-static char admin_secret[ENROLL_TOKEN_LEN];
-static char admin_name[65];
+static char cli_secret[ENROLL_TOKEN_LEN];
+static char cli_name[65];
 
 void
-admin_usage(void)
+cli_usage(void)
 {
 	fprintf(stderr, "usage: quarklinkd [-c FILE] admin COMMAND\ncommands:\n");
-	for (size_t i = 0; i < ADMIN_NCMDS; i++)
-		fprintf(stderr, "  %s\n", admin_cmds[i].usage);
+	for (size_t i = 0; i < CLI_NCMDS; i++)
+		fprintf(stderr, "  %s\n", cli_cmds[i].usage);
 }
 
 int
-admin_check_args(int argc, char **argv)
+cli_check_args(int argc, char **argv)
 {
-	for (size_t i = 0; argc > 0 && i < ADMIN_NCMDS; i++) {
-		if (strcmp(argv[0], admin_cmds[i].name) != 0)
+	for (size_t i = 0; argc > 0 && i < CLI_NCMDS; i++) {
+		if (strcmp(argv[0], cli_cmds[i].name) != 0)
 			continue;
-		if (argc - 1 < admin_cmds[i].min || argc - 1 > admin_cmds[i].max)
+		if (argc - 1 < cli_cmds[i].min || argc - 1 > cli_cmds[i].max)
 			break;
 		return 0;
 	}
-	admin_usage();
+	cli_usage();
 	return -1;
 }
 
 static void
-admin_done(const char *err, void *arg)
+cli_done(const char *err, void *arg)
 {
 	struct server *srv = arg;
 
 	if (err != NULL)
 		fprintf(stderr, "quarklinkd: %s\n", err);
-	server_admin_done(srv, err != NULL);
+	server_exit(srv, err != NULL);
 }
 
 static void
-admin_project_done(enum pki_create_status st, const char *err, void *arg)
+cli_project_done(enum pki_create_status st, const char *err, void *arg)
 {
 	(void)st;
-	admin_done(err, arg);
+	cli_done(err, arg);
 }
 
 static void
-admin_enroll_done(enum enroll_result r, const char *detail, void *arg)
+cli_enroll_done(enum enroll_result r, const char *detail, void *arg)
 {
 	struct server *srv = arg;
 
 	if (r != ENROLL_ISSUED) {
 		fprintf(stderr, "quarklinkd: %s\n", detail ? detail : "failed");
-		server_admin_done(srv, 1);
+		server_exit(srv, 1);
 		return;
 	}
-	if (admin_secret[0] != '\0') {
-		printf("%s\n", admin_secret);
+	if (cli_secret[0] != '\0') {
+		printf("%s\n", cli_secret);
 		fflush(stdout);
 	}
-	server_admin_done(srv, 0);
+	server_exit(srv, 0);
 }
 
 static int
-admin_number(const char *s, long long min, long long max, long long *out)
+cli_number(const char *s, long long min, long long max, long long *out)
 {
 	const char *errstr;
 
@@ -106,17 +107,16 @@ admin_number(const char *s, long long min, long long max, long long *out)
 }
 
 static int
-admin_device_id(const char *s)
+cli_device_id(const char *s)
 {
-	if (strlen(s) == CA_DEVICE_ID - 1 &&
-	    strspn(s, "abcdefghijklmnopqrstuvwxyz234567") == CA_DEVICE_ID - 1)
+	if (names_is_device_id(s, strlen(s)))
 		return 0;
 	fprintf(stderr, "quarklinkd: %s is not a device ID (32 base32 characters)\n", s);
 	return -1;
 }
 
 static void
-admin_create_project(struct server *srv, int argc, char **argv)
+cli_create_project(struct server *srv, int argc, char **argv)
 {
 	int policy[3] = { 0, 0, 0 };
 	static const char *const names[3] = { "token", "allowlist", "approval" };
@@ -128,7 +128,7 @@ admin_create_project(struct server *srv, int argc, char **argv)
 			;
 		if (j == 3) {
 			fprintf(stderr, "quarklinkd: unknown policy %s\n", argv[i]);
-			server_admin_done(srv, 1);
+			server_exit(srv, 1);
 			return;
 		}
 		policy[j] = 1;
@@ -136,110 +136,109 @@ admin_create_project(struct server *srv, int argc, char **argv)
 	if (argc == 2)
 		policy[0] = 1;
 	pki_project_create(srv->pki, "cli", argv[1], policy[0], policy[1],
-	    policy[2], 0, admin_project_done, srv);
+	    policy[2], 0, cli_project_done, srv);
 }
 
 static void
-admin_user_created(enum db_status st, const PGresult *res, const char *errstr,
+cli_user_created(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
 	struct server *srv = arg;
 
 	if (st != DB_OK || PQntuples(res) != 1) {
-		fprintf(stderr, "quarklinkd: cannot create %s: %s\n", admin_name,
+		fprintf(stderr, "quarklinkd: cannot create %s: %s\n", cli_name,
 		    errstr ? errstr : "database unavailable");
-		server_admin_done(srv, 1);
+		server_exit(srv, 1);
 		return;
 	}
-	printf("%s\n", admin_secret);
+	printf("%s\n", cli_secret);
 	fflush(stdout);
-	OPENSSL_cleanse(admin_secret, sizeof(admin_secret));
-	server_admin_done(srv, 0);
+	OPENSSL_cleanse(cli_secret, sizeof(cli_secret));
+	server_exit(srv, 0);
 }
 
 static void
-admin_password_hashed(char *encoded, void *arg)
+cli_password_hashed(char *encoded, void *arg)
 {
 	struct server *srv = arg;
-	const char *v[5] = { admin_name, encoded, "admin", NULL, "cli" };
+	const char *v[5] = { cli_name, encoded, "admin", NULL, "cli" };
 
 	if (encoded == NULL) {
 		fprintf(stderr, "quarklinkd: cannot hash the password\n");
-		server_admin_done(srv, 1);
+		server_exit(srv, 1);
 		return;
 	}
-	db_query(srv->db, &users_create, 5, v, NULL, admin_user_created, srv);
+	db_query(srv->db, &users_create, 5, v, NULL, cli_user_created, srv);
 }
 
 /* The first admin: the password is generated, printed once, stored as
  * Argon2id, and never written anywhere else by the daemon. */
 static void
-admin_create_admin(struct server *srv, const char *name)
+cli_create_admin(struct server *srv, const char *name)
 {
 	char secret[AUTH_SECRET_LEN];
 
-	if (name[0] == '\0' || strlen(name) > 64 || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "abcdefghijklmnopqrstuvwxyz0123456789._@-") != strlen(name)) {
+	if (!names_is_user(name, strlen(name))) {
 		fprintf(stderr, "quarklinkd: user names are 1-64 of A-Z a-z 0-9 . _ @ -\n");
-		server_admin_done(srv, 1);
+		server_exit(srv, 1);
 		return;
 	}
 	if (auth_secret_new(secret) == -1) {
-		server_admin_done(srv, 1);
+		server_exit(srv, 1);
 		return;
 	}
 	/* 24 base64url characters: 144 bits. */
-	snprintf(admin_secret, sizeof(admin_secret), "%.24s", secret);
+	snprintf(cli_secret, sizeof(cli_secret), "%.24s", secret);
 	OPENSSL_cleanse(secret, sizeof(secret));
-	snprintf(admin_name, sizeof(admin_name), "%s", name);
-	auth_password_hash(admin_secret, admin_password_hashed, srv);
+	snprintf(cli_name, sizeof(cli_name), "%s", name);
+	auth_password_hash(cli_secret, cli_password_hashed, srv);
 }
 
 void
-admin_start(struct server *srv, int argc, char **argv)
+cli_start(struct server *srv, int argc, char **argv)
 {
 	long long uses = 1000, days = 30, reason = 0;
 	char serial[CA_SERIAL_HEX];
 
 	if (strcmp(argv[0], "create-project") == 0) {
-		admin_create_project(srv, argc, argv);
+		cli_create_project(srv, argc, argv);
 	} else if (strcmp(argv[0], "create-admin") == 0) {
-		admin_create_admin(srv, argv[1]);
+		cli_create_admin(srv, argv[1]);
 	} else if (strcmp(argv[0], "create-token") == 0) {
-		if ((argc > 2 && admin_number(argv[2], 1, 100000000, &uses) == -1) ||
-		    (argc > 3 && admin_number(argv[3], 1, 3650, &days) == -1)) {
-			server_admin_done(srv, 1);
+		if ((argc > 2 && cli_number(argv[2], 1, 100000000, &uses) == -1) ||
+		    (argc > 3 && cli_number(argv[3], 1, 3650, &days) == -1)) {
+			server_exit(srv, 1);
 			return;
 		}
 		enroll_token_create(srv->db, "cli", argv[1], (int)uses, (int)days,
-		    admin_secret, admin_enroll_done, srv);
+		    cli_secret, cli_enroll_done, srv);
 	} else if (strcmp(argv[0], "allow") == 0 || strcmp(argv[0], "approve") == 0) {
-		if (admin_device_id(argv[2]) == -1) {
-			server_admin_done(srv, 1);
+		if (cli_device_id(argv[2]) == -1) {
+			server_exit(srv, 1);
 			return;
 		}
 		(argv[0][1] == 'l' ? enroll_allow : enroll_approve)(srv->db, "cli",
-		    argv[1], argv[2], admin_enroll_done, srv);
+		    argv[1], argv[2], cli_enroll_done, srv);
 	} else if (strcmp(argv[0], "revoke") == 0) {
 		size_t n = strlen(argv[1]);
 
 		/* RFC 5280 reasons that revoke: 7 is unused, 6 (hold) and
 		 * 8 (removeFromCRL) do not revoke (sql/008 refuses them). */
 		if (n != CA_SERIAL_HEX - 1 || strspn(argv[1], "0123456789abcdefABCDEF") != n ||
-		    (argc > 2 && (admin_number(argv[2], 0, 10, &reason) == -1 || reason == 7))) {
+		    (argc > 2 && (cli_number(argv[2], 0, 10, &reason) == -1 || reason == 7))) {
 			fprintf(stderr, "quarklinkd: usage: revoke SERIAL_HEX(32) [REASON 0-5, 9 or 10]\n");
-			server_admin_done(srv, 1);
+			server_exit(srv, 1);
 			return;
 		}
 		if (reason == 6 || reason == 8) {
 			fprintf(stderr, "quarklinkd: reason %lld (%s) does not revoke; revocation is"
 			    " final\n", reason, reason == 6 ? "certificateHold" : "removeFromCRL");
-			server_admin_done(srv, 1);
+			server_exit(srv, 1);
 			return;
 		}
 		for (size_t i = 0; i <= n; i++)
 			serial[i] = (char)(argv[1][i] >= 'A' && argv[1][i] <= 'F' ?
 			    argv[1][i] - 'A' + 'a' : argv[1][i]);
-		enroll_revoke(srv->db, "cli", serial, (int)reason, admin_enroll_done, srv);
+		enroll_revoke(srv->db, "cli", serial, (int)reason, cli_enroll_done, srv);
 	}
 }

@@ -1,7 +1,7 @@
-/* device.c: /device/v1/ handlers. Identity comes only from a verified
+/* devapi.c: /device/v1/ handlers. Identity comes only from a verified
  * client certificate, never from anything the request body says, and every
  * route checks that certificate and its device again per request. */
-#include "device.h"
+#include "devapi.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,23 +16,24 @@
 #include "http.h"
 #include "json.h"
 #include "pki.h"
+#include "xmalloc.h"
 
-typedef void (*device_handler)(struct http_req *, X509 *cert);
+typedef void (*devapi_handler)(struct http_req *, X509 *cert);
 
-struct device_call {
+struct devapi_call {
 	struct http_req	*hr;
-	device_handler	 fn;
+	devapi_handler	 fn;
 };
 
 static void
-device_no_cert(struct http_req *hr)
+devapi_no_cert(struct http_req *hr)
 {
 	http_reply_problem(hr, 401, NULL, "a verified client certificate is required");
 }
 
 /* One reply for every refusal of a presented certificate. */
 static void
-device_refuse(struct http_req *hr, enum devices_trust t)
+devapi_refuse(struct http_req *hr, enum devices_trust t)
 {
 	static const char *const why[] = {
 		[DEVICES_TRUST_UNKNOWN] = "client certificate is unknown",
@@ -49,16 +50,16 @@ device_refuse(struct http_req *hr, enum devices_trust t)
 }
 
 static void
-device_trusted(enum devices_trust t, void *arg)
+devapi_trusted(enum devices_trust t, void *arg)
 {
-	struct device_call c = *(struct device_call *)arg;
+	struct devapi_call c = *(struct devapi_call *)arg;
 	X509 *cert = http_peer_cert(c.hr);	/* NULL once the client left */
 
 	free(arg);
 	if (t != DEVICES_TRUST_OK)
-		device_refuse(c.hr, t);
+		devapi_refuse(c.hr, t);
 	else if (cert == NULL)
-		device_no_cert(c.hr);
+		devapi_no_cert(c.hr);
 	else
 		c.fn(c.hr, cert);
 }
@@ -70,15 +71,15 @@ device_trusted(enum devices_trust t, void *arg)
  * per request; the device routes need the database anyway). Certificates
  * of a client_ca issuer are not ours to look up and pass as verified. */
 static void
-device_authorize(struct http_req *hr, device_handler fn)
+devapi_authorize(struct http_req *hr, devapi_handler fn)
 {
 	X509 *cert = http_peer_cert(hr);
-	struct device_call *c;
+	struct devapi_call *c;
 	struct pki_ca *ca;
 	char serial[CA_SERIAL_HEX];
 
 	if (cert == NULL) {
-		device_no_cert(hr);
+		devapi_no_cert(hr);
 		return;
 	}
 	if ((ca = pki_issuer_of(hr->srv->pki, cert)) == NULL) {
@@ -86,21 +87,18 @@ device_authorize(struct http_req *hr, device_handler fn)
 		return;
 	}
 	if (pki_is_revoked(hr->srv->pki, cert)) {
-		device_refuse(hr, DEVICES_TRUST_REVOKED);
+		devapi_refuse(hr, DEVICES_TRUST_REVOKED);
 		return;
 	}
-	if ((c = malloc(sizeof(*c))) == NULL) {
-		http_reply_problem(hr, 503, NULL, "out of memory");
-		return;
-	}
+	c = xmalloc(sizeof(*c));
 	c->hr = hr;
 	c->fn = fn;
 	ca_serial_hex(X509_get0_serialNumber(cert), serial);
-	devices_cert_trust(hr->srv->db, ca->id, serial, device_trusted, c);
+	devices_cert_trust(hr->srv->db, ca->id, serial, devapi_trusted, c);
 }
 
 static void
-device_whoami_reply(struct http_req *hr, X509 *cert)
+devapi_whoami_reply(struct http_req *hr, X509 *cert)
 {
 	char subject[512], issuer[512];
 	BIGNUM *bn;
@@ -126,12 +124,12 @@ device_whoami_reply(struct http_req *hr, X509 *cert)
 }
 
 static void
-device_whoami(struct http_req *hr)
+devapi_whoami(struct http_req *hr)
 {
-	device_authorize(hr, device_whoami_reply);
+	devapi_authorize(hr, devapi_whoami_reply);
 }
 
-const struct route device_routes[] = {
-	{ "/device/v1/whoami", EVHTTP_REQ_GET, ROUTE_DEVICE, device_whoami, 0, NULL },
+const struct route devapi_routes[] = {
+	{ "/device/v1/whoami", EVHTTP_REQ_GET, ROUTE_DEVICE, devapi_whoami, 0, NULL },
 };
-const size_t device_nroutes = sizeof(device_routes) / sizeof(device_routes[0]);
+const size_t devapi_nroutes = sizeof(devapi_routes) / sizeof(devapi_routes[0]);

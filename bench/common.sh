@@ -254,6 +254,13 @@ new_project() {
 	[[ -n $TOKEN && $TOKEN != *$'\n'* ]] || die "admin create-token printed no single-line secret"
 }
 
+# signing_columns: the two image columns the update API reads, made here
+# when the signing migration (010) is not in this tree yet.
+signing_columns() {
+	psql_q "ALTER TABLE images ADD COLUMN IF NOT EXISTS signature_der bytea,
+	    ADD COLUMN IF NOT EXISTS manifest_der bytea" >/dev/null
+}
+
 # build_tool NAME: compiles bench/NAME.c into $T/NAME.
 build_tool() {
 	local libs

@@ -148,11 +148,16 @@ static void
 api_images_dl_end(struct api_images_dl *d, int is_complete)
 {
 	struct http_req *hr = d->hr;
+	size_t sent = (size_t)d->off;
 
 	hr->gone = NULL;
+	hr->written = NULL;
 	event_free(d->end_ev);
 	free(d);
-	http_stream_end(hr, is_complete);
+	if (is_complete || hr->req == NULL)
+		http_stream_end(hr, 200, sent);
+	else
+		http_stream_abort(hr, 200, sent, "image bytes missing");
 }
 
 static void
@@ -168,18 +173,17 @@ api_images_dl_ended(evutil_socket_t fd, short what, void *arg)
 static void
 api_images_dl_gone(struct http_req *hr)
 {
-	struct api_images_dl *d = hr->api_stream;
+	struct api_images_dl *d = hr->stream;
 
 	if (!d->is_querying)
 		event_active(d->end_ev, EV_TIMEOUT, 1);
 }
 
 static void
-api_images_written(struct evhttp_connection *evcon, void *arg)
+api_images_written(struct http_req *hr)
 {
-	struct api_images_dl *d = arg;
+	struct api_images_dl *d = hr->stream;
 
-	(void)evcon;
 	if (d->off >= d->size)
 		api_images_dl_end(d, 1);
 	else
@@ -231,7 +235,7 @@ api_images_row(enum db_status st, const PGresult *res, const char *errstr,
 		return;
 	}
 	d->off += (long long)n;
-	http_stream_piece(d->hr, buf, api_images_written, d);
+	http_stream_piece(d->hr, buf);	/* written: api_images_written */
 	evbuffer_free(buf);
 }
 
@@ -252,6 +256,7 @@ api_images_content_found(enum db_status st, const PGresult *res,
 {
 	struct http_req *hr = arg;
 	struct api_images_dl *d;
+	char len[24];
 
 	if (st != DB_OK || PQntuples(res) != 1) {
 		api_reply_one(hr, st, res, errstr, 200, api_images_fields, 0,
@@ -269,14 +274,16 @@ api_images_content_found(enum db_status st, const PGresult *res,
 	d->hr = hr;
 	d->size = api_val_int(res, 0, 3);
 	snprintf(d->upload, sizeof(d->upload), "%s", PQgetvalue(res, 0, 10));
-	if (http_stream_start(hr, 200, "application/octet-stream", d->size,
-	    UPLOADS_ROW_MAX) == -1) {
-		event_free(d->end_ev);
-		free(d);
+	snprintf(len, sizeof(len), "%lld", d->size);
+	http_add_header(hr, "Content-Length", len);	/* not chunked */
+	hr->stream = d;
+	hr->gone = api_images_dl_gone;
+	hr->written = api_images_written;
+	http_stream_start(hr, 200, "application/octet-stream");
+	if (d->size == 0) {
+		api_images_dl_end(d, 1);
 		return;
 	}
-	hr->api_stream = d;
-	hr->gone = api_images_dl_gone;
 	api_images_next(d);
 }
 

@@ -96,13 +96,31 @@ http_drain_check(struct server *srv)
 		server_drained(srv);
 }
 
+/* Log the request once and free it. */
+static void
+http_req_done(struct http_req *hr, int status, size_t bytes, const char *note)
+{
+	struct server *srv = hr->srv;
+	long long us;
+
+	if (hr->finish != NULL)
+		hr->finish(hr, status);
+	us = http_elapsed_us(&hr->start);
+	log_info("request id=%s %s %s %s %d %zuB %lld.%02lldms%s", hr->id,
+	    hr->lst->name, hr->method, hr->path, status, bytes,
+	    us / 1000, us % 1000 / 10, note);
+	free(hr->path);
+	free(hr);
+	srv->inflight--;
+	http_drain_check(srv);
+}
+
 void
 http_reply(struct http_req *hr, int status, const char *content_type,
     struct evbuffer *body)
 {
 	struct server *srv = hr->srv;
 	size_t bytes = body ? evbuffer_get_length(body) : 0;
-	long long us;
 
 	if (hr->req != NULL) {
 		struct evkeyvalq *h = evhttp_request_get_output_headers(hr->req);
@@ -130,90 +148,98 @@ http_reply(struct http_req *hr, int status, const char *content_type,
 		if (c != NULL)
 			http_conn_flush(c);
 	}
-	if (hr->finish != NULL)
-		hr->finish(hr, status);
-	us = http_elapsed_us(&hr->start);
-	log_info("request id=%s %s %s %s %d %zuB %lld.%02lldms%s", hr->id,
-	    hr->lst->name, hr->method, hr->path, status, bytes,
-	    us / 1000, us % 1000 / 10, hr->req ? "" : " (client gone)");
-	free(hr->path);
-	free(hr);
-	srv->inflight--;
-	http_drain_check(srv);
+	http_req_done(hr, status, bytes, hr->req ? "" : " (client gone)");
 }
 
-int
-http_stream_start(struct http_req *hr, int status, const char *content_type,
-    long long length, size_t piece_max)
+/* ---- streamed replies ---- */
+
+void
+http_stream_start(struct http_req *hr, int status, const char *content_type)
 {
 	struct evkeyvalq *h;
 	struct http_conn *c;
-	char len[32];
 
-	if (hr->req == NULL) {
-		http_reply(hr, 499, NULL, NULL);
-		return -1;
-	}
+	if (hr->req == NULL)
+		return;
 	h = evhttp_request_get_output_headers(hr->req);
-	c = http_conn_of(hr->req);
-	if (c != NULL && http_conn_reply(c, hr->req, piece_max) == -1) {
-		evhttp_add_header(h, "Retry-After", "1");
-		http_reply_problem(hr, 503, NULL, "too many replies are "
-		    "waiting for their clients to read them");
-		return -1;
-	}
-	snprintf(len, sizeof(len), "%lld", length);
+	if ((c = http_conn_of(hr->req)) != NULL)
+		http_conn_stream(c, hr->req);
 	evhttp_add_header(h, "X-Request-Id", hr->id);
-	evhttp_add_header(h, "Content-Type", content_type);
-	evhttp_add_header(h, "Content-Length", len);	/* not chunked */
+	if (content_type != NULL)
+		evhttp_add_header(h, "Content-Type", content_type);
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	if (hr->srv->is_draining) {
 		evhttp_add_header(h, "Connection", "close");
 		if (c != NULL)
 			http_conn_count_closing(c);
 	}
-	hr->stream_status = status;
 	evhttp_send_reply_start(hr->req, status, http_status_title(status));
+}
+
+/* evhttp calls this on every write event while it is installed, also
+ * after our reply has ended (it never uninstalls it): so its argument is
+ * the connection, which outlives every write event, and only a piece that
+ * is pending counts. */
+static void
+http_stream_written(struct evhttp_connection *evcon, void *arg)
+{
+	struct http_req *hr = http_conn_req(arg);
+
+	(void)evcon;
+	if (hr == NULL || !hr->is_piece_pending)
+		return;
+	hr->is_piece_pending = 0;
+	if (hr->written != NULL)
+		hr->written(hr);
+}
+
+void
+http_stream_piece(struct http_req *hr, struct evbuffer *buf)
+{
+	struct http_conn *c;
+
+	if (hr->req == NULL || (c = http_conn_of(hr->req)) == NULL)
+		return;
+	hr->is_piece_pending = 1;
+	evhttp_send_reply_chunk_with_cb(hr->req, buf, http_stream_written, c);
+}
+
+/* The connection no longer points at hr (it is freed next). */
+static void
+http_stream_detach(struct http_req *hr)
+{
+	struct http_conn *c = hr->req ? http_conn_of(hr->req) : NULL;
+
 	if (c != NULL)
-		http_conn_streaming(c, hr);	/* learns when the client goes */
-	return 0;
+		http_conn_stream_done(c);
 }
 
 void
-http_stream_piece(struct http_req *hr, struct evbuffer *buf,
-    void (*written)(struct evhttp_connection *, void *), void *arg)
+http_stream_end(struct http_req *hr, int status, size_t bytes)
 {
-	hr->stream_bytes += evbuffer_get_length(buf);
-	evhttp_send_reply_chunk_with_cb(hr->req, buf, written, arg);
+	if (hr->req != NULL) {
+		http_stream_detach(hr);
+		evhttp_send_reply_end(hr->req);
+	}
+	http_req_done(hr, status, bytes, hr->req ? "" : " (client gone)");
 }
 
 void
-http_stream_end(struct http_req *hr, int is_complete)
+http_stream_abort(struct http_req *hr, int status, size_t bytes, const char *why)
 {
-	struct server *srv = hr->srv;
-	long long us;
+	struct evhttp_connection *evcon = NULL;
 
 	if (hr->req != NULL) {
-		struct http_conn *c = http_conn_of(hr->req);
-
-		if (c != NULL)
-			http_conn_streaming(c, NULL);
-		if (is_complete)
-			evhttp_send_reply_end(hr->req);
-		else
-			evhttp_connection_free(evhttp_request_get_connection(hr->req));
+		http_stream_detach(hr);
+		evcon = evhttp_request_get_connection(hr->req);
 	}
-	if (hr->finish != NULL)
-		hr->finish(hr, hr->stream_status);
-	us = http_elapsed_us(&hr->start);
-	log_info("request id=%s %s %s %s %d %zuB %lld.%02lldms%s", hr->id,
-	    hr->lst->name, hr->method, hr->path, hr->stream_status,
-	    hr->stream_bytes, us / 1000, us % 1000 / 10, hr->req ? (is_complete ?
-	    "" : " (cut short)") : " (client gone)");
-	free(hr->path);
-	free(hr);
-	srv->inflight--;
-	http_drain_check(srv);
+	log_warnx("request id=%s: reply cut short after %zu bytes: %s", hr->id,
+	    bytes, why);
+	http_req_done(hr, status, bytes, " (aborted)");
+	/* The client sees fewer bytes than Content-Length: never a short
+	 * body taken for a whole one. */
+	if (evcon != NULL)
+		evhttp_connection_free(evcon);
 }
 
 void

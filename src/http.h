@@ -30,20 +30,22 @@ void	 http_stop(struct server *);
 
 void	 http_reply(struct http_req *, int status, const char *content_type,
 	    struct evbuffer *body);
-/* A reply streamed in pieces with back-pressure (downloads): the header
- * with Content-Length now, each piece only once the previous one has been
- * written (written runs then), then http_stream_end. piece_max counts
- * against max_output_buffer. start returns -1 after it has replied (503,
- * or the client is gone) and freed hr. end with is_complete 0 drops the
- * connection, so a client never takes a short body for the whole. */
-int	 http_stream_start(struct http_req *, int status, const char *content_type,
-	    long long length, size_t piece_max) __attribute__((warn_unused_result));
-void	 http_stream_piece(struct http_req *, struct evbuffer *,
-	    void (*written)(struct evhttp_connection *, void *), void *arg);
-void	 http_stream_end(struct http_req *, int is_complete);
 void	 http_reply_json(struct http_req *, int status, yajl_gen);
 void	 http_reply_problem(struct http_req *, int status, const char *type,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* A reply written in pieces with back-pressure (downloads). start sends
+ * the status line and headers; set Content-Length before (no chunked
+ * coding). Then http_stream_piece, each after the previous one's written
+ * callback, and http_stream_end once all is sent; http_stream_abort closes
+ * the connection instead (the body cannot be completed). hr->gone runs if
+ * the client leaves: the handler must then call http_stream_end once it
+ * has nothing in flight. Both free hr. */
+void	 http_stream_start(struct http_req *, int status, const char *content_type);
+void	 http_stream_piece(struct http_req *, struct evbuffer *);
+void	 http_stream_end(struct http_req *, int status, size_t bytes);
+void	 http_stream_abort(struct http_req *, int status, size_t bytes,
+	    const char *why);
 
 /* The query string against the route's declared parameters: 0, or -1
  * after a 400 naming what does not parse, an unknown or a repeated name. */

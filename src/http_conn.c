@@ -359,9 +359,12 @@ http_conn_closed(struct evhttp_connection *evcon, void *arg)
 
 	(void)evcon;
 	if (c->hr != NULL) {
-		c->hr->req = NULL;
-		if (c->hr->gone != NULL)
-			c->hr->gone(c->hr);
+		struct http_req *hr = c->hr;
+
+		c->hr = NULL;
+		hr->req = NULL;
+		if (hr->gone != NULL)
+			hr->gone(hr);	/* a streamed reply: may free hr */
 	}
 	http_conn_out_total -= c->out_bytes;
 	if (!c->is_timed_out && c->state != HTTP_CONN_IDLE)
@@ -836,12 +839,6 @@ http_conn_of(struct evhttp_request *req)
 }
 
 void
-http_conn_streaming(struct http_conn *c, struct http_req *hr)
-{
-	c->hr = hr;
-}
-
-void
 http_conn_dispatched(struct http_conn *c, struct http_req *hr)
 {
 	c->hr = hr;
@@ -902,6 +899,25 @@ http_conn_flush(struct http_conn *c)
 	if (len <= HTTP_CONN_COALESCE_MAX)
 		evbuffer_pullup(out, -1);
 	event_base_active_by_fd(c->lst->srv->base, c->fd, EV_WRITE);
+}
+
+void
+http_conn_stream(struct http_conn *c, struct evhttp_request *req)
+{
+	http_conn_set_state(c, HTTP_CONN_REPLY);
+	evhttp_request_set_on_complete_cb(req, http_conn_reply_done, c);
+}
+
+void
+http_conn_stream_done(struct http_conn *c)
+{
+	c->hr = NULL;
+}
+
+struct http_req *
+http_conn_req(struct http_conn *c)
+{
+	return c->hr;
 }
 
 void

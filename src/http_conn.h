@@ -25,14 +25,19 @@ void	 http_conn_new(struct http_listener *, struct bufferevent *);
 struct http_conn *http_conn_of(struct evhttp_request *);
 /* The request's handler starts / its reply is being queued. */
 void	 http_conn_dispatched(struct http_conn *, struct http_req *);
-/* A streamed reply's request (NULL: done), told when its client goes. */
-void	 http_conn_streaming(struct http_conn *, struct http_req *);
 /* 0 when a reply of bytes fits the output budget (then it is counted until
  * written), -1 when it must be refused. */
 int	 http_conn_reply(struct http_conn *, struct evhttp_request *,
 	    size_t bytes);
 /* After evhttp queued a reply: write it now, as one TLS record when small. */
 void	 http_conn_flush(struct http_conn *);
+/* A streamed reply starts (no output budget: the streaming handler holds
+ * one piece at a time; the request stays known, for its gone callback) /
+ * its last piece is queued. */
+void	 http_conn_stream(struct http_conn *, struct evhttp_request *);
+void	 http_conn_stream_done(struct http_conn *);
+/* The request the connection's handler or stream is serving, or NULL. */
+struct http_req *http_conn_req(struct http_conn *);
 /* Count the connection in srv->closing until it closes (draining). */
 void	 http_conn_count_closing(struct http_conn *);
 /* A framing problem of a complete request (RFC 9112 6.3), or NULL. */

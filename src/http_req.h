@@ -26,12 +26,12 @@ struct http_req {
 	/* Runs once with the final status, before the request is freed. */
 	void			(*finish)(struct http_req *, int status);
 	const char		*problem;	/* a problem reply's detail, in finish */
-	/* A streamed reply: runs once when the client leaves mid-stream
-	 * (from evhttp's close callback: defer any freeing). */
+	/* Streamed replies (http_stream_*): the client left (req is NULL
+	 * now); the piece handed over last has been written. */
 	void			(*gone)(struct http_req *);
-	void			*api_stream;	/* the streaming handler's state */
-	int			 stream_status;
-	size_t			 stream_bytes;
+	void			(*written)(struct http_req *);
+	void			*stream;	/* the streaming handler's state */
+	int			 is_piece_pending;	/* handed over, not yet written */
 };
 
 #endif

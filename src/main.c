@@ -28,8 +28,11 @@
 #include "auth.h"
 #include "conf.h"
 #include "db.h"
+#include "deploy.h"
+#include "devupdate.h"
 #include "enroll.h"
 #include "http.h"
+#include "lastseen.h"
 #include "log.h"
 #include "migrate.h"
 #include "notify.h"
@@ -378,7 +381,8 @@ main_register(struct server *srv)
 	    imgsign_register(srv->db) == -1 || audit_register(srv->db) == -1 ||
 	    ocsp_register(srv->db) == -1 || tlsauto_register(srv->db) == -1 ||
 	    checkpoint_register(srv->db) == -1 || uploads_register(srv->db) == -1 ||
-	    images_register(srv->db) == -1 ? -1 : 0;
+	    images_register(srv->db) == -1 || deploy_register(srv->db) == -1 ||
+	    devupdate_register(srv->db) == -1 ? -1 : 0;
 }
 
 static int
@@ -451,10 +455,12 @@ main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 	}
 	srv.exit_code = 0;
 	db_pool_start(srv.db);
+	lastseen_start(&srv);
 	pki_bootstrap(srv.pki, main_bootstrapped, &srv);
 	event_base_dispatch(srv.base);
 out:
 	uploads_expiry_stop();
+	lastseen_stop();
 	db_pool_drain(srv.db);
 	http_stop(&srv);
 	for (int i = 0; i < 3; i++)

@@ -8,6 +8,7 @@
 
 #include "api_audit.h"
 #include "api_certs.h"
+#include "api_deploy.h"
 #include "api_devices.h"
 #include "api_enroll.h"
 #include "api_front.h"
@@ -22,6 +23,7 @@
 #include "api_users.h"
 #include "auth.h"
 #include "devapi.h"
+#include "devupdate.h"
 #include "est.h"
 #include "log.h"
 #include "route.h"
@@ -48,6 +50,7 @@ routes_init(void)
 	static const struct { const struct route *r; const size_t *n; } mods[] = {
 		{ api_health_routes, &api_health_nroutes },
 		{ devapi_routes, &devapi_nroutes },
+		{ devupdate_routes, &devupdate_nroutes },
 		{ est_routes, &est_nroutes },
 		{ api_pki_routes, &api_pki_nroutes },
 		{ api_session_routes, &api_session_nroutes },
@@ -58,6 +61,7 @@ routes_init(void)
 		{ api_users_routes, &api_users_nroutes },
 		{ api_audit_routes, &api_audit_nroutes },
 		{ api_imgsign_routes, &api_imgsign_nroutes },
+		{ api_deploy_routes, &api_deploy_nroutes },
 		{ api_openapi_routes, &api_openapi_nroutes },
 		{ api_uploads_routes, &api_uploads_nroutes },
 		{ api_images_routes, &api_images_nroutes },

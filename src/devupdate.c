@@ -22,11 +22,14 @@
 #include "deploy.h"
 #include "devcache.h"
 #include "http.h"
+#include "imgsign.h"
 #include "lastseen.h"
 #include "log.h"
 #include "pki.h"
 #include "range.h"
+#include "tok.h"
 #include "util.h"
+#include "xmalloc.h"
 
 #define DEVUPDATE_DETAIL_MAX	512
 #define DEVUPDATE_VERSION_MAX	64
@@ -147,6 +150,71 @@ devupdate_etag_matches(const char *header, const char *etag)
 	return 0;
 }
 
+/* An encrypted image's document carries its content key wrapped for this
+ * device's certificate ("key", CMS EnvelopedData, base64): made per reply
+ * (a device gets the 200 once per deployment, then 304s), never cached,
+ * since the cache entry may be invalidated while the token unwraps. */
+struct devupdate_key {
+	struct http_req	*hr;
+	char		*doc;		/* the cached document, copied */
+	size_t		 doclen;
+};
+
+static void
+devupdate_key_done(const unsigned char *der, size_t len, const char *err,
+    void *arg)
+{
+	struct devupdate_key *k = arg;
+	struct http_req *hr = k->hr;
+	struct evbuffer *buf;
+	unsigned char *b64;
+
+	if (der == NULL) {
+		if (err == imgsign_token_busy)
+			http_add_header(hr, "Retry-After", TOK_RETRY_AFTER);
+		else
+			log_warnx("update id=%s: no content key: %s", hr->id, err);
+		http_reply_problem(hr, 503, NULL, "the image's content key cannot "
+		    "be wrapped for this device now");
+		goto out;
+	}
+	b64 = xmalloc(4 * ((len + 2) / 3) + 1);
+	EVP_EncodeBlock(b64, der, (int)len);
+	buf = evbuffer_new();
+	/* The document is one JSON object: the key goes before its '}'. */
+	if (buf == NULL || evbuffer_add(buf, k->doc, k->doclen - 1) == -1 ||
+	    evbuffer_add_printf(buf, ",\"key\":\"%s\"}", b64) == -1) {
+		if (buf != NULL)
+			evbuffer_free(buf);
+		free(b64);
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		goto out;
+	}
+	free(b64);
+	http_reply(hr, 200, "application/json", buf);
+	evbuffer_free(buf);
+out:
+	free(k->doc);
+	free(k);
+}
+
+static void
+devupdate_keyed(struct http_req *hr, const struct devcache_entry *e)
+{
+	struct devupdate_key *k;
+
+	if (e->doclen < 2 || e->doc[e->doclen - 1] != '}') {
+		http_reply_problem(hr, 500, NULL, "malformed update document");
+		return;
+	}
+	k = xcalloc(1, sizeof(*k));
+	k->hr = hr;
+	k->doc = xmalloc(e->doclen);
+	memcpy(k->doc, e->doc, e->doclen);
+	k->doclen = e->doclen;
+	imgsign_key_wrap(hr->srv, e->image, http_peer_cert(hr), devupdate_key_done, k);
+}
+
 /* ---- GET /device/v1/update ---- */
 
 static void
@@ -162,6 +230,10 @@ devupdate_update_reply(struct http_req *hr, struct devcache_entry *e)
 	}
 	if (e->doc == NULL) {
 		http_reply(hr, 204, NULL, NULL);
+		return;
+	}
+	if (e->is_encrypted) {
+		devupdate_keyed(hr, e);
 		return;
 	}
 	if ((buf = evbuffer_new()) == NULL || evbuffer_add(buf, e->doc, e->doclen) == -1) {

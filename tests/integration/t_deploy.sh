@@ -14,11 +14,12 @@
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=deploy_lib.sh
 . "$(dirname "$0")/deploy_lib.sh"
-ql_require curl openssl base64 psql jq sha256sum head cmp
+ql_require curl openssl base64 psql jq sha256sum head cmp python3
 
 ql_pki_start server.request_timeout=2
-deploy_images_init
 api_admin_session alice
+deploy_images_init
+pki_fetch_ca root "$T/root.pem"
 P=/api/v1/projects/p1
 
 # ---- devices: four tagged "edge" in p1, one untagged, one in p2.
@@ -137,7 +138,7 @@ assert_status 204 "an untagged device is not a target"
 
 # ---- the manifest verifies with openssl cms against the root.
 jq -r .manifest "$T/doc.json" | base64 -d >"$T/manifest.der"
-openssl cms -verify -inform DER -in "$T/manifest.der" -CAfile "$T/ca.crt" -purpose any \
+openssl cms -verify -inform DER -in "$T/manifest.der" -CAfile "$T/root.pem" -purpose any \
     -out "$T/manifest.json" 2>"$T/verify.err" || fail "manifest does not verify: $(cat "$T/verify.err")"
 assert_eq 1.2.0 "$(jq -r .version "$T/manifest.json")" "manifest JSON inside the CMS"
 
@@ -150,7 +151,7 @@ img_etag=$(ql_header ETag)
 assert_eq "\"$(sha256sum "$T/os.img" | cut -d' ' -f1)\"" "$img_etag" "the image's ETag is its sha256"
 dev "$first" "/device/v1/images/$img/signature"
 assert_status 200 "the signature"
-openssl cms -verify -binary -inform DER -in "$BODY" -content "$T/got.img" -CAfile "$T/ca.crt" \
+openssl cms -verify -binary -inform DER -in "$BODY" -content "$T/got.img" -CAfile "$T/root.pem" \
     -purpose any -out /dev/null 2>"$T/verify.err" || fail "signature does not verify: $(cat "$T/verify.err")"
 head -c 5000000 "$T/os.img" >"$T/part.img"
 dev "$first" -r 5000000- "/device/v1/images/$img"
@@ -302,19 +303,34 @@ assert_status 404 "p2's device cannot download p1's image"
 dev other "/device/v1/images/$img/signature"
 assert_status 404 "nor its signature"
 
-# ---- an encrypted image: the encrypted form (variant 1) is served.
+# ---- an encrypted image (encrypted by the signing step): the encrypted
+# form (variant 1) is served, the document carries the content key wrapped
+# for this device's certificate, and a decoder that is not quarklink's
+# recovers the upload with the key openssl cms -decrypt takes out of it.
 head -c 3000000 /dev/urandom >"$T/plain.img"
-head -c 3000016 /dev/urandom >"$T/enc.img"
-encimg=$(make_image p2 secure 2.0 "$T/plain.img" signed "$T/enc.img")
+encimg=$(make_image p2 secure 2.0 "$T/plain.img" signed true)
+img_variant_out "$encimg" 1 "$T/enc.img"
 api POST /api/v1/projects/p2/deployments "{\"image\":$encimg}"
 assert_status 201 "deploy the encrypted image in p2"
 wait_until 10 polls_200 other || fail "p2's device is told about the encrypted image"
-assert_eq "true 3000016" "$(jq -r '"\(.image.encrypted) \(.image.encrypted_size)"' "$BODY")" \
+cp "$BODY" "$T/encdoc.json"
+assert_eq "true $(stat -c %s "$T/enc.img")" "$(jq -r '"\(.image.encrypted) \(.image.encrypted_size)"' "$T/encdoc.json")" \
     "encrypted, with the encrypted size"
+jq -r .key "$T/encdoc.json" | base64 -d >"$T/key.cms"
+openssl cms -decrypt -inform DER -in "$T/key.cms" -inkey "$T/other.key" -recip "$T/other.crt" \
+    -out "$T/content.key" 2>"$T/decrypt.err" || fail "openssl cms -decrypt of the document's key: $(cat "$T/decrypt.err")"
+assert_eq 32 "$(stat -c %s "$T/content.key")" "a 256-bit content key"
+if openssl cms -decrypt -inform DER -in "$T/key.cms" -inkey "$T/dev1.key" -recip "$T/dev1.crt" \
+    -out /dev/null 2>/dev/null; then
+    fail "another device's key opens the wrapped content key"
+fi
 dev other "/device/v1/images/$encimg"
 assert_status 200 "download the encrypted image"
 cmp -s "$BODY" "$T/enc.img" || fail "the encrypted form is not what was served"
 assert_match 'enc"$' "$(ql_header ETag)" "the encrypted form has its own ETag"
+python3 "$top_srcdir/tests/integration/stream_decode.py" "$T/content.key" "$BODY" "$T/dec.img" 2>"$T/dec.err" ||
+    fail "the independent decoder refuses the download: $(cat "$T/dec.err")"
+cmp -s "$T/dec.img" "$T/plain.img" || fail "the decrypted download is not the upload"
 
 # ---- disabled and revoked devices are refused.
 wait_until 10 polls_200 dev1 || fail "dev1 is in the new deployment"

@@ -18,12 +18,12 @@ trap 'rc=$?; kill -TERM "$A_PID" 2>/dev/null; wait_until 5 ql__exited "$A_PID"; 
 ql_config server.log_file="$T/b.log"
 ql_start
 B_ADMIN=$ADMIN_PORT B_DEVICE=$DEVICE_PORT B_LOG=$QL_LOG
-deploy_images_init
 on_a() { ADMIN_PORT=$A_ADMIN DEVICE_PORT=$A_DEVICE; }
 on_b() { ADMIN_PORT=$B_ADMIN DEVICE_PORT=$B_DEVICE; }
 
 on_a
 api_admin_session alice
+deploy_images_init
 ql_admin_ok create-project p1 token
 ql_admin_ok create-token p1 5
 est_enroll_ok p1 dev -u "dev:$ADMIN_OUT"

@@ -224,7 +224,7 @@ agent_est_enroll(const struct agent_conf *c, const char *token, long wait, char 
 	char *csr = NULL, *url = NULL, detail[256];
 	time_t deadline = time(NULL) + wait;
 	long delay;
-	int rc;
+	int rc, is_waiting = 0;
 
 	if (agent_state_dir(c) == -1)
 		return AGENT_EFAIL;
@@ -275,8 +275,11 @@ agent_est_enroll(const struct agent_conf *c, const char *token, long wait, char 
 				rc = r.status == 202 ? AGENT_EPENDING : AGENT_EPROTO;
 				goto out;
 			}
-			agent_info("device %s: %s; retrying in %ld s", id_out,
-			    r.status == 202 ? "waiting for approval" : detail, delay);
+			if (!is_waiting)
+				agent_info("device %s: %s; retrying for up to %ld s", id_out,
+				    r.status == 202 ? "waiting for approval" : detail, wait);
+			is_waiting = 1;
+			agent_debug("retrying in %ld s", delay);
 			agent_est_sleep(delay);
 			continue;
 		case 401:

@@ -212,8 +212,9 @@ agent_ident_load(const struct agent_conf *c, struct agent_ident *id)
 	if ((id->chain = agent_ident_read_certs(chpath)) == NULL)
 		id->chain = sk_X509_new_null();
 	if ((id->key = agent_key_load(c, 0)) == NULL) {
-		agent_err("the device key is missing or unusable; the certificate in %s"
-		    " cannot be used", cpath);
+		/* agent_key_load said why, unless the file is simply gone. */
+		if (errno == ENOENT)
+			agent_err("%s: the device key is missing", cpath);
 		goto out;
 	}
 	if (X509_check_private_key(id->cert, id->key) != 1) {

@@ -1,6 +1,7 @@
 /* ql-agent.c: command line, start-up and the exit code of each command.
  * ql-agent [-c FILE] [-v|-q] enroll [--token T | --token-file F] [--wait S]
  *                            status [--json]
+ *                            renew [--force]
  *                            run [--once] */
 #include <errno.h>
 #include <getopt.h>
@@ -32,6 +33,7 @@ agent_usage(void)
 	fprintf(stderr, "usage: ql-agent [-c config] [-v | -q] enroll [--token TOKEN |"
 	    " --token-file FILE] [--wait SECONDS]\n"
 	    "       ql-agent [-c config] status [--json]\n"
+	    "       ql-agent [-c config] [-v | -q] renew [--force]\n"
 	    "       ql-agent [-c config] [-v | -q] run [--once]\n");
 }
 
@@ -174,6 +176,30 @@ agent_cmd_status(const struct agent_conf *c, int argc, char **argv)
 }
 
 static int
+agent_cmd_renew(const struct agent_conf *c, int argc, char **argv)
+{
+	struct agent_ident id;
+	int rc, is_force = argc == 2 && strcmp(argv[1], "--force") == 0;
+
+	if (argc > 2 || (argc == 2 && !is_force)) {
+		agent_usage();
+		return AGENT_EUSAGE;
+	}
+	if ((rc = agent_ident_load(c, &id)) != AGENT_OK) {
+		if (rc == AGENT_ENOTENROLLED)
+			agent_err("not enrolled: run ql-agent enroll first");
+		return rc;
+	}
+	if (is_force || agent_est_renewal_due(c, &id)) {
+		if ((rc = agent_est_reenroll(c, &id)) == AGENT_OK)
+			agent_info("renewed the certificate of device %s", id.device_id);
+	} else
+		agent_info("renewal not due yet");
+	agent_ident_free(&id);
+	return rc;
+}
+
+static int
 agent_cmd_run(const struct agent_conf *c, int argc, char **argv)
 {
 	int is_once = argc == 2 && strcmp(argv[1], "--once") == 0;
@@ -218,7 +244,7 @@ main(int argc, char **argv)
 		return AGENT_EUSAGE;
 	}
 	if (strcmp(argv[0], "enroll") != 0 && strcmp(argv[0], "status") != 0 &&
-	    strcmp(argv[0], "run") != 0) {
+	    strcmp(argv[0], "run") != 0 && strcmp(argv[0], "renew") != 0) {
 		agent_err("unknown command '%s'", argv[0]);
 		agent_usage();
 		return AGENT_EUSAGE;
@@ -233,6 +259,8 @@ main(int argc, char **argv)
 		rc = agent_cmd_enroll(&c, argc, argv);
 	else if (strcmp(argv[0], "status") == 0)
 		rc = agent_cmd_status(&c, argc, argv);
+	else if (strcmp(argv[0], "renew") == 0)
+		rc = agent_cmd_renew(&c, argc, argv);
 	else
 		rc = agent_cmd_run(&c, argc, argv);
 	agent_net_cleanup();

@@ -112,9 +112,14 @@ agent_run_report(struct agent_run *r, const char *state, int progress, const cha
 	agent_run_gen_str(g, "state", state);
 	yajl_gen_string(g, (const unsigned char *)"progress", 8);
 	yajl_gen_integer(g, progress);
-	if (detail != NULL)
-		agent_run_gen_str(g, "detail", detail);
-	agent_run_gen_str(g, "version", r->state.installed_version);
+	if (detail != NULL) {
+		char d[500];	/* the server takes at most 512 */
+		snprintf(d, sizeof(d), "%s", detail);
+		agent_run_gen_str(g, "detail", d);
+	}
+	/* The version running now; none before the first install. */
+	if (r->state.installed_version[0] != '\0')
+		agent_run_gen_str(g, "version", r->state.installed_version);
 	yajl_gen_map_close(g);
 	if (yajl_gen_get_buf(g, &buf, &len) != yajl_gen_status_ok) {
 		yajl_gen_free(g);

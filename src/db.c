@@ -29,6 +29,7 @@ struct db_query {
 	void			*arg;
 	time_t			 deadline;
 	const char		*fail_reason;
+	int			 is_binary;	/* results in binary format */
 };
 TAILQ_HEAD(db_queue, db_query);
 
@@ -458,7 +459,7 @@ db_conn_send(struct db_conn *c, struct db_query *q)
 	c->q = q;
 	db_conn_set_state(c, DB_CONN_BUSY);
 	if (!PQsendQueryPrepared(c->pg, q->stmt->name, q->nparams,
-	    (const char *const *)q->values, q->lengths, q->formats, 0)) {
+	    (const char *const *)q->values, q->lengths, q->formats, q->is_binary)) {
 		db_conn_broken(c, PQerrorMessage(c->pg));
 		return;
 	}
@@ -678,9 +679,10 @@ db_query_new(const struct db_stmt *st, int n, const char *const *values,
 	return q;
 }
 
-void
-db_query(struct db_pool *p, const struct db_stmt *st, int nparams,
-    const char *const *values, const int *lengths, db_cb cb, void *arg)
+static void
+db_query_run(struct db_pool *p, const struct db_stmt *st, int nparams,
+    const char *const *values, const int *lengths, int is_binary, db_cb cb,
+    void *arg)
 {
 	struct db_query *q = db_query_new(st, nparams, values, lengths);
 
@@ -691,6 +693,7 @@ db_query(struct db_pool *p, const struct db_stmt *st, int nparams,
 	}
 	q->cb = cb;
 	q->arg = arg;
+	q->is_binary = is_binary;
 	q->deadline = db_now() + p->s.query_timeout_s;
 	if (!db_usable(p) || p->is_closing) {
 		db_fail(p, q, "database unavailable");
@@ -703,6 +706,20 @@ db_query(struct db_pool *p, const struct db_stmt *st, int nparams,
 	TAILQ_INSERT_TAIL(&p->queue, q, entry);
 	p->queued++;
 	db_dispatch(p);
+}
+
+void
+db_query(struct db_pool *p, const struct db_stmt *st, int nparams,
+    const char *const *values, const int *lengths, db_cb cb, void *arg)
+{
+	db_query_run(p, st, nparams, values, lengths, 0, cb, arg);
+}
+
+void
+db_query_binary(struct db_pool *p, const struct db_stmt *st, int nparams,
+    const char *const *values, const int *lengths, db_cb cb, void *arg)
+{
+	db_query_run(p, st, nparams, values, lengths, 1, cb, arg);
 }
 
 int

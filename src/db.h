@@ -52,6 +52,11 @@ void		 db_pool_free(struct db_pool *);
  * lengths[i] >= 0 is sent as binary of that length. Values are copied. */
 void		 db_query(struct db_pool *, const struct db_stmt *, int nparams,
 		    const char *const *values, const int *lengths, db_cb, void *arg);
+/* db_query with every result column in binary format: bytea as its bytes,
+ * bigint as 8 bytes big-endian (bulk data without hex doubling). */
+void		 db_query_binary(struct db_pool *, const struct db_stmt *,
+		    int nparams, const char *const *values, const int *lengths,
+		    db_cb, void *arg);
 
 /* LISTEN on channel (a constant identifier) on connection 0. cb gets each
  * payload, and NULL after every (re)connect: notifications may have been

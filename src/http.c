@@ -27,6 +27,7 @@
 #include "api.h"
 #include "api_audit.h"
 #include "api_certs.h"
+#include "api_deploy.h"
 #include "api_devices.h"
 #include "api_enroll.h"
 #include "api_health.h"
@@ -37,6 +38,7 @@
 #include "auth.h"
 #include "conf.h"
 #include "device.h"
+#include "devupdate.h"
 #include "est.h"
 #include "api_pki.h"
 #include "json.h"
@@ -56,10 +58,12 @@ static uint32_t		http_id_counter;
 
 static const struct { int status; const char *title; } http_titles[] = {
 	{ 200, "OK" }, { 201, "Created" }, { 202, "Accepted" },
-	{ 204, "No Content" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
+	{ 204, "No Content" }, { 206, "Partial Content" },
+	{ 304, "Not Modified" }, { 400, "Bad Request" }, { 401, "Unauthorized" },
 	{ 403, "Forbidden" }, { 404, "Not Found" },
 	{ 405, "Method Not Allowed" }, { 409, "Conflict" },
 	{ 413, "Content Too Large" }, { 415, "Unsupported Media Type" },
+	{ 416, "Range Not Satisfiable" },
 	{ 422, "Unprocessable Content" }, { 429, "Too Many Requests" },
 	{ 500, "Internal Server Error" }, { 501, "Not Implemented" },
 	{ 503, "Service Unavailable" },
@@ -115,6 +119,23 @@ http_drain_check(struct server *srv)
 		server_drained(srv);
 }
 
+/* Log the request once and free it. */
+static void
+http_req_done(struct http_req *hr, int status, size_t bytes, const char *note)
+{
+	struct server *srv = hr->srv;
+
+	if (hr->finish != NULL)
+		hr->finish(hr, status);
+	log_info("request id=%s %s %s %s %d %zuB %.2fms%s", hr->id,
+	    hr->lst->name, hr->method, hr->path, status, bytes,
+	    http_elapsed_ms(&hr->start), note);
+	free(hr->path);
+	free(hr);
+	srv->inflight--;
+	http_drain_check(srv);
+}
+
 void
 http_reply(struct http_req *hr, int status, const char *content_type,
     struct evbuffer *body)
@@ -145,15 +166,87 @@ http_reply(struct http_req *hr, int status, const char *content_type,
 		}
 		evhttp_send_reply(hr->req, status, http_status_title(status), body);
 	}
-	if (hr->finish != NULL)
-		hr->finish(hr, status);
-	log_info("request id=%s %s %s %s %d %zuB %.2fms%s", hr->id,
-	    hr->lst->name, hr->method, hr->path, status, bytes,
-	    http_elapsed_ms(&hr->start), hr->req ? "" : " (client gone)");
-	free(hr->path);
-	free(hr);
-	srv->inflight--;
-	http_drain_check(srv);
+	http_req_done(hr, status, bytes, hr->req ? "" : " (client gone)");
+}
+
+/* ---- streamed replies ---- */
+
+void
+http_stream_start(struct http_req *hr, int status, const char *content_type)
+{
+	struct evkeyvalq *h;
+	struct http_conn *c;
+
+	if (hr->req == NULL)
+		return;
+	h = evhttp_request_get_output_headers(hr->req);
+	if ((c = http_conn_of(hr->req)) != NULL)
+		http_conn_stream(c, hr->req);
+	evhttp_add_header(h, "X-Request-Id", hr->id);
+	if (content_type != NULL)
+		evhttp_add_header(h, "Content-Type", content_type);
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	if (hr->srv->is_draining) {
+		evhttp_add_header(h, "Connection", "close");
+		if (c != NULL)
+			http_conn_count_closing(c);
+	}
+	evhttp_send_reply_start(hr->req, status, http_status_title(status));
+}
+
+static void
+http_stream_written(struct evhttp_connection *evcon, void *arg)
+{
+	struct http_req *hr = arg;
+
+	(void)evcon;
+	if (hr->written != NULL)
+		hr->written(hr);
+}
+
+void
+http_stream_piece(struct http_req *hr, struct evbuffer *buf)
+{
+	if (hr->req != NULL)
+		evhttp_send_reply_chunk_with_cb(hr->req, buf, http_stream_written, hr);
+}
+
+/* The connection no longer points at hr (it is freed next). */
+static void
+http_stream_detach(struct http_req *hr)
+{
+	struct http_conn *c = hr->req ? http_conn_of(hr->req) : NULL;
+
+	if (c != NULL)
+		http_conn_stream_done(c);
+}
+
+void
+http_stream_end(struct http_req *hr, int status, size_t bytes)
+{
+	if (hr->req != NULL) {
+		http_stream_detach(hr);
+		evhttp_send_reply_end(hr->req);
+	}
+	http_req_done(hr, status, bytes, hr->req ? "" : " (client gone)");
+}
+
+void
+http_stream_abort(struct http_req *hr, int status, size_t bytes, const char *why)
+{
+	struct evhttp_connection *evcon = NULL;
+
+	if (hr->req != NULL) {
+		http_stream_detach(hr);
+		evcon = evhttp_request_get_connection(hr->req);
+	}
+	log_warnx("request id=%s: reply cut short after %zu bytes: %s", hr->id,
+	    bytes, why);
+	http_req_done(hr, status, bytes, " (aborted)");
+	/* The client sees fewer bytes than Content-Length: never a short
+	 * body taken for a whole one. */
+	if (evcon != NULL)
+		evhttp_connection_free(evcon);
 }
 
 void
@@ -463,6 +556,7 @@ http_routes_init(void)
 	static const struct { const struct route *r; const size_t *n; } mods[] = {
 		{ api_health_routes, &api_health_nroutes },
 		{ device_routes, &device_nroutes },
+		{ devupdate_routes, &devupdate_nroutes },
 		{ est_routes, &est_nroutes },
 		{ api_pki_routes, &api_pki_nroutes },
 		{ api_session_routes, &api_session_nroutes },
@@ -472,6 +566,7 @@ http_routes_init(void)
 		{ api_enroll_routes, &api_enroll_nroutes },
 		{ api_users_routes, &api_users_nroutes },
 		{ api_audit_routes, &api_audit_nroutes },
+		{ api_deploy_routes, &api_deploy_nroutes },
 		{ api_openapi_routes, &api_openapi_nroutes },
 	};
 

@@ -29,6 +29,11 @@ struct http_req {
 	/* Runs once with the final status, before the request is freed. */
 	void			(*finish)(struct http_req *, int status);
 	const char		*problem;	/* a problem reply's detail, in finish */
+	/* Streamed replies (http_stream_*): the client left (req is NULL
+	 * now); the piece handed over last has been written. */
+	void			(*gone)(struct http_req *);
+	void			(*written)(struct http_req *);
+	void			*stream;	/* the streaming handler's state */
 };
 
 int	 http_start(struct server *, char *err, size_t errlen)
@@ -45,6 +50,19 @@ void	 http_reply(struct http_req *, int status, const char *content_type,
 void	 http_reply_json(struct http_req *, int status, yajl_gen);
 void	 http_reply_problem(struct http_req *, int status, const char *type,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* A reply written in pieces with back-pressure (downloads). start sends
+ * the status line and headers; set Content-Length before (no chunked
+ * coding). Then http_stream_piece, each after the previous one's written
+ * callback, and http_stream_end once all is sent; http_stream_abort closes
+ * the connection instead (the body cannot be completed). hr->gone runs if
+ * the client leaves: the handler must then call http_stream_end once it
+ * has nothing in flight. Both free hr. */
+void	 http_stream_start(struct http_req *, int status, const char *content_type);
+void	 http_stream_piece(struct http_req *, struct evbuffer *);
+void	 http_stream_end(struct http_req *, int status, size_t bytes);
+void	 http_stream_abort(struct http_req *, int status, size_t bytes,
+	    const char *why);
 
 /* The query string against the route's declared parameters: 0, or -1
  * after a 400 naming what does not parse, an unknown or a repeated name. */

@@ -314,8 +314,14 @@ http_conn_closed(struct evhttp_connection *evcon, void *arg)
 	struct server *srv = c->lst->srv;
 
 	(void)evcon;
-	if (c->hr != NULL)
-		c->hr->req = NULL;
+	if (c->hr != NULL) {
+		struct http_req *hr = c->hr;
+
+		c->hr = NULL;
+		hr->req = NULL;
+		if (hr->gone != NULL)
+			hr->gone(hr);	/* a streamed reply: may free hr */
+	}
 	http_conn_out_total -= c->out_bytes;
 	if (!c->is_timed_out && c->state != HTTP_CONN_IDLE)
 		http_conn_linger(c);
@@ -704,6 +710,19 @@ http_conn_reply(struct http_conn *c, struct evhttp_request *req, size_t bytes)
 	http_conn_set_state(c, HTTP_CONN_REPLY);
 	evhttp_request_set_on_complete_cb(req, http_conn_reply_done, c);
 	return 0;
+}
+
+void
+http_conn_stream(struct http_conn *c, struct evhttp_request *req)
+{
+	http_conn_set_state(c, HTTP_CONN_REPLY);
+	evhttp_request_set_on_complete_cb(req, http_conn_reply_done, c);
+}
+
+void
+http_conn_stream_done(struct http_conn *c)
+{
+	c->hr = NULL;
 }
 
 void

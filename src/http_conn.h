@@ -29,6 +29,11 @@ void	 http_conn_dispatched(struct http_conn *, struct http_req *);
  * written), -1 when it must be refused. */
 int	 http_conn_reply(struct http_conn *, struct evhttp_request *,
 	    size_t bytes);
+/* A streamed reply starts (no output budget: the streaming handler holds
+ * one piece at a time; the request stays known, for its gone callback) /
+ * its last piece is queued. */
+void	 http_conn_stream(struct http_conn *, struct evhttp_request *);
+void	 http_conn_stream_done(struct http_conn *);
 /* Count the connection in srv->closing until it closes (draining). */
 void	 http_conn_count_closing(struct http_conn *);
 /* A framing problem of a complete request (RFC 9112 6.3), or NULL. */

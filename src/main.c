@@ -26,8 +26,11 @@
 #include "auth.h"
 #include "conf.h"
 #include "db.h"
+#include "deploy.h"
+#include "devupdate.h"
 #include "enroll.h"
 #include "http.h"
+#include "lastseen.h"
 #include "log.h"
 #include "migrate.h"
 #include "notify.h"
@@ -201,6 +204,7 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 		srv->drain_timer = evtimer_new(srv->base, main_exit_now, srv);
 		if (srv->drain_timer != NULL)
 			evtimer_add(srv->drain_timer, &tv);
+		lastseen_flush();
 		http_drain(srv);
 		break;
 	}
@@ -353,7 +357,8 @@ main_register(struct server *srv)
 	    projects_register(srv->db) == -1 || devices_register(srv->db) == -1 ||
 	    certs_register(srv->db) == -1 || audit_register(srv->db) == -1 ||
 	    ocsp_register(srv->db) == -1 || tlsauto_register(srv->db) == -1 ||
-	    checkpoint_register(srv->db) == -1 ? -1 : 0;
+	    checkpoint_register(srv->db) == -1 || deploy_register(srv->db) == -1 ||
+	    devupdate_register(srv->db) == -1 ? -1 : 0;
 }
 
 static int
@@ -420,9 +425,11 @@ main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 	}
 	srv.exit_code = 0;
 	db_pool_start(srv.db);
+	lastseen_start(&srv);
 	pki_bootstrap(srv.pki, main_bootstrapped, &srv);
 	event_base_dispatch(srv.base);
 out:
+	lastseen_stop();
 	db_pool_drain(srv.db);
 	http_stop(&srv);
 	for (int i = 0; i < 3; i++)

@@ -1,0 +1,348 @@
+/* devcache.c: the update API's memory of each certificate's answer (see
+ * devcache.h). Two hash indexes (by certificate, by device) and an age
+ * list; an invalidation bumps a generation so a fill that raced with it is
+ * answered but not kept. Never does I/O but through db_query. */
+#include "devcache.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "deploy.h"
+#include "json.h"
+#include "log.h"
+#include "util.h"
+
+#include <event2/buffer.h>
+
+#define DEVCACHE_BUCKETS	65536	/* power of two */
+
+LIST_HEAD(devcache_list, devcache_entry);
+static struct devcache_list devcache_certs[DEVCACHE_BUCKETS];
+static struct devcache_list devcache_devices[DEVCACHE_BUCKETS];
+static TAILQ_HEAD(, devcache_entry) devcache_age =
+    TAILQ_HEAD_INITIALIZER(devcache_age);
+static size_t devcache_n;
+static unsigned long devcache_gen;	/* bumped by every invalidation */
+
+static size_t
+devcache_cert_hash(long long ca_id, const char *serial)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)ca_id;
+
+	for (; *serial != '\0'; serial++)
+		h = (h ^ (unsigned char)*serial) * 1099511628211ULL;
+	return (size_t)(h & (DEVCACHE_BUCKETS - 1));
+}
+
+static size_t
+devcache_device_hash(long long device)
+{
+	return (size_t)(((uint64_t)device * 11400714819323198485ULL) >> 48) &
+	    (DEVCACHE_BUCKETS - 1);
+}
+
+static void
+devcache_entry_free(struct devcache_entry *e)
+{
+	if (e == NULL)
+		return;
+	free(e->doc);
+	free(e);
+}
+
+static void
+devcache_remove(struct devcache_entry *e)
+{
+	LIST_REMOVE(e, by_cert);
+	LIST_REMOVE(e, by_device);
+	TAILQ_REMOVE(&devcache_age, e, age);
+	devcache_n--;
+	devcache_entry_free(e);
+}
+
+void
+devcache_clear(void)
+{
+	struct devcache_entry *e;
+
+	devcache_gen++;
+	while ((e = TAILQ_FIRST(&devcache_age)) != NULL)
+		devcache_remove(e);
+}
+
+size_t
+devcache_count(void)
+{
+	return devcache_n;
+}
+
+void
+devcache_forget_device(long long device)
+{
+	struct devcache_list *l = &devcache_devices[devcache_device_hash(device)];
+	struct devcache_entry *e, *next;
+
+	devcache_gen++;
+	for (e = LIST_FIRST(l); e != NULL; e = next) {
+		next = LIST_NEXT(e, by_device);
+		if (e->device == device)
+			devcache_remove(e);
+	}
+}
+
+static void
+devcache_forget_project(long long project)
+{
+	struct devcache_entry *e, *next;
+
+	devcache_gen++;
+	for (e = TAILQ_FIRST(&devcache_age); e != NULL; e = next) {
+		next = TAILQ_NEXT(e, age);
+		if (e->project == project)
+			devcache_remove(e);
+	}
+}
+
+/* "d <device>", "p <project>"; NULL after a (re)connect: all. */
+static void
+devcache_on_notify(const char *payload, void *arg)
+{
+	const char *errstr = NULL;
+	long long id;
+
+	(void)arg;
+	if (payload == NULL || strlen(payload) < 3 || payload[1] != ' ') {
+		devcache_clear();
+		return;
+	}
+	id = util_strtonum(payload + 2, 1, INT64_MAX, &errstr);
+	if (errstr != NULL)
+		devcache_clear();
+	else if (payload[0] == 'd')
+		devcache_forget_device(id);
+	else if (payload[0] == 'p')
+		devcache_forget_project(id);
+	else
+		devcache_clear();
+}
+
+int
+devcache_register(struct db_pool *db)
+{
+	for (size_t i = 0; i < DEVCACHE_BUCKETS; i++) {
+		LIST_INIT(&devcache_certs[i]);
+		LIST_INIT(&devcache_devices[i]);
+	}
+	return db_listen(db, "ql_deploy", devcache_on_notify, NULL);
+}
+
+struct devcache_entry *
+devcache_get(long long ca_id, const char *serial)
+{
+	struct devcache_list *l = &devcache_certs[devcache_cert_hash(ca_id, serial)];
+	struct devcache_entry *e;
+	time_t now = time(NULL);
+
+	LIST_FOREACH(e, l, by_cert)
+		if (e->ca_id == ca_id && strcmp(e->serial, serial) == 0)
+			break;
+	if (e != NULL && now - e->filled >= DEVCACHE_TTL) {
+		devcache_remove(e);
+		e = NULL;
+	}
+	return e;
+}
+
+static void
+devcache_insert(struct devcache_entry *e)
+{
+	struct devcache_entry *old;
+
+	if ((old = devcache_get(e->ca_id, e->serial)) != NULL)
+		devcache_remove(old);
+	if (devcache_n >= DEVCACHE_MAX)
+		devcache_remove(TAILQ_FIRST(&devcache_age));
+	LIST_INSERT_HEAD(&devcache_certs[devcache_cert_hash(e->ca_id, e->serial)],
+	    e, by_cert);
+	LIST_INSERT_HEAD(&devcache_devices[devcache_device_hash(e->device)], e,
+	    by_device);
+	TAILQ_INSERT_TAIL(&devcache_age, e, age);
+	devcache_n++;
+	e->is_cached = 1;
+}
+
+/* ---- filling ---- */
+
+struct devcache_fill {
+	long long	 ca_id;
+	char		 serial[CA_SERIAL_HEX];
+	unsigned long	 gen;
+	devcache_cb	 cb;
+	void		*arg;
+};
+
+enum {
+	DEVCACHE_C_TRUST, DEVCACHE_C_DEVICE, DEVCACHE_C_PROJECT,
+	DEVCACHE_C_DEPLOYMENT, DEVCACHE_C_IMAGE, DEVCACHE_C_NAME,
+	DEVCACHE_C_VERSION, DEVCACHE_C_SIZE, DEVCACHE_C_SHA256,
+	DEVCACHE_C_ENCRYPTED, DEVCACHE_C_ENC_SIZE, DEVCACHE_C_MANIFEST,
+	DEVCACHE_C_UPLOAD, DEVCACHE_NCOLS
+};
+
+static long long
+devcache_int(const PGresult *res, int col)
+{
+	const char *errstr = NULL;
+	long long v;
+
+	if (PQgetisnull(res, 0, col))
+		return 0;
+	v = util_strtonum(PQgetvalue(res, 0, col), 0, INT64_MAX, &errstr);
+	return errstr ? 0 : v;
+}
+
+static enum devices_trust
+devcache_trust(const char *s)
+{
+	static const struct { const char *name; enum devices_trust v; } map[] = {
+		{ "ok", DEVICES_TRUST_OK }, { "revoked", DEVICES_TRUST_REVOKED },
+		{ "expired", DEVICES_TRUST_EXPIRED },
+		{ "not_device", DEVICES_TRUST_NOT_DEVICE },
+		{ "inactive", DEVICES_TRUST_INACTIVE },
+		{ "unknown", DEVICES_TRUST_UNKNOWN },
+	};
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(s, map[i].name) == 0)
+			return map[i].v;
+	return DEVICES_TRUST_UNAVAILABLE;
+}
+
+/* The update document of the brief's contract, and its ETag. */
+static int
+devcache_doc(struct devcache_entry *e, const PGresult *res)
+{
+	unsigned char md[32];
+	char path[64];
+	struct evbuffer *buf;
+	yajl_gen g;
+	size_t n;
+
+	if ((g = json_gen_new()) == NULL || (buf = evbuffer_new()) == NULL) {
+		if (g != NULL)
+			yajl_gen_free(g);
+		return -1;
+	}
+	yajl_gen_map_open(g);
+	json_kv_int(g, "deployment", e->deployment);
+	json_key(g, "image");
+	yajl_gen_map_open(g);
+	json_kv_int(g, "id", e->image);
+	json_kv_str(g, "name", PQgetvalue(res, 0, DEVCACHE_C_NAME));
+	json_kv_str(g, "version", PQgetvalue(res, 0, DEVCACHE_C_VERSION));
+	json_kv_int(g, "size", devcache_int(res, DEVCACHE_C_SIZE));
+	json_kv_str(g, "sha256", e->sha256);
+	json_kv_bool(g, "encrypted", e->is_encrypted);
+	if (e->is_encrypted)
+		json_kv_int(g, "encrypted_size", e->size);
+	yajl_gen_map_close(g);
+	json_kv_str(g, "manifest", PQgetisnull(res, 0, DEVCACHE_C_MANIFEST) ? NULL :
+	    PQgetvalue(res, 0, DEVCACHE_C_MANIFEST));
+	snprintf(path, sizeof(path), "/device/v1/images/%lld", e->image);
+	json_kv_str(g, "image_url", path);
+	snprintf(path, sizeof(path), "/device/v1/images/%lld/signature", e->image);
+	json_kv_str(g, "signature_url", path);
+	yajl_gen_map_close(g);
+	if (json_gen_finish(g, buf) == -1 ||
+	    (n = evbuffer_get_length(buf)) == 0 ||
+	    (e->doc = malloc(n)) == NULL) {
+		evbuffer_free(buf);
+		return -1;
+	}
+	evbuffer_remove(buf, e->doc, n);
+	evbuffer_free(buf);
+	e->doclen = n;
+	EVP_Digest(e->doc, n, md, NULL, EVP_sha256(), NULL);
+	snprintf(e->etag, sizeof(e->etag), "\"%02x%02x%02x%02x%02x%02x%02x%02x\"",
+	    md[0], md[1], md[2], md[3], md[4], md[5], md[6], md[7]);
+	return 0;
+}
+
+static struct devcache_entry *
+devcache_decode(const struct devcache_fill *f, const PGresult *res)
+{
+	struct devcache_entry *e;
+
+	if (PQntuples(res) != 1 || PQnfields(res) != DEVCACHE_NCOLS ||
+	    (e = calloc(1, sizeof(*e))) == NULL)
+		return NULL;
+	e->ca_id = f->ca_id;
+	memcpy(e->serial, f->serial, sizeof(e->serial));
+	e->trust = devcache_trust(PQgetvalue(res, 0, DEVCACHE_C_TRUST));
+	e->device = devcache_int(res, DEVCACHE_C_DEVICE);
+	e->project = devcache_int(res, DEVCACHE_C_PROJECT);
+	e->deployment = devcache_int(res, DEVCACHE_C_DEPLOYMENT);
+	e->filled = time(NULL);
+	snprintf(e->etag, sizeof(e->etag), "\"none\"");
+	if (e->trust != DEVICES_TRUST_OK || e->deployment == 0)
+		return e;
+	e->image = devcache_int(res, DEVCACHE_C_IMAGE);
+	e->is_encrypted = strcmp(PQgetvalue(res, 0, DEVCACHE_C_ENCRYPTED), "t") == 0;
+	e->size = devcache_int(res, e->is_encrypted ? DEVCACHE_C_ENC_SIZE :
+	    DEVCACHE_C_SIZE);
+	snprintf(e->sha256, sizeof(e->sha256), "%s",
+	    PQgetvalue(res, 0, DEVCACHE_C_SHA256));
+	snprintf(e->upload_id, sizeof(e->upload_id), "%s",
+	    PQgetvalue(res, 0, DEVCACHE_C_UPLOAD));
+	if (devcache_doc(e, res) == -1) {
+		devcache_entry_free(e);
+		return NULL;
+	}
+	return e;
+}
+
+static void
+devcache_filled(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct devcache_fill f = *(struct devcache_fill *)arg;
+	struct devcache_entry *e = NULL;
+
+	free(arg);
+	if (st != DB_OK)
+		log_warnx("device update lookup: %s", db_errstr(st, errstr));
+	else if ((e = devcache_decode(&f, res)) == NULL)
+		log_warnx("device update lookup: unexpected answer");
+	/* An invalidation that arrived while the query ran may be newer
+	 * than this answer: use it for this request, do not keep it. */
+	if (e != NULL && f.gen == devcache_gen && e->trust != DEVICES_TRUST_UNKNOWN)
+		devcache_insert(e);
+	f.cb(e, f.arg);
+	if (e != NULL && !e->is_cached)
+		devcache_entry_free(e);
+}
+
+void
+devcache_fill(struct db_pool *db, long long ca_id, const char *serial,
+    devcache_cb cb, void *arg)
+{
+	struct devcache_fill *f = malloc(sizeof(*f));
+	char id[24];
+	const char *v[2] = { id, serial };
+
+	if (f == NULL) {
+		cb(NULL, arg);
+		return;
+	}
+	f->ca_id = ca_id;
+	snprintf(f->serial, sizeof(f->serial), "%s", serial);
+	f->gen = devcache_gen;
+	f->cb = cb;
+	f->arg = arg;
+	snprintf(id, sizeof(id), "%lld", ca_id);
+	db_query(db, &deploy_device_update, 2, v, NULL, devcache_filled, f);
+}

@@ -1,0 +1,616 @@
+/* devupdate.c: GET /device/v1/update, GET /device/v1/images/{id}[/signature],
+ * POST /device/v1/status. The device is who its verified certificate says,
+ * never what a body says; revocation (memory, kept in step by NOTIFY) and
+ * the device's status and deployment (devcache) are checked on every
+ * request. Image bytes are streamed from PostgreSQL one piece at a time:
+ * the next piece is read only once the previous one has been written. */
+#include "devupdate.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "api.h"
+#include "ca.h"
+#include "deploy.h"
+#include "devcache.h"
+#include "http.h"
+#include "lastseen.h"
+#include "log.h"
+#include "pki.h"
+#include "util.h"
+
+#define DEVUPDATE_DETAIL_MAX	512
+#define DEVUPDATE_VERSION_MAX	64
+
+typedef void (*devupdate_fn)(struct http_req *, struct devcache_entry *);
+
+struct devupdate_call {
+	struct http_req	*hr;
+	devupdate_fn	 fn;
+};
+
+static unsigned devupdate_nstreams;
+
+int
+devupdate_register(struct db_pool *db)
+{
+	return devcache_register(db);
+}
+
+static void
+devupdate_refuse(struct http_req *hr, enum devices_trust t)
+{
+	static const char *const why[] = {
+		[DEVICES_TRUST_UNKNOWN] = "client certificate is unknown",
+		[DEVICES_TRUST_REVOKED] = "client certificate is revoked",
+		[DEVICES_TRUST_EXPIRED] = "client certificate has expired",
+		[DEVICES_TRUST_NOT_DEVICE] = "client certificate is not a device's",
+		[DEVICES_TRUST_INACTIVE] = "device is disabled or not active",
+	};
+
+	if (t == DEVICES_TRUST_UNAVAILABLE || t == DEVICES_TRUST_OK)
+		http_reply_problem(hr, 503, NULL, "cannot check the client certificate now");
+	else
+		http_reply_problem(hr, 403, NULL, "%s", why[t]);
+}
+
+static void
+devupdate_run(struct http_req *hr, struct devcache_entry *e, devupdate_fn fn)
+{
+	if (e == NULL) {
+		http_add_header(hr, "Retry-After", "5");
+		http_reply_problem(hr, 503, NULL, "cannot check the client certificate now");
+	} else if (e->trust != DEVICES_TRUST_OK)
+		devupdate_refuse(hr, e->trust);
+	else if (hr->req == NULL)
+		http_reply(hr, 499, NULL, NULL);	/* logged as gone */
+	else {
+		lastseen_mark(e->device);
+		fn(hr, e);
+	}
+}
+
+static void
+devupdate_filled(struct devcache_entry *e, void *arg)
+{
+	struct devupdate_call c = *(struct devupdate_call *)arg;
+
+	free(arg);
+	devupdate_run(c.hr, e, c.fn);
+}
+
+/* Certificate checks that need no database, then the cache (or one query
+ * to fill it). Only certificates of our own CAs speak for a device. */
+static void
+devupdate_authorize(struct http_req *hr, devupdate_fn fn)
+{
+	X509 *cert = http_peer_cert(hr);
+	struct devupdate_call *c;
+	struct devcache_entry *e;
+	struct pki_ca *ca;
+	char serial[CA_SERIAL_HEX];
+
+	if (cert == NULL) {
+		http_reply_problem(hr, 401, NULL, "a verified client certificate is required");
+		return;
+	}
+	if ((ca = pki_issuer_of(hr->srv->pki, cert)) == NULL) {
+		devupdate_refuse(hr, DEVICES_TRUST_NOT_DEVICE);
+		return;
+	}
+	if (pki_is_revoked(hr->srv->pki, cert)) {
+		devupdate_refuse(hr, DEVICES_TRUST_REVOKED);
+		return;
+	}
+	if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0) {
+		devupdate_refuse(hr, DEVICES_TRUST_EXPIRED);
+		return;
+	}
+	ca_serial_hex(X509_get0_serialNumber(cert), serial);
+	if ((e = devcache_get(ca->id, serial)) != NULL) {
+		devupdate_run(hr, e, fn);
+		return;
+	}
+	if ((c = malloc(sizeof(*c))) == NULL) {
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		return;
+	}
+	c->hr = hr;
+	c->fn = fn;
+	devcache_fill(hr->srv->db, ca->id, serial, devupdate_filled, c);
+}
+
+/* If-None-Match: "*" or a list holding the tag (weak or not). */
+static int
+devupdate_etag_matches(const char *header, const char *etag)
+{
+	size_t n = strlen(etag);
+	const char *p;
+
+	if (header == NULL)
+		return 0;
+	if (strcmp(header, "*") == 0)
+		return 1;
+	for (p = header; (p = strstr(p, etag)) != NULL; p += n)
+		if ((p == header || p[-1] == ' ' || p[-1] == ',' || p[-1] == '/') &&
+		    (p[n] == '\0' || p[n] == ',' || p[n] == ' '))
+			return 1;
+	return 0;
+}
+
+/* ---- GET /device/v1/update ---- */
+
+static void
+devupdate_update_reply(struct http_req *hr, struct devcache_entry *e)
+{
+	struct evbuffer *buf;
+
+	http_add_header(hr, "ETag", e->etag);
+	http_add_header(hr, "Cache-Control", "no-cache");
+	if (devupdate_etag_matches(http_header(hr, "If-None-Match"), e->etag)) {
+		http_reply(hr, 304, NULL, NULL);
+		return;
+	}
+	if (e->doc == NULL) {
+		http_reply(hr, 204, NULL, NULL);
+		return;
+	}
+	if ((buf = evbuffer_new()) == NULL || evbuffer_add(buf, e->doc, e->doclen) == -1) {
+		if (buf != NULL)
+			evbuffer_free(buf);
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		return;
+	}
+	http_reply(hr, 200, "application/json", buf);
+	evbuffer_free(buf);
+}
+
+static void
+devupdate_update(struct http_req *hr)
+{
+	devupdate_authorize(hr, devupdate_update_reply);
+}
+
+/* ---- GET /device/v1/images/{id} ---- */
+
+struct devupdate_dl {
+	struct http_req	*hr;
+	char		 upload_id[DEVCACHE_UPLOAD_ID + 1];
+	char		 variant[2];
+	long long	 pos, end;	/* [pos, end) still to send */
+	size_t		 sent;
+	int		 status;
+	int		 is_querying;
+	int		 is_gone;
+};
+
+static void devupdate_dl_next(struct devupdate_dl *);
+
+static void
+devupdate_dl_finish(struct devupdate_dl *dl, const char *abort_why)
+{
+	struct http_req *hr = dl->hr;
+
+	devupdate_nstreams--;
+	if (abort_why != NULL)
+		http_stream_abort(hr, dl->status, dl->sent, abort_why);
+	else
+		http_stream_end(hr, dl->status, dl->sent);
+	free(dl);
+}
+
+static void
+devupdate_dl_gone(struct http_req *hr)
+{
+	struct devupdate_dl *dl = hr->stream;
+
+	dl->is_gone = 1;
+	if (!dl->is_querying)
+		devupdate_dl_finish(dl, NULL);
+}
+
+static void
+devupdate_dl_written(struct http_req *hr)
+{
+	devupdate_dl_next(hr->stream);
+}
+
+static int64_t
+devupdate_be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return (int64_t)v;
+}
+
+static void
+devupdate_dl_got(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct devupdate_dl *dl = arg;
+	struct evbuffer *buf;
+	long long off;
+	int len;
+
+	dl->is_querying = 0;
+	if (dl->is_gone) {
+		devupdate_dl_finish(dl, NULL);
+		return;
+	}
+	if (st != DB_OK) {
+		devupdate_dl_finish(dl, db_errstr(st, errstr));
+		return;
+	}
+	if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != 8 ||
+	    (off = devupdate_be64((const unsigned char *)PQgetvalue(res, 0, 0))) > dl->pos ||
+	    (len = PQgetlength(res, 0, 1)) <= 0 || len > dl->end - dl->pos) {
+		devupdate_dl_finish(dl, "image bytes missing in the database");
+		return;
+	}
+	if ((buf = evbuffer_new()) == NULL ||
+	    evbuffer_add(buf, PQgetvalue(res, 0, 1), (size_t)len) == -1) {
+		if (buf != NULL)
+			evbuffer_free(buf);
+		devupdate_dl_finish(dl, "out of memory");
+		return;
+	}
+	dl->pos += len;
+	dl->sent += (size_t)len;
+	http_stream_piece(dl->hr, buf);	/* written: devupdate_dl_next */
+	evbuffer_free(buf);
+}
+
+static void
+devupdate_dl_next(struct devupdate_dl *dl)
+{
+	char pos[24], max[24];
+	const char *v[4] = { dl->upload_id, dl->variant, pos, max };
+	long long n = dl->end - dl->pos;
+
+	if (n <= 0) {
+		devupdate_dl_finish(dl, NULL);
+		return;
+	}
+	snprintf(pos, sizeof(pos), "%lld", dl->pos);
+	snprintf(max, sizeof(max), "%lld", n < DEVUPDATE_PIECE ? n : DEVUPDATE_PIECE);
+	dl->is_querying = 1;
+	db_query_binary(dl->hr->srv->db, &deploy_chunk, 4, v, NULL,
+	    devupdate_dl_got, dl);
+}
+
+/* One "bytes=" range of RFC 9110 14.1.2: 1 with [*from, *to], 0 when the
+ * header is to be ignored (absent, malformed, several ranges), -1 when it
+ * cannot be satisfied. */
+static int
+devupdate_range(const char *h, long long size, long long *from, long long *to)
+{
+	const char *errstr = NULL, *dash;
+	char a[24], b[24];
+	size_t na, nb;
+
+	if (h == NULL || strncasecmp(h, "bytes=", 6) != 0 || strchr(h, ',') != NULL)
+		return 0;
+	h += 6;
+	if ((dash = strchr(h, '-')) == NULL)
+		return 0;
+	na = (size_t)(dash - h);
+	nb = strlen(dash + 1);
+	if (na >= sizeof(a) || nb >= sizeof(b) || (na == 0 && nb == 0))
+		return 0;
+	memcpy(a, h, na);
+	a[na] = '\0';
+	memcpy(b, dash + 1, nb + 1);
+	if (na == 0) {			/* the last b bytes */
+		long long last = util_strtonum(b, 0, INT64_MAX, &errstr);
+
+		if (errstr != NULL)
+			return 0;
+		if (last == 0 || size == 0)
+			return -1;
+		*from = last >= size ? 0 : size - last;
+		*to = size - 1;
+		return 1;
+	}
+	*from = util_strtonum(a, 0, INT64_MAX, &errstr);
+	if (errstr != NULL)
+		return 0;
+	*to = size - 1;
+	if (nb > 0) {
+		*to = util_strtonum(b, 0, INT64_MAX, &errstr);
+		if (errstr != NULL || *to < *from)
+			return 0;
+		if (*to >= size)
+			*to = size - 1;
+	}
+	return *from >= size ? -1 : 1;
+}
+
+static int
+devupdate_image_id(struct http_req *hr, struct devcache_entry *e)
+{
+	char id[API_ID_LEN];
+	const char *errstr = NULL;
+	long long n;
+
+	if (hr->match.param_len[0] >= sizeof(id))
+		goto no;
+	memcpy(id, hr->match.param[0], hr->match.param_len[0]);
+	id[hr->match.param_len[0]] = '\0';
+	n = util_strtonum(id, 1, INT64_MAX, &errstr);
+	if (errstr == NULL && e->deployment != 0 && n == e->image)
+		return 0;
+no:
+	http_reply_problem(hr, 404, NULL, "no such image in this device's current"
+	    " deployment");
+	return -1;
+}
+
+static void
+devupdate_image_reply(struct http_req *hr, struct devcache_entry *e)
+{
+	char etag[80], v[96];
+	long long from = 0, to = e->size - 1;
+	const char *if_range = http_header(hr, "If-Range");
+	struct devupdate_dl *dl;
+	int r = 0;
+
+	if (devupdate_image_id(hr, e) == -1)
+		return;
+	snprintf(etag, sizeof(etag), "\"%s%s\"", e->sha256, e->is_encrypted ? "-enc" : "");
+	http_add_header(hr, "ETag", etag);
+	http_add_header(hr, "Accept-Ranges", "bytes");
+	if (if_range == NULL || strcmp(if_range, etag) == 0)
+		r = devupdate_range(http_header(hr, "Range"), e->size, &from, &to);
+	if (r == -1) {
+		snprintf(v, sizeof(v), "bytes */%lld", e->size);
+		http_add_header(hr, "Content-Range", v);
+		http_reply_problem(hr, 416, NULL, "range is outside the image's %lld bytes",
+		    e->size);
+		return;
+	}
+	snprintf(v, sizeof(v), "%lld", e->size == 0 ? 0 : to - from + 1);
+	http_add_header(hr, "Content-Length", v);
+	if (r == 1) {
+		snprintf(v, sizeof(v), "bytes %lld-%lld/%lld", from, to, e->size);
+		http_add_header(hr, "Content-Range", v);
+	}
+	if (http_method(hr) == EVHTTP_REQ_HEAD || e->size == 0) {
+		http_reply(hr, r == 1 ? 206 : 200, "application/octet-stream", NULL);
+		return;
+	}
+	if (devupdate_nstreams >= DEVUPDATE_MAX_STREAMS) {
+		http_add_header(hr, "Retry-After", "10");
+		http_reply_problem(hr, 503, NULL, "too many downloads at once");
+		return;
+	}
+	if ((dl = calloc(1, sizeof(*dl))) == NULL) {
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		return;
+	}
+	devupdate_nstreams++;
+	dl->hr = hr;
+	snprintf(dl->upload_id, sizeof(dl->upload_id), "%s", e->upload_id);
+	dl->variant[0] = e->is_encrypted ? '1' : '0';
+	dl->pos = from;
+	dl->end = to + 1;
+	dl->status = r == 1 ? 206 : 200;
+	hr->stream = dl;
+	hr->gone = devupdate_dl_gone;
+	hr->written = devupdate_dl_written;
+	http_stream_start(hr, dl->status, "application/octet-stream");
+	devupdate_dl_next(dl);
+}
+
+static void
+devupdate_image(struct http_req *hr)
+{
+	devupdate_authorize(hr, devupdate_image_reply);
+}
+
+/* ---- GET /device/v1/images/{id}/signature ---- */
+
+static void
+devupdate_signature_got(enum db_status st, const PGresult *res,
+    const char *errstr, void *arg)
+{
+	struct http_req *hr = arg;
+	unsigned char md[32];
+	char etag[72];
+	struct evbuffer *buf;
+	int len;
+
+	if (st != DB_OK) {
+		http_reply_problem(hr, 503, NULL, "%s", db_errstr(st, errstr));
+		return;
+	}
+	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0) ||
+	    (len = PQgetlength(res, 0, 0)) <= 0) {
+		http_reply_problem(hr, 404, NULL, "the image has no signature");
+		return;
+	}
+	EVP_Digest(PQgetvalue(res, 0, 0), (size_t)len, md, NULL, EVP_sha256(), NULL);
+	etag[0] = '"';
+	for (int i = 0; i < 32; i++)
+		snprintf(etag + 1 + 2 * i, 3, "%02x", md[i]);
+	snprintf(etag + 65, sizeof(etag) - 65, "\"");
+	http_add_header(hr, "ETag", etag);
+	if (devupdate_etag_matches(http_header(hr, "If-None-Match"), etag)) {
+		http_reply(hr, 304, NULL, NULL);
+		return;
+	}
+	if ((buf = evbuffer_new()) == NULL ||
+	    evbuffer_add(buf, PQgetvalue(res, 0, 0), (size_t)len) == -1) {
+		if (buf != NULL)
+			evbuffer_free(buf);
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		return;
+	}
+	http_reply(hr, 200, "application/pkcs7-signature", buf);
+	evbuffer_free(buf);
+}
+
+static void
+devupdate_signature_reply(struct http_req *hr, struct devcache_entry *e)
+{
+	char id[24];
+	const char *v[1] = { id };
+
+	if (devupdate_image_id(hr, e) == -1)
+		return;
+	snprintf(id, sizeof(id), "%lld", e->image);
+	db_query_binary(hr->srv->db, &deploy_signature, 1, v, NULL,
+	    devupdate_signature_got, hr);
+}
+
+static void
+devupdate_signature(struct http_req *hr)
+{
+	devupdate_authorize(hr, devupdate_signature_reply);
+}
+
+/* ---- POST /device/v1/status ---- */
+
+struct devupdate_report {
+	struct http_req	*hr;
+	long long	 device;
+};
+
+static void
+devupdate_reported(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct devupdate_report r = *(struct devupdate_report *)arg;
+	const char *result;
+
+	free(arg);
+	devcache_forget_device(r.device);	/* its answer may have changed */
+	if (st != DB_OK) {
+		api_db_error(r.hr, st, res, errstr);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		http_reply_problem(r.hr, 500, NULL, "internal error");
+		return;
+	}
+	result = PQgetvalue(res, 0, 0);
+	if (strcmp(result, "ok") == 0)
+		http_reply(r.hr, 204, NULL, NULL);
+	else
+		http_reply_problem(r.hr, strcmp(result, "not_found") == 0 ? 404 : 409,
+		    NULL, "%s", PQgetvalue(res, 0, 1));
+}
+
+/* 1-4 dot-separated integers of at most 9 digits (sql/009's rule). */
+static int
+devupdate_version_ok(const char *v)
+{
+	int parts = 0;
+
+	for (;;) {
+		size_t n = strspn(v, "0123456789");
+
+		if (n == 0 || n > 9 || ++parts > 4)
+			return 0;
+		v += n;
+		if (*v == '\0')
+			return 1;
+		if (*v++ != '.')
+			return 0;
+	}
+}
+
+static int
+devupdate_utf8_printable(const char *s)
+{
+	if (!util_utf8_valid((const unsigned char *)s, strlen(s)))
+		return 0;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 0;
+	return 1;
+}
+
+static void
+devupdate_status_reply(struct http_req *hr, struct devcache_entry *e)
+{
+	static const char *const keys[] = {
+		"deployment", "state", "progress", "detail", "version", NULL
+	};
+	static const char *const states[] = {
+		"downloading", "installing", "installed", "failed", NULL
+	};
+	const char *state = NULL, *detail = NULL, *version = NULL;
+	long long dep = 0, progress = -1;
+	char devv[24], depv[24], progv[8];
+	const char *v[6];
+	struct devupdate_report *r;
+	yajl_val body;
+	size_t i;
+
+	if ((body = api_body_json(hr, keys)) == NULL)
+		return;
+	if (api_json_int(hr, body, "deployment", 1, 1, INT64_MAX, &dep) == -1 ||
+	    api_json_str(hr, body, "state", 1, 16, &state) == -1 ||
+	    api_json_int(hr, body, "progress", 0, 0, 100, &progress) == -1 ||
+	    api_json_str(hr, body, "detail", 0, DEVUPDATE_DETAIL_MAX, &detail) == -1 ||
+	    api_json_str(hr, body, "version", 0, DEVUPDATE_VERSION_MAX, &version) == -1)
+		goto out;
+	for (i = 0; states[i] != NULL && strcmp(states[i], state) != 0; i++)
+		;
+	if (states[i] == NULL) {
+		http_reply_problem(hr, 400, NULL, "field \"state\" must be downloading,"
+		    " installing, installed or failed");
+		goto out;
+	}
+	if (detail != NULL && !devupdate_utf8_printable(detail)) {
+		http_reply_problem(hr, 400, NULL, "field \"detail\" holds control characters");
+		goto out;
+	}
+	if (version != NULL && !devupdate_version_ok(version)) {
+		http_reply_problem(hr, 400, NULL, "field \"version\" must be 1-4"
+		    " dot-separated integers of at most 9 digits");
+		goto out;
+	}
+	if ((r = malloc(sizeof(*r))) == NULL) {
+		http_reply_problem(hr, 503, NULL, "out of memory");
+		goto out;
+	}
+	r->hr = hr;
+	r->device = e->device;
+	snprintf(depv, sizeof(depv), "%lld", dep);
+	snprintf(progv, sizeof(progv), "%lld", progress);
+	snprintf(devv, sizeof(devv), "%lld", r->device);
+	v[0] = devv;
+	v[1] = depv;
+	v[2] = state;
+	v[3] = progress >= 0 ? progv : NULL;
+	v[4] = detail;
+	v[5] = version;
+	db_query(hr->srv->db, &deploy_report, 6, v, NULL, devupdate_reported, r);
+out:
+	yajl_tree_free(body);
+}
+
+static void
+devupdate_status(struct http_req *hr)
+{
+	devupdate_authorize(hr, devupdate_status_reply);
+}
+
+const struct route devupdate_routes[] = {
+	{ "/device/v1/update", EVHTTP_REQ_GET, ROUTE_DEVICE, devupdate_update, 0, NULL },
+	{ "/device/v1/images/{image}", EVHTTP_REQ_GET, ROUTE_DEVICE, devupdate_image, 0, NULL },
+	{ "/device/v1/images/{image}/signature", EVHTTP_REQ_GET, ROUTE_DEVICE, devupdate_signature, 0, NULL },
+	{ "/device/v1/status", EVHTTP_REQ_POST, ROUTE_DEVICE, devupdate_status, 0, NULL },
+};
+const size_t devupdate_nroutes = sizeof(devupdate_routes) / sizeof(devupdate_routes[0]);

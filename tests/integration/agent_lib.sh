@@ -129,3 +129,121 @@ tpm_stop() {
     done
     TPM_PIDS=()
 }
+
+# ---------------------------------------------------------------- images
+
+# agent_p11_conf: an OpenSSL config loading libp11's engine on the test
+# token, for signing with a project's code-signing key (it stays in the token).
+agent_p11_conf() {
+    local engine
+    engine=$(openssl version -e | sed -nE 's/^ENGINESDIR: "(.*)"$/\1/p')/pkcs11.so
+    [ -r "$engine" ] || skip "libp11's pkcs11 engine not found at $engine"
+    cat >"$T/p11.cnf" <<EOC
+openssl_conf = oc
+[oc]
+engines = es
+[es]
+pkcs11 = p11
+[p11]
+engine_id = pkcs11
+dynamic_path = $engine
+MODULE_PATH = /usr/lib/softhsm/libsofthsm2.so
+PIN = $HSM_PIN
+init = 0
+EOC
+}
+
+# cs_sign PROJECT IN OUT [detached]: CMS SignedData (DER) over IN signed on
+# the token with PROJECT's code-signing key, its certificate included;
+# embedded content unless "detached".
+cs_sign() {
+    local project=$1 in=$2 out=$3 mode=${4:-embedded} label
+    label=$(ql_psql "SELECT c.key_label FROM cas c JOIN projects p ON p.id = c.project_id
+                     WHERE p.name = '$project' AND c.kind = 'codesign'")
+    [ -n "$label" ] || hard_error "cs_sign: project $project has no code-signing key"
+    ql_psql "SELECT encode(c.cert_der, 'base64') FROM cas c JOIN projects p ON p.id = c.project_id
+             WHERE p.name = '$project' AND c.kind = 'codesign'" | base64 -d |
+        openssl x509 -inform DER -out "$T/cs-$project.pem" || hard_error "cs_sign: no certificate"
+    local -a detach=(-nodetach)
+    [ "$mode" = detached ] && detach=()
+    OPENSSL_CONF=$T/p11.cnf SOFTHSM2_CONF=$T/softhsm2.conf \
+        openssl cms -sign -binary "${detach[@]}" -md sha256 -in "$in" -signer "$T/cs-$project.pem" \
+        -engine pkcs11 -keyform engine -inkey "pkcs11:token=quarklink;object=$label;type=private" \
+        -outform DER -out "$out" >"$T/cs_sign.err" 2>&1 ||
+        hard_error "cs_sign: openssl cms -sign failed: $(cat "$T/cs_sign.err")"
+}
+
+# image_new NAME VERSION KIB [key=value...]: a random image $T/NAME.bin of
+# KIB KiB stored for project p1 as the upload helper's tables hold it
+# (chunks of 1 MiB), with a manifest and a detached signature made on the
+# token (signed: the status the signing step gives).  Options:
+#   project=P (manifest's project, default p1)  signer=P (whose key, default p1)
+#   hardware=JSON-array  expires=RFC3339  created=RFC3339
+# Prints the image id.
+image_new() {
+    local name=$1 version=$2 kib=$3
+    shift 3
+    local project=p1 signer=p1 hardware='["hw-a","hw-b"]' arg
+    local expires created
+    expires=$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)
+    created=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    for arg in "$@"; do
+        case $arg in
+            project=*) project=${arg#*=} ;;
+            signer=*) signer=${arg#*=} ;;
+            hardware=*) hardware=${arg#*=} ;;
+            expires=*) expires=${arg#*=} ;;
+            created=*) created=${arg#*=} ;;
+            *) hard_error "image_new: unknown option $arg" ;;
+        esac
+    done
+    local f="$T/$name.bin" up size sha key id
+    head -c "$((kib * 1024))" /dev/urandom >"$f"
+    chmod 644 "$f"
+    size=$(stat -c %s "$f")
+    sha=$(sha256sum "$f" | cut -d' ' -f1)
+    up=$(head -c 20 /dev/urandom | base32 | tr -d = | tr '[:upper:]' '[:lower:]' | head -c 26)
+    key="{$(printf '%s' "$version.0.0.0" | cut -d. -f1-4 | tr . ,)}"
+    id=$(ql_psql "
+        INSERT INTO uploads (id, project_id, image_name, version, version_key, upload_length,
+                upload_offset, created_by, expires_at, completed_at)
+            SELECT '$up', id, '$name', '$version', '$key', $size, $size, 'test',
+                   now() + interval '1 day', now() FROM projects WHERE name = 'p1';
+        INSERT INTO image_chunks (upload_id, variant, off, data)
+            SELECT '$up', 0, o, pg_read_binary_file('$f', o, least(1048576, $size - o))
+            FROM generate_series(0, $size - 1, 1048576) o;
+        INSERT INTO images (project_id, name, version, version_key, upload_id, size, sha256,
+                hardware, uploaded_by)
+            SELECT id, '$name', '$version', '$key', '$up', $size, decode('$sha', 'hex'),
+                   '{hw-a}', 'test' FROM projects WHERE name = 'p1'
+            RETURNING id") || hard_error "image_new: insert failed"
+    id=$(printf '%s\n' "$id" | tail -n 1)
+    jq -cn --arg p "$project" --argjson id "$id" --arg n "$name" --arg v "$version" \
+        --argjson s "$size" --arg h "$sha" --arg c "$created" --arg e "$expires" \
+        --argjson hw "$hardware" \
+        '{format: 1, project: $p, image_id: $id, name: $n, version: $v, size: $s, sha256: $h,
+          created: $c, expires: $e, hardware: $hw, encrypted: false}' >"$T/$name.manifest.json"
+    cs_sign "$signer" "$T/$name.manifest.json" "$T/$name.manifest.der"
+    cs_sign "$signer" "$f" "$T/$name.sig.der" detached
+    chmod 644 "$T/$name.manifest.der" "$T/$name.sig.der"
+    ql_psql "UPDATE images SET status = 'signed',
+                 manifest_der = pg_read_binary_file('$T/$name.manifest.der'),
+                 signature_der = pg_read_binary_file('$T/$name.sig.der'),
+                 signed_by = 'test', signed_at = now(), expires_at = '$expires'
+             WHERE id = $id" >/dev/null || hard_error "image_new: signing columns"
+    printf '%s\n' "$id"
+}
+
+# deploy_new IMAGE_ID: a deployment of the image to every device of p1
+# through the admin API; prints its id.
+deploy_new() {
+    api POST /api/v1/projects/p1/deployments "{\"image\": $1}"
+    [ "$HTTP_STATUS" = 201 ] || ql__fail_at 1 "create deployment of image $1: HTTP $HTTP_STATUS $(cat "$BODY")"
+    jq -r .id "$BODY"
+}
+
+# dd_state DEPLOYMENT: "state|detail" of the p1 device's row.
+dd_state() {
+    ql_psql "SELECT state || '|' || coalesce(detail, '') FROM device_deployments
+             WHERE deployment_id = $1"
+}

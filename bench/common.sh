@@ -8,7 +8,8 @@
 # The sourcing script sets BENCH_NAME before sourcing and calls bench_init.
 # Environment: BENCH_KEEP=1 keeps $T, QUARKLINKD (default src/quarklinkd),
 # QL_PGBIN, BENCH_LOG_LEVEL (default warn), BENCH_POOL_SIZE (database
-# pool_size; default: the daemon's default).
+# pool_size; default: the daemon's default); BENCH_SERVER_CONF and
+# BENCH_DEVICE_CONF: one more "key = value" line for [server] / [device].
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 DAEMON=${QUARKLINKD:-$BENCH_ROOT/src/quarklinkd}
@@ -193,6 +194,7 @@ start_quarklinkd() {
 	log_level = $LOG_LEVEL
 	log_file = quarklinkd.log
 	state_dir = state
+	${BENCH_SERVER_CONF:-}
 
 	[database]
 	conninfo = $CONNINFO
@@ -210,6 +212,7 @@ start_quarklinkd() {
 	[device]
 	listen = 127.0.0.1:$QL_DEVICE_PORT
 	tls_cert = auto
+	${BENCH_DEVICE_CONF:-}
 
 	[pki]
 	listen = 127.0.0.1:$QL_PKI_PORT
@@ -245,6 +248,13 @@ new_project() {
 	TOKEN=$(ql_admin create-token "$1" "${2:-1000000}" 30 2>"$T/create-token.err") ||
 		{ cat "$T/create-token.err" >&2; die "admin create-token $1 failed"; }
 	[[ -n $TOKEN && $TOKEN != *$'\n'* ]] || die "admin create-token printed no single-line secret"
+}
+
+# signing_columns: the two image columns the update API reads, made here
+# when the signing migration (010) is not in this tree yet.
+signing_columns() {
+	psql_q "ALTER TABLE images ADD COLUMN IF NOT EXISTS signature_der bytea,
+	    ADD COLUMN IF NOT EXISTS manifest_der bytea" >/dev/null
 }
 
 # build_tool NAME: compiles bench/NAME.c into $T/NAME.

@@ -46,6 +46,7 @@
 #include "loadgen.h"
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/pkcs7.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -77,6 +78,7 @@ struct enroll_req {
 	size_t		 len;
 	unsigned char	*body;		/* body of a 200 response, checked later */
 	size_t		 bodylen;
+	EVP_PKEY	*key;		/* kept with -o */
 	double		 lat_ms;
 };
 
@@ -101,8 +103,9 @@ static struct {
 	int		 timeout;
 	int		 wait_stdin;
 	int		 verbose;
+	const char	*out;
 } opt = {
-	"127.0.0.1", NULL, NULL, NULL, "bench", NULL, 32, 5000, 60.0, 30, 0, 0
+	"127.0.0.1", NULL, NULL, NULL, "bench", NULL, 32, 5000, 60.0, 30, 0, 0, NULL
 };
 
 static struct {
@@ -127,6 +130,7 @@ static struct {
 	int			 is_stopping;
 	struct event		*deadline_ev;
 	int			 printed_errors;
+	FILE			*out;		/* -o */
 } st;
 
 static void enroll_launch(void);
@@ -192,7 +196,10 @@ enroll_make_request(struct enroll_req *r, const char *auth_b64)
 	free(csr_b64);
 	OPENSSL_free(der);
 	X509_REQ_free(req);
-	EVP_PKEY_free(key);
+	if (opt.out != NULL)
+		r->key = key;
+	else
+		EVP_PKEY_free(key);
 }
 
 static int
@@ -224,7 +231,7 @@ enroll_percentile(const double *v, long n, double p)
  * holding exactly one certificate, else 0.
  */
 static int
-enroll_check_body(const unsigned char *body, size_t len)
+enroll_check_body(const unsigned char *body, size_t len, EVP_PKEY *key, FILE *out)
 {
 	EVP_ENCODE_CTX *ectx;
 	unsigned char *der;
@@ -248,6 +255,11 @@ enroll_check_body(const unsigned char *body, size_t len)
 	if (PKCS7_type_is_signed(p7) && p7->d.sign != NULL &&
 	    p7->d.sign->cert != NULL && sk_X509_num(p7->d.sign->cert) == 1)
 		ok = 1;
+	/* -o: the key and its certificate, for clients that need many. */
+	if (ok && out != NULL && key != NULL &&
+	    (!PEM_write_PrivateKey(out, key, NULL, NULL, 0, NULL, NULL) ||
+	    !PEM_write_X509(out, sk_X509_value(p7->d.sign->cert, 0))))
+		loadgen_fatalx("cannot write the key and certificate");
 	PKCS7_free(p7);
 out:
 	EVP_ENCODE_CTX_free(ectx);
@@ -539,7 +551,7 @@ enroll_usage(void)
 	fprintf(stderr,
 	    "usage: enroll-load [-h HOST] -p PORT -P PROJECT -t TOKEN [-c CONCURRENCY]\n"
 	    "                   [-n TOTAL] [-d MAX_SECONDS] [-T TIMEOUT] [-u LABEL]\n"
-	    "                   [--cafile ROOT.pem] [-W] [-v]\n"
+	    "                   [--cafile ROOT.pem] [-W] [-v] [-o FILE]\n"
 	    "  -c  enrollments in flight (default 32)\n"
 	    "  -n  enrollments in all, one fresh P-256 key each (default 5000, max %d)\n"
 	    "  -d  hard bound on the timed phase in seconds (default 60)\n"
@@ -547,7 +559,9 @@ enroll_usage(void)
 	    "  -u  Basic auth user / CSR CN (default bench)\n"
 	    "  -W  print \"ready\" after pre-generation and wait for a line on stdin;\n"
 	    "      print \"done\" after the results and wait again (for CPU sampling)\n"
-	    "  -v  print the first failures on stderr\n", ENROLL_MAX_TOTAL);
+	    "  -v  print the first failures on stderr\n"
+	    "  -o  write each enrolled key and certificate (PEM) to FILE\n",
+	    ENROLL_MAX_TOTAL);
 	exit(2);
 }
 
@@ -568,7 +582,7 @@ main(int argc, char **argv)
 
 	loadgen_progname = "enroll-load";
 
-	while ((ch = getopt_long(argc, argv, "h:p:P:t:c:n:d:T:u:Wv", longopts,
+	while ((ch = getopt_long(argc, argv, "h:p:P:t:c:n:d:T:u:Wvo:", longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'h': opt.host = optarg; break;
@@ -594,12 +608,15 @@ main(int argc, char **argv)
 		case 'C': opt.cafile = optarg; break;
 		case 'W': opt.wait_stdin = 1; break;
 		case 'v': opt.verbose = 1; break;
+		case 'o': opt.out = optarg; break;
 		default: enroll_usage();
 		}
 	}
 	if (optind != argc || opt.port == NULL || opt.project == NULL ||
 	    opt.token == NULL)
 		enroll_usage();
+	if (opt.out != NULL && (st.out = fopen(opt.out, "w")) == NULL)
+		loadgen_fatalx("%s: cannot create", opt.out);
 	signal(SIGPIPE, SIG_IGN);
 	enroll_resolve();
 	enroll_tls_init();
@@ -652,14 +669,18 @@ main(int argc, char **argv)
 	for (i = 0; i < st.issued; i++) {
 		if (st.reqs[i].body == NULL)
 			continue;
-		if (enroll_check_body(st.reqs[i].body, st.reqs[i].bodylen)) {
+		if (enroll_check_body(st.reqs[i].body, st.reqs[i].bodylen,
+		    st.reqs[i].key, st.out)) {
 			st.lat_ms[st.ok++] = st.reqs[i].lat_ms;
 		} else {
 			enroll_count_fail(ENROLL_FAIL_BODY,
 			    "body is not a base64 PKCS#7 with one certificate");
 		}
 		free(st.reqs[i].body);
+		EVP_PKEY_free(st.reqs[i].key);
 	}
+	if (st.out != NULL && fclose(st.out) != 0)
+		loadgen_fatalx("%s: write failed", opt.out);
 	qsort(st.lat_ms, (size_t)st.ok, sizeof(double), enroll_cmp_double);
 	failed = st.finished - st.ok;
 	printf("result ok=%ld failed=%ld aborted=%ld not_started=%ld "

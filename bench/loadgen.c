@@ -121,6 +121,13 @@ loadgen_parse_response(unsigned char *buf, size_t len, int is_eof, int *status,
 				is_chunked = 1;
 		}
 	}
+	/* RFC 9112 6.3: 1xx, 204 and 304 end with the header block. */
+	if ((*status >= 100 && *status < 200) || *status == 204 || *status == 304) {
+		*body = hdr_end;
+		*bodylen = 0;
+		*consumed = hdrlen;
+		return 1;
+	}
 	if (is_chunked) {
 		/* Pass 0 checks the body is all there, pass 1 de-chunks it. */
 		end = buf + len;

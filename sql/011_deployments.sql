@@ -179,6 +179,7 @@ CREATE FUNCTION ql_deploy_create(p_project bigint, p_image bigint, p_tag text,
         p_kinds text[], p_amounts integer[], p_success integer, p_error integer,
         p_actor text)
 RETURNS TABLE (result text, id bigint, detail text) LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
     img images%ROWTYPE;
     targets bigint[];
@@ -261,6 +262,7 @@ END $$;
 CREATE FUNCTION ql_deploy_action(p_project bigint, p_id bigint, p_action text,
         p_actor text)
 RETURNS TABLE (result text, detail text) LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
     d deployments%ROWTYPE;
 BEGIN
@@ -315,6 +317,7 @@ END $$;
 CREATE FUNCTION ql_deploy_report(p_device bigint, p_id bigint, p_state text,
         p_progress integer, p_detail text, p_version text)
 RETURNS TABLE (result text, detail text) LANGUAGE plpgsql AS $$
+#variable_conflict use_column
 DECLARE
     d deployments%ROWTYPE;
     dd device_deployments%ROWTYPE;
@@ -379,6 +382,7 @@ RETURNS TABLE (trust text, device bigint, project bigint, deployment bigint,
         image bigint, name text, version text, size bigint, sha256 text,
         encrypted boolean, encrypted_size bigint, manifest text, upload_id text)
 LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
 DECLARE
     t text;
     dev bigint;

@@ -49,9 +49,11 @@ const struct db_stmt deploy_devices = {
 	" dd.state = $5) ORDER BY v.device_id LIMIT $4::integer", 5 };
 
 const struct db_stmt deploy_device_update = {
-	"deploy_device_update", "SELECT trust, device, project, deployment, image,"
-	" name, version, size, sha256, encrypted, encrypted_size, manifest, upload_id"
-	" FROM ql_device_update($1::bigint, $2)", 2 };
+	"deploy_device_update", "SELECT x.ca, x.serial, u.trust, u.device, u.project,"
+	" u.deployment, u.image, u.name, u.version, u.size, u.sha256, u.encrypted,"
+	" u.encrypted_size, u.manifest, u.upload_id"
+	" FROM unnest($1::bigint[], $2::text[]) AS x(ca, serial),"
+	" LATERAL ql_device_update(x.ca, x.serial) AS u", 2 };
 const struct db_stmt deploy_report = {
 	"deploy_report", "SELECT result, detail FROM ql_deploy_report($1::bigint,"
 	" $2::bigint, $3, $4::integer, $5, $6)", 6 };

@@ -32,9 +32,10 @@ extern const struct db_stmt deploy_groups;
  * started_at, finished_at */
 extern const struct db_stmt deploy_devices;
 
-/* Device side. $1 CA id, $2 serial: trust, device, project, deployment,
+/* Device side. $1 CA ids bigint[], $2 serials text[] (pairs): per pair
+ * ca, serial, then ql_device_update's trust, device, project, deployment,
  * image, name, version, size, sha256 hex, encrypted, encrypted_size,
- * manifest base64, upload_id (ql_device_update) */
+ * manifest base64, upload_id */
 extern const struct db_stmt deploy_device_update;
 /* $1 device, $2 deployment, $3 state, $4 progress|NULL, $5 detail|NULL,
  * $6 version|NULL: result, detail */

@@ -116,9 +116,12 @@ devcache_on_notify(const char *payload, void *arg)
 
 	(void)arg;
 	if (payload == NULL || strlen(payload) < 3 || payload[1] != ' ') {
+		log_debug("devcache: cleared (%s)", payload ? "unknown notification" :
+		    "connected: notifications may have been missed");
 		devcache_clear();
 		return;
 	}
+	log_debug("devcache: notified \"%s\"", payload);
 	id = util_strtonum(payload + 2, 1, INT64_MAX, &errstr);
 	if (errstr != NULL)
 		devcache_clear();
@@ -175,18 +178,11 @@ devcache_insert(struct devcache_entry *e)
 	e->is_cached = 1;
 }
 
-/* ---- filling ---- */
-
-struct devcache_fill {
-	long long	 ca_id;
-	char		 serial[CA_SERIAL_HEX];
-	unsigned long	 gen;
-	devcache_cb	 cb;
-	void		*arg;
-};
+/* ---- decoding an answer row ---- */
 
 enum {
-	DEVCACHE_C_TRUST, DEVCACHE_C_DEVICE, DEVCACHE_C_PROJECT,
+	DEVCACHE_C_CA, DEVCACHE_C_SERIAL, DEVCACHE_C_TRUST, DEVCACHE_C_DEVICE,
+	DEVCACHE_C_PROJECT,
 	DEVCACHE_C_DEPLOYMENT, DEVCACHE_C_IMAGE, DEVCACHE_C_NAME,
 	DEVCACHE_C_VERSION, DEVCACHE_C_SIZE, DEVCACHE_C_SHA256,
 	DEVCACHE_C_ENCRYPTED, DEVCACHE_C_ENC_SIZE, DEVCACHE_C_MANIFEST,
@@ -194,14 +190,14 @@ enum {
 };
 
 static long long
-devcache_int(const PGresult *res, int col)
+devcache_int(const PGresult *res, int row, int col)
 {
 	const char *errstr = NULL;
 	long long v;
 
-	if (PQgetisnull(res, 0, col))
+	if (PQgetisnull(res, row, col))
 		return 0;
-	v = util_strtonum(PQgetvalue(res, 0, col), 0, INT64_MAX, &errstr);
+	v = util_strtonum(PQgetvalue(res, row, col), 0, INT64_MAX, &errstr);
 	return errstr ? 0 : v;
 }
 
@@ -224,7 +220,7 @@ devcache_trust(const char *s)
 
 /* The update document of the brief's contract, and its ETag. */
 static int
-devcache_doc(struct devcache_entry *e, const PGresult *res)
+devcache_doc(struct devcache_entry *e, const PGresult *res, int row)
 {
 	unsigned char md[32];
 	char path[64];
@@ -242,16 +238,16 @@ devcache_doc(struct devcache_entry *e, const PGresult *res)
 	json_key(g, "image");
 	yajl_gen_map_open(g);
 	json_kv_int(g, "id", e->image);
-	json_kv_str(g, "name", PQgetvalue(res, 0, DEVCACHE_C_NAME));
-	json_kv_str(g, "version", PQgetvalue(res, 0, DEVCACHE_C_VERSION));
-	json_kv_int(g, "size", devcache_int(res, DEVCACHE_C_SIZE));
+	json_kv_str(g, "name", PQgetvalue(res, row, DEVCACHE_C_NAME));
+	json_kv_str(g, "version", PQgetvalue(res, row, DEVCACHE_C_VERSION));
+	json_kv_int(g, "size", devcache_int(res, row, DEVCACHE_C_SIZE));
 	json_kv_str(g, "sha256", e->sha256);
 	json_kv_bool(g, "encrypted", e->is_encrypted);
 	if (e->is_encrypted)
 		json_kv_int(g, "encrypted_size", e->size);
 	yajl_gen_map_close(g);
-	json_kv_str(g, "manifest", PQgetisnull(res, 0, DEVCACHE_C_MANIFEST) ? NULL :
-	    PQgetvalue(res, 0, DEVCACHE_C_MANIFEST));
+	json_kv_str(g, "manifest", PQgetisnull(res, row, DEVCACHE_C_MANIFEST) ? NULL :
+	    PQgetvalue(res, row, DEVCACHE_C_MANIFEST));
 	snprintf(path, sizeof(path), "/device/v1/images/%lld", e->image);
 	json_kv_str(g, "image_url", path);
 	snprintf(path, sizeof(path), "/device/v1/images/%lld/signature", e->image);
@@ -273,76 +269,188 @@ devcache_doc(struct devcache_entry *e, const PGresult *res)
 }
 
 static struct devcache_entry *
-devcache_decode(const struct devcache_fill *f, const PGresult *res)
+devcache_decode(const PGresult *res, int row)
 {
+	const char *errstr = NULL;
 	struct devcache_entry *e;
 
-	if (PQntuples(res) != 1 || PQnfields(res) != DEVCACHE_NCOLS ||
-	    (e = calloc(1, sizeof(*e))) == NULL)
+	if (PQnfields(res) != DEVCACHE_NCOLS || (e = calloc(1, sizeof(*e))) == NULL)
 		return NULL;
-	e->ca_id = f->ca_id;
-	memcpy(e->serial, f->serial, sizeof(e->serial));
-	e->trust = devcache_trust(PQgetvalue(res, 0, DEVCACHE_C_TRUST));
-	e->device = devcache_int(res, DEVCACHE_C_DEVICE);
-	e->project = devcache_int(res, DEVCACHE_C_PROJECT);
-	e->deployment = devcache_int(res, DEVCACHE_C_DEPLOYMENT);
+	e->ca_id = util_strtonum(PQgetvalue(res, row, DEVCACHE_C_CA), 1, INT64_MAX,
+	    &errstr);
+	snprintf(e->serial, sizeof(e->serial), "%s",
+	    PQgetvalue(res, row, DEVCACHE_C_SERIAL));
+	e->trust = devcache_trust(PQgetvalue(res, row, DEVCACHE_C_TRUST));
+	e->device = devcache_int(res, row, DEVCACHE_C_DEVICE);
+	e->project = devcache_int(res, row, DEVCACHE_C_PROJECT);
+	e->deployment = devcache_int(res, row, DEVCACHE_C_DEPLOYMENT);
 	e->filled = time(NULL);
 	snprintf(e->etag, sizeof(e->etag), "\"none\"");
+	if (errstr != NULL) {
+		devcache_entry_free(e);
+		return NULL;
+	}
 	if (e->trust != DEVICES_TRUST_OK || e->deployment == 0)
 		return e;
-	e->image = devcache_int(res, DEVCACHE_C_IMAGE);
-	e->is_encrypted = strcmp(PQgetvalue(res, 0, DEVCACHE_C_ENCRYPTED), "t") == 0;
-	e->size = devcache_int(res, e->is_encrypted ? DEVCACHE_C_ENC_SIZE :
+	e->image = devcache_int(res, row, DEVCACHE_C_IMAGE);
+	e->is_encrypted = strcmp(PQgetvalue(res, row, DEVCACHE_C_ENCRYPTED), "t") == 0;
+	e->size = devcache_int(res, row, e->is_encrypted ? DEVCACHE_C_ENC_SIZE :
 	    DEVCACHE_C_SIZE);
 	snprintf(e->sha256, sizeof(e->sha256), "%s",
-	    PQgetvalue(res, 0, DEVCACHE_C_SHA256));
+	    PQgetvalue(res, row, DEVCACHE_C_SHA256));
 	snprintf(e->upload_id, sizeof(e->upload_id), "%s",
-	    PQgetvalue(res, 0, DEVCACHE_C_UPLOAD));
-	if (devcache_doc(e, res) == -1) {
+	    PQgetvalue(res, row, DEVCACHE_C_UPLOAD));
+	if (devcache_doc(e, res, row) == -1) {
 		devcache_entry_free(e);
 		return NULL;
 	}
 	return e;
 }
 
+/* ---- filling, in batches ----
+ * A storm of misses (every device reconnecting, a cache cleared after a
+ * database reconnect) would queue one query per certificate; instead the
+ * misses wait in one list and go to the database DEVCACHE_BATCH at a
+ * time, DEVCACHE_BATCHES queries at once. */
+
+#define DEVCACHE_BATCH		256
+#define DEVCACHE_BATCHES	2
+#define DEVCACHE_WAIT_MAX	50000	/* misses waiting; beyond: 503 */
+
+struct devcache_wait {
+	TAILQ_ENTRY(devcache_wait) entry;
+	long long	 ca_id;
+	char		 serial[CA_SERIAL_HEX];
+	devcache_cb	 cb;
+	void		*arg;
+};
+TAILQ_HEAD(devcache_waits, devcache_wait);
+
+struct devcache_batch {
+	struct devcache_waits	 waits;
+	unsigned long		 gen;
+	struct db_pool		*db;
+};
+
+static struct devcache_waits devcache_pending =
+    TAILQ_HEAD_INITIALIZER(devcache_pending);
+static size_t devcache_npending;
+static int devcache_nbatches;
+
+static void devcache_batch_start(struct db_pool *);
+
+/* The waiters for (ca, serial) get e (or NULL); a device with several
+ * connections may wait more than once. */
+static void
+devcache_answer(struct devcache_waits *ws, long long ca_id, const char *serial,
+    struct devcache_entry *e)
+{
+	struct devcache_wait *w, *next;
+
+	for (w = TAILQ_FIRST(ws); w != NULL; w = next) {
+		next = TAILQ_NEXT(w, entry);
+		if (serial != NULL && (w->ca_id != ca_id || strcmp(w->serial, serial) != 0))
+			continue;
+		TAILQ_REMOVE(ws, w, entry);
+		w->cb(e, w->arg);
+		free(w);
+	}
+}
+
 static void
 devcache_filled(enum db_status st, const PGresult *res, const char *errstr,
     void *arg)
 {
-	struct devcache_fill f = *(struct devcache_fill *)arg;
-	struct devcache_entry *e = NULL;
+	struct devcache_batch *b = arg;
+	struct devcache_entry *e;
 
-	free(arg);
+	devcache_nbatches--;
 	if (st != DB_OK)
 		log_warnx("device update lookup: %s", db_errstr(st, errstr));
-	else if ((e = devcache_decode(&f, res)) == NULL)
-		log_warnx("device update lookup: unexpected answer");
-	/* An invalidation that arrived while the query ran may be newer
-	 * than this answer: use it for this request, do not keep it. */
-	if (e != NULL && f.gen == devcache_gen && e->trust != DEVICES_TRUST_UNKNOWN)
-		devcache_insert(e);
-	f.cb(e, f.arg);
-	if (e != NULL && !e->is_cached)
-		devcache_entry_free(e);
+	for (int i = 0; st == DB_OK && i < PQntuples(res); i++) {
+		if ((e = devcache_decode(res, i)) == NULL) {
+			log_warnx("device update lookup: unexpected answer");
+			continue;
+		}
+		/* An invalidation that arrived while the query ran may be
+		 * newer than this answer: use it for these requests only. */
+		if (b->gen == devcache_gen && e->trust != DEVICES_TRUST_UNKNOWN)
+			devcache_insert(e);
+		devcache_answer(&b->waits, e->ca_id, e->serial, e);
+		if (!e->is_cached)
+			devcache_entry_free(e);
+	}
+	devcache_answer(&b->waits, 0, NULL, NULL);	/* no answer: 503 */
+	if (!TAILQ_EMPTY(&devcache_pending))
+		devcache_batch_start(b->db);
+	free(b);
+}
+
+static void
+devcache_batch_start(struct db_pool *db)
+{
+	struct devcache_batch *b;
+	struct devcache_wait *w;
+	struct evbuffer *cas, *serials;
+	const char *v[2];
+	size_t n = 0;
+
+	if (devcache_nbatches >= DEVCACHE_BATCHES || TAILQ_EMPTY(&devcache_pending))
+		return;
+	cas = evbuffer_new();
+	serials = evbuffer_new();
+	if ((b = calloc(1, sizeof(*b))) == NULL || cas == NULL || serials == NULL) {
+		free(b);
+		if (cas != NULL)
+			evbuffer_free(cas);
+		if (serials != NULL)
+			evbuffer_free(serials);
+		devcache_npending = 0;
+		devcache_answer(&devcache_pending, 0, NULL, NULL);
+		return;
+	}
+	TAILQ_INIT(&b->waits);
+	b->gen = devcache_gen;
+	b->db = db;
+	evbuffer_add(cas, "{", 1);
+	evbuffer_add(serials, "{", 1);
+	while (n < DEVCACHE_BATCH && (w = TAILQ_FIRST(&devcache_pending)) != NULL) {
+		TAILQ_REMOVE(&devcache_pending, w, entry);
+		devcache_npending--;
+		TAILQ_INSERT_TAIL(&b->waits, w, entry);
+		/* serials are lowercase hex (ca_serial_hex): no quoting */
+		evbuffer_add_printf(cas, "%s%lld", n ? "," : "", w->ca_id);
+		evbuffer_add_printf(serials, "%s%s", n ? "," : "", w->serial);
+		n++;
+	}
+	evbuffer_add(cas, "}", 2);	/* with the NUL */
+	evbuffer_add(serials, "}", 2);
+	v[0] = (const char *)evbuffer_pullup(cas, -1);
+	v[1] = (const char *)evbuffer_pullup(serials, -1);
+	log_debug("devcache: looking up %zu certificates", n);
+	devcache_nbatches++;
+	db_query(db, &deploy_device_update, 2, v, NULL, devcache_filled, b);
+	evbuffer_free(cas);
+	evbuffer_free(serials);
 }
 
 void
 devcache_fill(struct db_pool *db, long long ca_id, const char *serial,
     devcache_cb cb, void *arg)
 {
-	struct devcache_fill *f = malloc(sizeof(*f));
-	char id[24];
-	const char *v[2] = { id, serial };
+	struct devcache_wait *w;
 
-	if (f == NULL) {
+	if (devcache_npending >= DEVCACHE_WAIT_MAX || strlen(serial) >= CA_SERIAL_HEX ||
+	    strspn(serial, "0123456789abcdef") != strlen(serial) ||
+	    (w = calloc(1, sizeof(*w))) == NULL) {
 		cb(NULL, arg);
 		return;
 	}
-	f->ca_id = ca_id;
-	snprintf(f->serial, sizeof(f->serial), "%s", serial);
-	f->gen = devcache_gen;
-	f->cb = cb;
-	f->arg = arg;
-	snprintf(id, sizeof(id), "%lld", ca_id);
-	db_query(db, &deploy_device_update, 2, v, NULL, devcache_filled, f);
+	w->ca_id = ca_id;
+	memcpy(w->serial, serial, strlen(serial) + 1);
+	w->cb = cb;
+	w->arg = arg;
+	TAILQ_INSERT_TAIL(&devcache_pending, w, entry);
+	devcache_npending++;
+	devcache_batch_start(db);
 }

@@ -25,6 +25,7 @@
 #include "lastseen.h"
 #include "log.h"
 #include "pki.h"
+#include "range.h"
 #include "util.h"
 
 #define DEVUPDATE_DETAIL_MAX	512
@@ -288,53 +289,6 @@ devupdate_dl_next(struct devupdate_dl *dl)
 	    devupdate_dl_got, dl);
 }
 
-/* One "bytes=" range of RFC 9110 14.1.2: 1 with [*from, *to], 0 when the
- * header is to be ignored (absent, malformed, several ranges), -1 when it
- * cannot be satisfied. */
-static int
-devupdate_range(const char *h, long long size, long long *from, long long *to)
-{
-	const char *errstr = NULL, *dash;
-	char a[24], b[24];
-	size_t na, nb;
-
-	if (h == NULL || strncasecmp(h, "bytes=", 6) != 0 || strchr(h, ',') != NULL)
-		return 0;
-	h += 6;
-	if ((dash = strchr(h, '-')) == NULL)
-		return 0;
-	na = (size_t)(dash - h);
-	nb = strlen(dash + 1);
-	if (na >= sizeof(a) || nb >= sizeof(b) || (na == 0 && nb == 0))
-		return 0;
-	memcpy(a, h, na);
-	a[na] = '\0';
-	memcpy(b, dash + 1, nb + 1);
-	if (na == 0) {			/* the last b bytes */
-		long long last = util_strtonum(b, 0, INT64_MAX, &errstr);
-
-		if (errstr != NULL)
-			return 0;
-		if (last == 0 || size == 0)
-			return -1;
-		*from = last >= size ? 0 : size - last;
-		*to = size - 1;
-		return 1;
-	}
-	*from = util_strtonum(a, 0, INT64_MAX, &errstr);
-	if (errstr != NULL)
-		return 0;
-	*to = size - 1;
-	if (nb > 0) {
-		*to = util_strtonum(b, 0, INT64_MAX, &errstr);
-		if (errstr != NULL || *to < *from)
-			return 0;
-		if (*to >= size)
-			*to = size - 1;
-	}
-	return *from >= size ? -1 : 1;
-}
-
 static int
 devupdate_image_id(struct http_req *hr, struct devcache_entry *e)
 {
@@ -362,7 +316,7 @@ devupdate_image_reply(struct http_req *hr, struct devcache_entry *e)
 	long long from = 0, to = e->size - 1;
 	const char *if_range = http_header(hr, "If-Range");
 	struct devupdate_dl *dl;
-	int r = 0;
+	enum range_result r = RANGE_IGNORE;
 
 	if (devupdate_image_id(hr, e) == -1)
 		return;
@@ -370,8 +324,8 @@ devupdate_image_reply(struct http_req *hr, struct devcache_entry *e)
 	http_add_header(hr, "ETag", etag);
 	http_add_header(hr, "Accept-Ranges", "bytes");
 	if (if_range == NULL || strcmp(if_range, etag) == 0)
-		r = devupdate_range(http_header(hr, "Range"), e->size, &from, &to);
-	if (r == -1) {
+		r = range_parse(http_header(hr, "Range"), e->size, &from, &to);
+	if (r == RANGE_UNSATISFIABLE) {
 		snprintf(v, sizeof(v), "bytes */%lld", e->size);
 		http_add_header(hr, "Content-Range", v);
 		http_reply_problem(hr, 416, NULL, "range is outside the image's %lld bytes",
@@ -380,12 +334,12 @@ devupdate_image_reply(struct http_req *hr, struct devcache_entry *e)
 	}
 	snprintf(v, sizeof(v), "%lld", e->size == 0 ? 0 : to - from + 1);
 	http_add_header(hr, "Content-Length", v);
-	if (r == 1) {
+	if (r == RANGE_OK) {
 		snprintf(v, sizeof(v), "bytes %lld-%lld/%lld", from, to, e->size);
 		http_add_header(hr, "Content-Range", v);
 	}
 	if (http_method(hr) == EVHTTP_REQ_HEAD || e->size == 0) {
-		http_reply(hr, r == 1 ? 206 : 200, "application/octet-stream", NULL);
+		http_reply(hr, r == RANGE_OK ? 206 : 200, "application/octet-stream", NULL);
 		return;
 	}
 	if (devupdate_nstreams >= DEVUPDATE_MAX_STREAMS) {
@@ -403,7 +357,7 @@ devupdate_image_reply(struct http_req *hr, struct devcache_entry *e)
 	dl->variant[0] = e->is_encrypted ? '1' : '0';
 	dl->pos = from;
 	dl->end = to + 1;
-	dl->status = r == 1 ? 206 : 200;
+	dl->status = r == RANGE_OK ? 206 : 200;
 	hr->stream = dl;
 	hr->gone = devupdate_dl_gone;
 	hr->written = devupdate_dl_written;

@@ -9,8 +9,8 @@
 #include "db.h"
 #include "route.h"
 
-#define DEVUPDATE_PIECE		(512 * 1024)	/* bytes read per chunk query */
-#define DEVUPDATE_MAX_STREAMS	256		/* downloads at once (memory) */
+#define DEVUPDATE_PIECE		(1024 * 1024)	/* bytes read per chunk query */
+#define DEVUPDATE_MAX_STREAMS	128		/* downloads at once: 1 MiB each */
 
 extern const struct route devupdate_routes[];
 extern const size_t devupdate_nroutes;

@@ -194,12 +194,19 @@ http_stream_start(struct http_req *hr, int status, const char *content_type)
 	evhttp_send_reply_start(hr->req, status, http_status_title(status));
 }
 
+/* evhttp calls this on every write event while it is installed, also
+ * after our reply has ended (it never uninstalls it): so its argument is
+ * the connection, which outlives every write event, and only a piece that
+ * is pending counts. */
 static void
 http_stream_written(struct evhttp_connection *evcon, void *arg)
 {
-	struct http_req *hr = arg;
+	struct http_req *hr = http_conn_req(arg);
 
 	(void)evcon;
+	if (hr == NULL || !hr->is_piece_pending)
+		return;
+	hr->is_piece_pending = 0;
 	if (hr->written != NULL)
 		hr->written(hr);
 }
@@ -207,8 +214,12 @@ http_stream_written(struct evhttp_connection *evcon, void *arg)
 void
 http_stream_piece(struct http_req *hr, struct evbuffer *buf)
 {
-	if (hr->req != NULL)
-		evhttp_send_reply_chunk_with_cb(hr->req, buf, http_stream_written, hr);
+	struct http_conn *c;
+
+	if (hr->req == NULL || (c = http_conn_of(hr->req)) == NULL)
+		return;
+	hr->is_piece_pending = 1;
+	evhttp_send_reply_chunk_with_cb(hr->req, buf, http_stream_written, c);
 }
 
 /* The connection no longer points at hr (it is freed next). */

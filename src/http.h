@@ -34,6 +34,7 @@ struct http_req {
 	void			(*gone)(struct http_req *);
 	void			(*written)(struct http_req *);
 	void			*stream;	/* the streaming handler's state */
+	int			 is_piece_pending;	/* handed over, not yet written */
 };
 
 int	 http_start(struct server *, char *err, size_t errlen)

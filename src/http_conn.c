@@ -725,6 +725,12 @@ http_conn_stream_done(struct http_conn *c)
 	c->hr = NULL;
 }
 
+struct http_req *
+http_conn_req(struct http_conn *c)
+{
+	return c->hr;
+}
+
 void
 http_conn_count_closing(struct http_conn *c)
 {

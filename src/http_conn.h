@@ -34,6 +34,8 @@ int	 http_conn_reply(struct http_conn *, struct evhttp_request *,
  * its last piece is queued. */
 void	 http_conn_stream(struct http_conn *, struct evhttp_request *);
 void	 http_conn_stream_done(struct http_conn *);
+/* The request the connection's handler or stream is serving, or NULL. */
+struct http_req *http_conn_req(struct http_conn *);
 /* Count the connection in srv->closing until it closes (draining). */
 void	 http_conn_count_closing(struct http_conn *);
 /* A framing problem of a complete request (RFC 9112 6.3), or NULL. */

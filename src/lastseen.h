@@ -1,6 +1,7 @@
 /* lastseen.h: devices.last_seen without a database write per poll. Marks
  * are coalesced in memory (one per device) and written every
- * LASTSEEN_FLUSH_S seconds as one UPDATE ... FROM unnest(...). */
+ * LASTSEEN_FLUSH_S seconds as one UPDATE ... FROM unnest(...). A stop
+ * loses the marks of the last interval: last_seen is a hint. */
 #ifndef QL_LASTSEEN_H
 #define QL_LASTSEEN_H
 
@@ -12,7 +13,7 @@
 
 void	lastseen_start(struct server *);
 void	lastseen_mark(long long device);
-/* Write what is marked now (at shutdown), without waiting. */
+/* Write what is marked now, without waiting (the timer does). */
 void	lastseen_flush(void);
 void	lastseen_stop(void);
 

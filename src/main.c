@@ -204,7 +204,6 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 		srv->drain_timer = evtimer_new(srv->base, main_exit_now, srv);
 		if (srv->drain_timer != NULL)
 			evtimer_add(srv->drain_timer, &tv);
-		lastseen_flush();
 		http_drain(srv);
 		break;
 	}

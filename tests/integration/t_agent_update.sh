@@ -42,7 +42,7 @@ echo none >"$T/slot"
 agent_conf d1
 agent d1 enroll --token "$tok"
 assert_agent_rc 0 "enroll"
-installed() { jq -r '.installed_version // "none"' "$T/d1/state.json" 2>/dev/null || echo none; }
+installed() { jq -r 'if (.installed_version // "") == "" then "none" else .installed_version end' "$T/d1/state.json" 2>/dev/null || echo none; }
 
 # ---- nothing deployed: 204, exit 0
 agent d1 run --once

@@ -15,10 +15,11 @@
 
 #include "agent.h"
 
-/* Header (man/quarklink-image.5 on the signing branch is the reference):
- * magic "QLENC1\0\0" (8 bytes), segment size (4 bytes BE), nonce prefix
- * (7 bytes), reserved (5 zero bytes): 24 bytes. */
-#define AGENT_STREAM_MAGIC	"QLENC1\0\0"
+/* Header (man/quarklink-image.5 is the reference): magic "QLSTREAM",
+ * version 1, algorithm 1 (AES-256-GCM), segment size (32-bit BE), nonce
+ * prefix (7 bytes), 3 reserved zero bytes: 24 bytes, and the associated
+ * data of every segment. */
+#define AGENT_STREAM_MAGIC	"QLSTREAM"
 #define AGENT_STREAM_HDR	24
 
 static int
@@ -67,12 +68,12 @@ agent_stream_header(int fd, long long segment_size, struct agent_stream *s, char
 		snprintf(err, errlen, "encrypted image: no header");
 		return -1;
 	}
-	if (memcmp(h, AGENT_STREAM_MAGIC, 8) != 0) {
+	if (memcmp(h, AGENT_STREAM_MAGIC, 8) != 0 || h[8] != 1 || h[9] != 1) {
 		snprintf(err, errlen, "encrypted image: unknown format");
 		return -1;
 	}
-	seg = (unsigned long)h[8] << 24 | (unsigned long)h[9] << 16 | h[10] << 8 | h[11];
-	for (i = 19; i < AGENT_STREAM_HDR; i++)
+	seg = (unsigned long)h[10] << 24 | (unsigned long)h[11] << 16 | h[12] << 8 | h[13];
+	for (i = 21; i < AGENT_STREAM_HDR; i++)
 		if (h[i] != 0) {
 			snprintf(err, errlen, "encrypted image: reserved header bytes set");
 			return -1;
@@ -82,7 +83,8 @@ agent_stream_header(int fd, long long segment_size, struct agent_stream *s, char
 		    seg, segment_size);
 		return -1;
 	}
-	memcpy(s->prefix, h + 12, 7);
+	memcpy(s->header, h, AGENT_STREAM_HDR);
+	memcpy(s->prefix, h + 14, 7);
 	s->segment_size = seg;
 	s->header_len = AGENT_STREAM_HDR;
 	return 0;
@@ -94,7 +96,7 @@ agent_stream_open_segment(EVP_CIPHER_CTX *ctx, const struct agent_stream *s,
     unsigned char *out)
 {
 	unsigned char nonce[12];
-	int n = 0, f = 0;
+	int n = 0, f = 0, a = 0;
 
 	memcpy(nonce, s->prefix, 7);
 	nonce[7] = (unsigned char)(counter >> 24);
@@ -105,6 +107,7 @@ agent_stream_open_segment(EVP_CIPHER_CTX *ctx, const struct agent_stream *s,
 	if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) != 1 ||
 	    EVP_DecryptInit_ex(ctx, NULL, NULL, s->key, nonce) != 1 ||
+	    EVP_DecryptUpdate(ctx, NULL, &a, s->header, (int)s->header_len) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, AGENT_STREAM_TAG,
 	    in + len - AGENT_STREAM_TAG) != 1 ||
 	    (len > AGENT_STREAM_TAG &&

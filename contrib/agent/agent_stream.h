@@ -13,6 +13,7 @@
 struct agent_stream {
 	unsigned char	 key[32];
 	unsigned char	 prefix[7];
+	unsigned char	 header[24];	/* authenticated with every segment */
 	size_t		 header_len;	/* bytes before the first segment */
 	size_t		 segment_size;	/* plaintext bytes per full segment */
 };

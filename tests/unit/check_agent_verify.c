@@ -367,13 +367,15 @@ t_encrypt(const unsigned char *key, const unsigned char *prefix, size_t seg,
 	unsigned long ctr = 0;
 	int l, last;
 
-	memcpy(out, "QLENC1\0\0", 8);
-	out[8] = (unsigned char)(seg >> 24);
-	out[9] = (unsigned char)(seg >> 16);
-	out[10] = (unsigned char)(seg >> 8);
-	out[11] = (unsigned char)seg;
-	memcpy(out + 12, prefix, 7);
-	memset(out + 19, 0, 5);
+	memcpy(out, "QLSTREAM", 8);
+	out[8] = 1;
+	out[9] = 1;
+	out[10] = (unsigned char)(seg >> 24);
+	out[11] = (unsigned char)(seg >> 16);
+	out[12] = (unsigned char)(seg >> 8);
+	out[13] = (unsigned char)seg;
+	memcpy(out + 14, prefix, 7);
+	memset(out + 21, 0, 3);
 	o = 24;
 	do {
 		n = len - off > seg ? seg : len - off;
@@ -385,6 +387,7 @@ t_encrypt(const unsigned char *key, const unsigned char *prefix, size_t seg,
 		nonce[10] = (unsigned char)ctr;
 		nonce[11] = (unsigned char)last;
 		EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, nonce);
+		EVP_EncryptUpdate(ctx, NULL, &l, out, 24);
 		EVP_EncryptUpdate(ctx, out + o, &l, pt + off, (int)n);
 		o += (size_t)l;
 		EVP_EncryptFinal_ex(ctx, out + o, &l);
@@ -457,6 +460,19 @@ START_TEST(test_stream)
 	key[0] ^= 1;
 	/* A segment size that is not the manifest's. */
 	ck_assert_int_eq(t_decrypt(key, enc, len, 512, &plain, &written, err), -1);
+	/* The header is authenticated: another prefix byte... */
+	memcpy(copy, enc, len);
+	copy[20] ^= 1;
+	ck_assert_int_eq(t_decrypt(key, copy, len, seg, &plain, &written, err), -1);
+	/* ...or a reserved byte changes everything. */
+	memcpy(copy, enc, len);
+	copy[23] = 1;
+	ck_assert_int_eq(t_decrypt(key, copy, len, seg, &plain, &written, err), -1);
+	/* An empty image is one empty last segment. */
+	len = t_encrypt(key, prefix, seg, pt, 0, enc);
+	ck_assert_uint_eq(len, 24 + 16);
+	ck_assert_msg(t_decrypt(key, enc, len, seg, &plain, &written, err) == 0, "%s", err);
+	ck_assert_int_eq(plain, 0);
 }
 END_TEST
 

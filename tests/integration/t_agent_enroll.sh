@@ -11,6 +11,21 @@
 . "$(dirname "$0")/agent_lib.sh"
 ql_require curl openssl jq psql
 
+[ -x "$QL_AGENT" ] || skip "ql-agent not built: $QL_AGENT"
+# ---- the option table, the man page and the sample configuration agree
+opts=$(sed -nE 's/^\t\{ "([a-z0-9_]+)", C_.*/\1/p' "$top_srcdir/contrib/agent/agent_conf.c")
+[ "$(printf '%s\n' "$opts" | wc -l)" -ge 10 ] || fail "cannot read the option table of agent_conf.c"
+for o in $opts; do
+    grep -Eq "^\.B $o\$" "$top_srcdir/man/ql-agent.8" || fail "option $o is not documented in ql-agent.8"
+    grep -Eq "^#?$o = " "$top_srcdir/etc/ql-agent.conf" || fail "option $o is not in etc/ql-agent.conf"
+done
+for o in $(sed -nE 's/^#?([a-z0-9_]+) = .*/\1/p' "$top_srcdir/etc/ql-agent.conf"); do
+    printf '%s\n' "$opts" | grep -qx "$o" || fail "etc/ql-agent.conf sets $o, which ql-agent does not know"
+done
+# The sample parses (with its files missing, the first error is not a syntax one).
+out=$("$QL_AGENT" -c "$top_srcdir/etc/ql-agent.conf" status 2>&1)
+assert_no_match 'unknown key|expected key|set twice|must be' "$out" "the sample configuration parses"
+
 agent_pki_start
 api_admin_session alice
 ql_admin_ok create-project p1 token

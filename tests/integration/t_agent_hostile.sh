@@ -119,3 +119,23 @@ agent_conf h root_ca="$T/rogue-ca.crt" project=hostile
 agent h run --once
 assert_agent_rc 4 "server outside the pinned root"
 assert_one_line_error 'not trusted'
+
+# ---- the daemon loop backs off while the server is unreachable, and a
+# SIGTERM ends it with exit 0 and the failure recorded.
+kill "$spid"
+wait "$spid" 2>/dev/null
+agent_conf h root_ca="$T/ca.crt" project=hostile retry_max=2 poll_interval=1
+"$QL_AGENT" -c "$T/h.conf" run >"$T/loop.out" 2>"$T/loop.err" &
+lpid=$!
+retried() { [ "$(grep -c 'retrying in' "$T/loop.err")" -ge 3 ]; }
+wait_until 20 retried ||
+    fail "the loop did not retry: $(cat "$T/loop.err")"
+assert_eq 0 "$(grep 'retrying in' "$T/loop.err" | grep -cvE 'retrying in [12] s$')" \
+    "every back-off is within retry_max"
+kill -TERM "$lpid"
+wait_until 10 ql__exited "$lpid" || fail "the loop ignored SIGTERM"
+wait "$lpid"
+assert_eq 0 "$?" "SIGTERM ends run with exit 0"
+assert_match '^poll failed: server unreachable' "$(jq -r .last_result "$T/h/state.json")" \
+    "the unreachable server is the last result"
+assert_eq 2.0 "$(installed)" "the installed version stays"

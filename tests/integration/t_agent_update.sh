@@ -168,4 +168,13 @@ agent d1 run --once
 assert_agent_rc 0 "re-offered after the install"
 assert_eq "$hooks" "$(wc -l <"$T/hook.log")" "an installed image is not installed twice"
 
+# ---- renewal inside a cycle: due at once with a tiny fraction
+serial0=$(cert_serial "$T/d1/cert.pem")
+agent_conf d1 renew_fraction=0.000000001
+agent d1 run --once
+assert_agent_rc 0 "a cycle with the renewal due"
+assert_ne "$serial0" "$(cert_serial "$T/d1/cert.pem")" "the cycle renewed the certificate"
+assert_match 'renewed the certificate' "$AGENT_ERR" "the cycle says it renewed"
+assert_eq "no update" "$(jq -r .last_result "$T/d1/state.json")" "and polled with the new certificate"
+
 ql_stop || fail "quarklinkd exited with status $? after SIGTERM"

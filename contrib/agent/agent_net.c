@@ -253,11 +253,14 @@ agent_net_failure(CURLcode rc, const struct agent_net_xfer *x, const char *errbu
 		return AGENT_EFAIL;
 	}
 	switch (rc) {
-	case CURLE_PEER_FAILED_VERIFICATION:
 	case CURLE_SSL_CACERT_BADFILE:
+		snprintf(r->err, sizeof(r->err), "root_ca %s cannot be loaded: %s",
+		    agent_net_conf->root_ca, what);
+		return AGENT_EUSAGE;
+	case CURLE_PEER_FAILED_VERIFICATION:
 		snprintf(r->err, sizeof(r->err), "server not trusted (it does not chain to"
 		    " the pinned root %s): %s", agent_net_conf->root_ca, what);
-		return rc == CURLE_SSL_CACERT_BADFILE ? AGENT_EUSAGE : AGENT_EUNTRUSTED;
+		return AGENT_EUNTRUSTED;
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
 	case CURLE_COULDNT_CONNECT:

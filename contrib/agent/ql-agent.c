@@ -172,7 +172,8 @@ agent_cmd_status(const struct agent_conf *c, int argc, char **argv)
 	}
 	if (rc == AGENT_OK)
 		agent_ident_free(&id);
-	return AGENT_OK;
+	/* Scripts can ask "enrolled?" with the exit status. */
+	return rc;
 }
 
 static int

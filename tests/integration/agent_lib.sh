@@ -132,6 +132,16 @@ tpm_stop() {
 
 # ---------------------------------------------------------------- images
 
+# agent_images_init: once the database is up.  Until the signing
+# migration (010) is in this tree, the two columns the device update API
+# reads are made here (as tests/integration/deploy_lib.sh does).
+agent_images_init() {
+    ql_psql "ALTER TABLE images ADD COLUMN IF NOT EXISTS signature_der bytea,
+             ADD COLUMN IF NOT EXISTS manifest_der bytea" >/dev/null ||
+        hard_error "agent_images_init: images columns"
+    agent_p11_conf
+}
+
 # agent_p11_conf: an OpenSSL config loading libp11's engine on the test
 # token, for signing with a project's code-signing key (it stays in the token).
 agent_p11_conf() {
@@ -226,10 +236,15 @@ image_new() {
     cs_sign "$signer" "$T/$name.manifest.json" "$T/$name.manifest.der"
     cs_sign "$signer" "$f" "$T/$name.sig.der" detached
     chmod 644 "$T/$name.manifest.der" "$T/$name.sig.der"
+    # The signing step's bookkeeping columns (sql/010) when the schema has them.
+    local extra=""
+    if [ "$(ql_psql "SELECT count(*) FROM information_schema.columns
+                     WHERE table_name = 'images' AND column_name = 'signed_by'")" = 1 ]; then
+        extra=", signed_by = 'test', signed_at = now(), expires_at = '$expires'"
+    fi
     ql_psql "UPDATE images SET status = 'signed',
                  manifest_der = pg_read_binary_file('$T/$name.manifest.der'),
-                 signature_der = pg_read_binary_file('$T/$name.sig.der'),
-                 signed_by = 'test', signed_at = now(), expires_at = '$expires'
+                 signature_der = pg_read_binary_file('$T/$name.sig.der') $extra
              WHERE id = $id" >/dev/null || hard_error "image_new: signing columns"
     printf '%s\n' "$id"
 }

@@ -117,6 +117,12 @@ agent d2 enroll --token "not-the-token"
 assert_agent_rc 5 "enroll with a wrong token"
 assert_one_line_error 'token refused'
 [ -e "$T/d2/cert.pem" ] && fail "a refused enrollment stored a certificate"
+agent d2 status
+assert_agent_rc 12 "status of a device that is not enrolled"
+assert_match '^device_id: \(not enrolled\)$' "$AGENT_OUT" "status says not enrolled"
+agent d2 run --once
+assert_agent_rc 12 "run before enrollment"
+assert_one_line_error 'not enrolled'
 
 # ---- server not trusted: the agent pins another root
 agent_conf d3 root_ca="$T/rogue-ca.crt"

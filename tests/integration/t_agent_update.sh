@@ -18,7 +18,7 @@ ql_require curl openssl jq psql sha256sum
 
 agent_pki_start
 api_admin_session alice
-agent_p11_conf
+agent_images_init
 ql_admin_ok create-project p1 token
 ql_admin_ok create-token p1 10
 tok=$ADMIN_OUT

@@ -13,7 +13,8 @@
 # shellcheck source=agent_lib.sh
 . "$(dirname "$0")/agent_lib.sh"
 ql_require curl openssl jq psql sha256sum
-"$QUARKLINKD" --list-routes 2>/dev/null | grep -q '/device/v1/update' ||
+routes=$("$QUARKLINKD" --list-routes 2>/dev/null)
+printf '%s\n' "$routes" | grep -q '/device/v1/update' ||
     skip "this quarklinkd has no device update API (GET /device/v1/update)"
 
 agent_pki_start

@@ -20,7 +20,7 @@ struct agent_manifest {
 	char		 sha256_hex[65];
 	time_t		 created;
 	time_t		 expires;
-	char		 hardware[AGENT_HW_MAX][64];
+	char		 hardware[AGENT_HW_MAX][65];	/* 1-64 of [A-Za-z0-9._:-] */
 	size_t		 nhardware;
 	int		 is_encrypted;
 	long long	 encrypted_size;	/* -1 unless encrypted */

@@ -176,6 +176,11 @@ START_TEST(test_manifest_good)
 	    err, sizeof(err)), 0);
 	ck_assert_int_eq(agent_verify_policy(&m, "p1", "hw-a", "", time(NULL), 1 << 20,
 	    err, sizeof(err)), 0);
+	/* Hardware names are up to 64 characters (quarklink-image(5)). */
+	ck_assert_msg(t_verify(&cs1, t_manifest("1.2.3", "2099-01-01T00:00:00Z",
+	    "board:rev.1_0123456789012345678901234567890123456789012345678901"), "p1", &m,
+	    err) == 0, "%s", err);
+	ck_assert_int_eq((int)strlen(m.hardware[1]), 64);
 }
 END_TEST
 

@@ -176,6 +176,40 @@ out:
 	return rc;
 }
 
+/* An originator key whose algorithm has no parameters (what OpenSSL's
+ * CMS_encrypt writes) makes OpenSSL 3.0 copy the curve from the device
+ * key, which fails for a provider (TPM) key. Naming the device key's curve
+ * explicitly lets OpenSSL build the peer key in the key's own provider. */
+static void
+agent_stream_kari_params(CMS_ContentInfo *cms, EVP_PKEY *key)
+{
+	STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
+	const ASN1_OBJECT *aoid;
+	X509_ALGOR *alg;
+	ASN1_BIT_STRING *pub;
+	const void *aval;
+	char group[64];
+	int i, atype, nid;
+
+	if (EVP_PKEY_get_utf8_string_param(key, "group", group, sizeof(group), NULL) != 1 ||
+	    (nid = OBJ_txt2nid(group)) == NID_undef) {
+		ERR_clear_error();
+		return;
+	}
+	for (i = 0; i < sk_CMS_RecipientInfo_num(ris); i++) {
+		CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
+		if (CMS_RecipientInfo_type(ri) != CMS_RECIPINFO_AGREE ||
+		    CMS_RecipientInfo_kari_get0_orig_id(ri, &alg, &pub, NULL, NULL, NULL) != 1 ||
+		    alg == NULL)
+			continue;
+		X509_ALGOR_get0(&aoid, &atype, &aval, alg);
+		if (OBJ_obj2nid(aoid) == NID_X9_62_id_ecPublicKey &&
+		    (atype == V_ASN1_UNDEF || atype == V_ASN1_NULL))
+			X509_ALGOR_set0(alg, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
+			    OBJ_nid2obj(nid));
+	}
+}
+
 int
 agent_stream_unwrap(const unsigned char *der, size_t len, EVP_PKEY *key, void *cert,
     unsigned char k[32], char *err, size_t errlen)
@@ -195,6 +229,7 @@ agent_stream_unwrap(const unsigned char *der, size_t len, EVP_PKEY *key, void *c
 	}
 	if ((out = BIO_new(BIO_s_mem())) == NULL)
 		goto out;
+	agent_stream_kari_params(cms, key);
 	if (CMS_decrypt(cms, key, cert, NULL, out, CMS_BINARY) != 1) {
 		snprintf(err, errlen, "cannot unwrap the content key with the device key: %s",
 		    agent_ssl_err());

@@ -11,7 +11,12 @@
 #include <unistd.h>
 
 #include <openssl/cms.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/kdf.h>
+#include <openssl/param_build.h>
+#include <openssl/provider.h>
+#include <openssl/x509.h>
 
 #include "agent.h"
 
@@ -176,38 +181,257 @@ out:
 	return rc;
 }
 
-/* An originator key whose algorithm has no parameters (what OpenSSL's
- * CMS_encrypt writes) makes OpenSSL 3.0 copy the curve from the device
- * key, which fails for a provider (TPM) key. Naming the device key's curve
- * explicitly lets OpenSSL build the peer key in the key's own provider. */
-static void
-agent_stream_kari_params(CMS_ContentInfo *cms, EVP_PKEY *key)
+/* ---- key agreement by hand, for keys OpenSSL's CMS cannot drive ----
+ *
+ * OpenSSL 3.0 opens a KeyAgreeRecipientInfo only through a key exchange
+ * that takes the X9.63 KDF parameters; a TPM key's (tpm2-openssl 1.1)
+ * does raw ECDH only. So: raw ECDH with the device key (in the TPM), the
+ * X9.63 KDF and AES key unwrap here, then the content decrypted with the
+ * content-encryption key. The DER walk below reads only the fields OpenSSL
+ * 3.0 has no getter for (the encrypted key, the content algorithm). */
+
+struct agent_der {
+	const unsigned char	*p, *end;
+};
+
+/* The next TLV: tag byte, contents. -1 at the end or on bad DER. */
+static int
+agent_der_next(struct agent_der *d, int *tag, struct agent_der *inner)
+{
+	size_t len = 0, n;
+	const unsigned char *p = d->p;
+
+	if (d->end - p < 2 || (p[0] & 0x1f) == 0x1f)
+		return -1;
+	*tag = p[0];
+	if (p[1] < 0x80) {
+		len = p[1];
+		p += 2;
+	} else {
+		n = p[1] & 0x7f;
+		if (n == 0 || n > 3 || (size_t)(d->end - p) < 2 + n)
+			return -1;
+		for (size_t i = 0; i < n; i++)
+			len = len << 8 | p[2 + i];
+		p += 2 + n;
+	}
+	if ((size_t)(d->end - p) < len)
+		return -1;
+	inner->p = p;
+	inner->end = p + len;
+	d->p = p + len;
+	return 0;
+}
+
+/* Find, in the EnvelopedData DER, the first KeyAgreeRecipientInfo's last
+ * encrypted key and the EncryptedContentInfo's algorithm and content. */
+static int
+agent_der_envelope(const unsigned char *der, size_t len, struct agent_der *enckey,
+    struct agent_der *calg, struct agent_der *content)
+{
+	struct agent_der d = { der, der + len }, ci, ed, x, ri, kari, reks, rek, eci;
+	int tag, found = 0;
+
+	if (agent_der_next(&d, &tag, &ci) == -1 || tag != 0x30 ||
+	    agent_der_next(&ci, &tag, &x) == -1 || tag != 0x06 ||
+	    agent_der_next(&ci, &tag, &x) == -1 || tag != 0xa0 ||
+	    agent_der_next(&x, &tag, &ed) == -1 || tag != 0x30 ||
+	    agent_der_next(&ed, &tag, &x) == -1 || tag != 0x02)
+		return -1;
+	if (agent_der_next(&ed, &tag, &x) == -1)
+		return -1;
+	if (tag == 0xa0 && agent_der_next(&ed, &tag, &x) == -1)	/* originatorInfo */
+		return -1;
+	if (tag != 0x31)
+		return -1;
+	while (!found && agent_der_next(&x, &tag, &kari) == 0) {
+		if (tag != 0xa1)	/* [1] KeyAgreeRecipientInfo */
+			continue;
+		ri = kari;
+		while (agent_der_next(&ri, &tag, &reks) == 0)
+			if (tag == 0x30 && ri.p == ri.end)
+				break;	/* recipientEncryptedKeys: the last field */
+		if (tag != 0x30 || ri.p != ri.end)
+			return -1;
+		while (agent_der_next(&reks, &tag, &rek) == 0) {
+			struct agent_der f;
+			if (tag != 0x30 || agent_der_next(&rek, &tag, &f) == -1 ||
+			    agent_der_next(&rek, &tag, enckey) == -1 || tag != 0x04)
+				return -1;
+			found = 1;
+		}
+	}
+	if (!found || agent_der_next(&ed, &tag, &eci) == -1 || tag != 0x30 ||
+	    agent_der_next(&eci, &tag, &x) == -1 || tag != 0x06)
+		return -1;
+	/* The AlgorithmIdentifier with its header, for d2i_X509_ALGOR. */
+	calg->p = eci.p;
+	if (agent_der_next(&eci, &tag, &x) == -1 || tag != 0x30)
+		return -1;
+	calg->end = x.end;
+	if (agent_der_next(&eci, &tag, content) == -1 || tag != 0x80)
+		return -1;
+	return 0;
+}
+
+static EVP_PKEY *
+agent_stream_peer(EVP_PKEY *key, ASN1_BIT_STRING *pub)
+{
+	OSSL_PARAM_BLD *b = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *peer = NULL;
+	char group[64];
+
+	if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group,
+	    sizeof(group), NULL) != 1 || (b = OSSL_PARAM_BLD_new()) == NULL ||
+	    OSSL_PARAM_BLD_push_utf8_string(b, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
+	    OSSL_PARAM_BLD_push_octet_string(b, OSSL_PKEY_PARAM_PUB_KEY,
+	    ASN1_STRING_get0_data(pub), (size_t)ASN1_STRING_length(pub)) != 1 ||
+	    (params = OSSL_PARAM_BLD_to_param(b)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &peer, EVP_PKEY_PUBLIC_KEY, params) != 1)
+		peer = NULL;
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(b);
+	return peer;
+}
+
+static const char *
+agent_stream_kdf_md(int nid)
+{
+	switch (nid) {
+	case NID_dhSinglePass_stdDH_sha1kdf_scheme: return "SHA1";
+	case NID_dhSinglePass_stdDH_sha224kdf_scheme: return "SHA224";
+	case NID_dhSinglePass_stdDH_sha256kdf_scheme: return "SHA256";
+	case NID_dhSinglePass_stdDH_sha384kdf_scheme: return "SHA384";
+	case NID_dhSinglePass_stdDH_sha512kdf_scheme: return "SHA512";
+	default: return NULL;
+	}
+}
+
+static int
+agent_stream_kari(const unsigned char *der, size_t len, CMS_ContentInfo *cms, EVP_PKEY *key,
+    unsigned char k[32], char *err, size_t errlen)
 {
 	STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
-	const ASN1_OBJECT *aoid;
-	X509_ALGOR *alg;
+	CMS_RecipientInfo *ri = NULL;
+	X509_ALGOR *pubalg, *kalg, *wrap = NULL, *calg = NULL;
 	ASN1_BIT_STRING *pub;
+	ASN1_OCTET_STRING *ukm;
+	struct agent_der enckey, calgd, content;
+	EVP_PKEY_CTX *dctx = NULL;
+	EVP_PKEY *peer = NULL;
+	EVP_KDF *kdf = NULL;
+	EVP_KDF_CTX *kctx = NULL;
+	EVP_CIPHER_CTX *c = NULL;
+	EVP_CIPHER *cipher = NULL;
+	OSSL_PARAM kp[4];
+	const ASN1_OBJECT *aoid;
 	const void *aval;
-	char group[64];
-	int i, atype, nid;
+	const unsigned char *p;
+	unsigned char z[132], kek[32], cek[64], plain[96], *sinfo = NULL;
+	const char *md;
+	size_t zlen = sizeof(z), ceklen;
+	int i, atype, n, f, sinfolen, rc = -1;
 
-	if (EVP_PKEY_get_utf8_string_param(key, "group", group, sizeof(group), NULL) != 1 ||
-	    (nid = OBJ_txt2nid(group)) == NID_undef) {
-		ERR_clear_error();
-		return;
+	for (i = 0; i < sk_CMS_RecipientInfo_num(ris) && ri == NULL; i++)
+		if (CMS_RecipientInfo_type(sk_CMS_RecipientInfo_value(ris, i)) == CMS_RECIPINFO_AGREE)
+			ri = sk_CMS_RecipientInfo_value(ris, i);
+	if (ri == NULL || CMS_RecipientInfo_kari_get0_orig_id(ri, &pubalg, &pub, NULL, NULL,
+	    NULL) != 1 || pub == NULL || CMS_RecipientInfo_kari_get0_alg(ri, &kalg, &ukm) != 1 ||
+	    agent_der_envelope(der, len, &enckey, &calgd, &content) == -1) {
+		snprintf(err, errlen, "the content key holds no key agreement for this device");
+		goto out;
 	}
-	for (i = 0; i < sk_CMS_RecipientInfo_num(ris); i++) {
-		CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
-		if (CMS_RecipientInfo_type(ri) != CMS_RECIPINFO_AGREE ||
-		    CMS_RecipientInfo_kari_get0_orig_id(ri, &alg, &pub, NULL, NULL, NULL) != 1 ||
-		    alg == NULL)
-			continue;
-		X509_ALGOR_get0(&aoid, &atype, &aval, alg);
-		if (OBJ_obj2nid(aoid) == NID_X9_62_id_ecPublicKey &&
-		    (atype == V_ASN1_UNDEF || atype == V_ASN1_NULL))
-			X509_ALGOR_set0(alg, OBJ_nid2obj(NID_X9_62_id_ecPublicKey), V_ASN1_OBJECT,
-			    OBJ_nid2obj(nid));
+	X509_ALGOR_get0(&aoid, &atype, &aval, kalg);
+	if ((md = agent_stream_kdf_md(OBJ_obj2nid(aoid))) == NULL || atype != V_ASN1_SEQUENCE) {
+		snprintf(err, errlen, "the content key uses an unsupported key agreement");
+		goto out;
 	}
+	p = ASN1_STRING_get0_data(aval);
+	if ((wrap = d2i_X509_ALGOR(NULL, &p, ASN1_STRING_length(aval))) == NULL ||
+	    OBJ_obj2nid(wrap->algorithm) != NID_id_aes256_wrap) {
+		snprintf(err, errlen, "the content key uses an unsupported key wrap");
+		goto out;
+	}
+	/* Raw ECDH with the device key: in the TPM for a tpm2 key. */
+	if ((peer = agent_stream_peer(key, pub)) == NULL ||
+	    (dctx = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL)) == NULL ||
+	    EVP_PKEY_derive_init(dctx) != 1 || EVP_PKEY_derive_set_peer(dctx, peer) != 1 ||
+	    EVP_PKEY_derive(dctx, z, &zlen) != 1) {
+		snprintf(err, errlen, "key agreement with the device key failed: %s",
+		    agent_ssl_err());
+		goto out;
+	}
+	/* X9.63 KDF over the ECC-CMS-SharedInfo (RFC 5753). */
+	if ((sinfolen = CMS_SharedInfo_encode(&sinfo, wrap, ukm, 32)) <= 0 ||
+	    (kdf = EVP_KDF_fetch(NULL, "X963KDF", "provider=default")) == NULL ||
+	    (kctx = EVP_KDF_CTX_new(kdf)) == NULL) {
+		snprintf(err, errlen, "X9.63 KDF unavailable: %s", agent_ssl_err());
+		goto out;
+	}
+	kp[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)md, 0);
+	kp[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, z, zlen);
+	kp[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, sinfo, (size_t)sinfolen);
+	kp[3] = OSSL_PARAM_construct_end();
+	if (EVP_KDF_derive(kctx, kek, sizeof(kek), kp) != 1)
+		goto fail;
+	/* AES-256 key unwrap of the content-encryption key. */
+	if ((c = EVP_CIPHER_CTX_new()) == NULL ||
+	    (cipher = EVP_CIPHER_fetch(NULL, "AES-256-WRAP", "provider=default")) == NULL)
+		goto fail;
+	EVP_CIPHER_CTX_set_flags(c, EVP_CIPHER_CTX_FLAG_WRAP_ALLOW);
+	if (enckey.end - enckey.p > (long)sizeof(cek) || enckey.end - enckey.p < 24 ||
+	    EVP_DecryptInit_ex2(c, cipher, kek, NULL, NULL) != 1 ||
+	    EVP_DecryptUpdate(c, cek, &n, enckey.p, (int)(enckey.end - enckey.p)) != 1 ||
+	    EVP_DecryptFinal_ex(c, cek + n, &f) != 1)
+		goto fail;
+	ceklen = (size_t)(n + f);
+	EVP_CIPHER_free(cipher);
+	cipher = NULL;
+	/* The content: 32 key bytes under the content cipher (AES-CBC). */
+	p = calgd.p;
+	if ((calg = d2i_X509_ALGOR(NULL, &p, calgd.end - calgd.p)) == NULL)
+		goto fail;
+	X509_ALGOR_get0(&aoid, &atype, &aval, calg);
+	if (atype != V_ASN1_OCTET_STRING ||
+	    (cipher = EVP_CIPHER_fetch(NULL, OBJ_nid2sn(OBJ_obj2nid(aoid)), "provider=default")) == NULL ||
+	    EVP_CIPHER_get_mode(cipher) != EVP_CIPH_CBC_MODE ||
+	    (size_t)EVP_CIPHER_get_key_length(cipher) != ceklen ||
+	    ASN1_STRING_length(aval) != EVP_CIPHER_get_iv_length(cipher) ||
+	    content.end - content.p > (long)sizeof(plain) - 16 ||
+	    EVP_DecryptInit_ex2(c, cipher, cek, ASN1_STRING_get0_data(aval), NULL) != 1 ||
+	    EVP_DecryptUpdate(c, plain, &n, content.p, (int)(content.end - content.p)) != 1 ||
+	    EVP_DecryptFinal_ex(c, plain + n, &f) != 1)
+		goto fail;
+	if (n + f != 32) {
+		snprintf(err, errlen, "the content key is %d bytes, expected 32", n + f);
+		goto out;
+	}
+	memcpy(k, plain, 32);
+	rc = 0;
+	goto out;
+fail:
+	snprintf(err, errlen, "cannot unwrap the content key with the device key: %s",
+	    agent_ssl_err());
+out:
+	OPENSSL_cleanse(z, sizeof(z));
+	OPENSSL_cleanse(kek, sizeof(kek));
+	OPENSSL_cleanse(cek, sizeof(cek));
+	OPENSSL_cleanse(plain, sizeof(plain));
+	OPENSSL_free(sinfo);
+	EVP_CIPHER_free(cipher);
+	EVP_CIPHER_CTX_free(c);
+	EVP_KDF_CTX_free(kctx);
+	EVP_KDF_free(kdf);
+	EVP_PKEY_CTX_free(dctx);
+	EVP_PKEY_free(peer);
+	X509_ALGOR_free(wrap);
+	X509_ALGOR_free(calg);
+	return rc;
 }
 
 int
@@ -227,9 +451,15 @@ agent_stream_unwrap(const unsigned char *der, size_t len, EVP_PKEY *key, void *c
 		ERR_clear_error();
 		return -1;
 	}
+	/* A key of another provider (the TPM): the key agreement by hand. */
+	if (EVP_PKEY_get0_provider(key) != NULL &&
+	    strcmp(OSSL_PROVIDER_get0_name(EVP_PKEY_get0_provider(key)), "default") != 0) {
+		rc = agent_stream_kari(der, len, cms, key, k, err, errlen);
+		CMS_ContentInfo_free(cms);
+		return rc;
+	}
 	if ((out = BIO_new(BIO_s_mem())) == NULL)
 		goto out;
-	agent_stream_kari_params(cms, key);
 	if (CMS_decrypt(cms, key, cert, NULL, out, CMS_BINARY) != 1) {
 		snprintf(err, errlen, "cannot unwrap the content key with the device key: %s",
 		    agent_ssl_err());
@@ -247,6 +477,24 @@ out:
 			OPENSSL_cleanse(data, (size_t)n);
 		BIO_free(out);
 	}
+	CMS_ContentInfo_free(cms);
+	return rc;
+}
+
+/* For the unit test: the hand-made path with any key. */
+int
+agent_stream_unwrap_kari(const unsigned char *der, size_t len, EVP_PKEY *key,
+    unsigned char k[32], char *err, size_t errlen)
+{
+	CMS_ContentInfo *cms;
+	const unsigned char *p = der;
+	int rc;
+
+	if ((cms = d2i_CMS_ContentInfo(NULL, &p, (long)len)) == NULL) {
+		snprintf(err, errlen, "not CMS");
+		return -1;
+	}
+	rc = agent_stream_kari(der, len, cms, key, k, err, errlen);
 	CMS_ContentInfo_free(cms);
 	return rc;
 }

@@ -34,4 +34,10 @@ int	agent_stream_unwrap(const unsigned char *der, size_t len, EVP_PKEY *, void *
 	    unsigned char key[32], char *err, size_t errlen)
 	    __attribute__((warn_unused_result));
 
+/* The key agreement done here rather than by CMS_decrypt (what a TPM key
+ * needs); exposed for the unit test. */
+int	agent_stream_unwrap_kari(const unsigned char *der, size_t len, EVP_PKEY *,
+	    unsigned char key[32], char *err, size_t errlen)
+	    __attribute__((warn_unused_result));
+
 #endif

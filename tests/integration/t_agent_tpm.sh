@@ -65,4 +65,23 @@ assert_agent_rc 0 "status"
 printf '%s\n' "$AGENT_OUT" >"$T/status.json"
 assert_json "$T/status.json" device_id "$id" "status device_id"
 
+# The content key of an encrypted image comes as CMS EnvelopedData (ECDH
+# key agreement to the certificate key, as openssl cms -encrypt makes it):
+# the agent's code opens it with the TPM key (raw ECDH in the TPM).
+head -c 32 /dev/urandom >"$T/content.key"
+openssl cms -encrypt -binary -aes256 -in "$T/content.key" -recip "$T/t1/cert.pem" \
+    -outform DER -out "$T/key.cms" || fail "cannot wrap a key for the device certificate"
+[ -x "$top_builddir/tests/integration/agent_unwrap" ] ||
+    hard_error "tests/integration/agent_unwrap not built (make check builds it)"
+"$top_builddir/tests/integration/agent_unwrap" "$T/t1.conf" "$T/t1/cert.pem" "$T/key.cms" \
+    >"$T/unwrapped.key" 2>"$T/unwrap.err" || fail "the TPM key cannot unwrap: $(cat "$T/unwrap.err")"
+cmp -s "$T/content.key" "$T/unwrapped.key" || fail "the TPM unwrapped another key"
+# A key wrapped for another device is not opened.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$T/other.key" 2>/dev/null
+openssl req -new -x509 -key "$T/other.key" -subj /CN=other -days 1 -out "$T/other.crt"
+openssl cms -encrypt -binary -aes256 -in "$T/content.key" -recip "$T/other.crt" \
+    -outform DER -out "$T/other.cms" || fail "cannot wrap a key for another certificate"
+"$top_builddir/tests/integration/agent_unwrap" "$T/t1.conf" "$T/t1/cert.pem" "$T/other.cms" \
+    >/dev/null 2>"$T/unwrap.err" && fail "the TPM key opened another device's key"
+
 ql_stop || fail "quarklinkd exited with status $? after SIGTERM"

@@ -499,6 +499,16 @@ START_TEST(test_unwrap)
 	ck_assert_msg(agent_stream_unwrap(der, (size_t)n, device.key, device.cert, got, err,
 	    sizeof(err)) == 0, "%s", err);
 	ck_assert_int_eq(memcmp(key, got, 32), 0);
+	/* The hand-made key agreement (the TPM path) gives the same key. */
+	memset(got, 0, sizeof(got));
+	ck_assert_msg(agent_stream_unwrap_kari(der, (size_t)n, device.key, got, err,
+	    sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(memcmp(key, got, 32), 0);
+	ck_assert_int_eq(agent_stream_unwrap_kari(der, (size_t)n, cs1.key, got, err,
+	    sizeof(err)), -1);
+	/* Cut short, it is refused rather than misread. */
+	ck_assert_int_eq(agent_stream_unwrap_kari(der, (size_t)n - 20, device.key, got, err,
+	    sizeof(err)), -1);
 	/* Another device's key cannot open it. */
 	ck_assert_int_eq(agent_stream_unwrap(der, (size_t)n, cs1.key, cs1.cert, got, err,
 	    sizeof(err)), -1);

@@ -38,10 +38,11 @@ PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev
 	libengine-pkcs11-openssl libp11-dev libp11-kit-dev libargon2-dev
 	libcurl4-openssl-dev curl openssl ca-certificates jq
 	swtpm swtpm-tools tpm2-tools tpm2-openssl libtss2-dev tpm2-abrmd
-	libtss2-tcti-tabrmd0 dbus
+	libtss2-tcti-tabrmd0 dbus python3-cryptography
 	python3 systemd clang libclang-rt-14-dev llvm)
 # swtpm ... dbus: a software TPM behind tpm2-abrmd for ql-agent's tpm2 key
-# store tests (t_agent_tpm.sh) and the tpm2-openssl provider it uses.
+# store tests (t_agent_tpm.sh) and the tpm2-openssl provider it uses;
+# python3-cryptography: t_agent_hostile.sh's independent image encryptor.
 # python3: the sd_notify receiver of t_notify.sh; systemd: systemd-analyze
 # for t_service.sh; clang, libclang-rt-14-dev (sanitizer and libFuzzer
 # runtimes) and llvm (llvm-symbolizer for readable stacks): asan and fuzz.

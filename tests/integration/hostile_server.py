@@ -68,7 +68,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.reply(200, asset("image.sig"), ctype="application/pkcs7-signature")
             return
         if self.path == "/device/v1/images/1":
-            img = asset("image.bin")
+            img = asset("image.served")
             rng = self.headers.get("Range")
             start = 0
             if rng and rng.startswith("bytes=") and rng.endswith("-"):

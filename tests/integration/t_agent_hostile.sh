@@ -67,6 +67,7 @@ cp "$H/update-good.json" "$H/update-truncate.json"
 doc https://evil.example/device/v1/images/1 >"$H/update-evilurl.json"
 doc /device/v1/images/../../../etc/passwd >"$H/update-climb.json"
 
+cp "$H/image.bin" "$H/image.served"
 echo good >"$H/MODE"
 python3 "$QL_LIBDIR/hostile_server.py" "$T/server.crt" "$T/server.key" "$H" >"$H/port" 2>"$H/server.err" &
 spid=$!
@@ -76,6 +77,7 @@ DEVICE_PORT=$(cat "$H/port")
 
 cat >"$T/hook.sh" <<'EOS'
 #!/bin/sh
+sha256sum <"$1" | cut -d' ' -f1 >"$T/hook.sha"
 printf '%s\n' "$QL_VERSION" >"$T/slot"
 EOS
 chmod 755 "$T/hook.sh"
@@ -114,6 +116,52 @@ assert_eq 2.0 "$(cat "$T/slot")" "the hook ran"
 assert_file_match "^GET /device/v1/images/1 bytes=$part-\$" "$H/requests.log" "resumed with Range"
 assert_file_match '"state":"installed"' "$H/reports.log" "installed reported"
 
+# ---- an encrypted image (quarklink-image(5), made by stream_encrypt.py):
+# decrypted segment by segment, checked, installed; a flipped byte in one
+# segment is refused before anything is installed.
+head -c $((300 * 1024 + 7)) /dev/urandom >"$H/plain3.bin"
+head -c 32 /dev/urandom >"$H/content.key"
+python3 "$QL_LIBDIR/stream_encrypt.py" "$H/content.key" "$H/plain3.bin" "$H/enc3.bin" ||
+    hard_error "stream_encrypt.py failed"
+openssl cms -encrypt -binary -aes256 -in "$H/content.key" -recip "$T/h/cert.pem" \
+    -outform DER -out "$H/key.cms" || hard_error "wrapping the content key"
+psize=$(stat -c %s "$H/plain3.bin")
+esize=$(stat -c %s "$H/enc3.bin")
+[ "$esize" = $((24 + psize + 16 * 5)) ] || fail "encrypted form is $esize bytes"
+psha=$(sha256sum "$H/plain3.bin" | cut -d' ' -f1)
+jq -cn --argjson s "$psize" --argjson es "$esize" --arg h "$psha" \
+    --arg e "$(date -u -d '+1 day' +%Y-%m-%dT%H:%M:%SZ)" \
+    '{format: 1, project: "hostile", image_id: 1, name: "os", version: "3.0", size: $s,
+      sha256: $h, created: "2026-01-01T00:00:00Z", expires: $e, hardware: ["hw-a"],
+      encrypted: true, encrypted_size: $es, segment_size: 65536}' >"$H/manifest3.json"
+openssl cms -sign -binary -nodetach -md sha256 -in "$H/manifest3.json" -signer "$w/cs.crt" \
+    -inkey "$w/cs.key" -outform DER -out "$H/manifest3.der" || hard_error "manifest 3 signature"
+openssl cms -sign -binary -md sha256 -in "$H/plain3.bin" -signer "$w/cs.crt" -inkey "$w/cs.key" \
+    -outform DER -out "$H/image.sig" || hard_error "image 3 signature"
+jq -cn --argjson s "$psize" --argjson es "$esize" --arg h "$psha" \
+    --arg m "$(base64 -w0 "$H/manifest3.der")" --arg k "$(base64 -w0 "$H/key.cms")" \
+    '{deployment: 2, image: {id: 1, name: "os", version: "3.0", size: $s, sha256: $h,
+      encrypted: true, encrypted_size: $es}, manifest: $m, key: $k,
+      image_url: "/device/v1/images/1", signature_url: "/device/v1/images/1/signature"}' \
+    >"$H/update-enc.json"
+# One flipped byte in segment 3.
+cp "$H/enc3.bin" "$H/image.served"
+printf '\x55' | dd of="$H/image.served" bs=1 seek=$((24 + 3 * 65552 + 100)) conv=notrunc 2>/dev/null
+echo enc >"$H/MODE"
+agent h run --once
+assert_agent_rc 10 "a tampered encrypted image"
+assert_one_line_error 'segment 3 does not authenticate'
+assert_eq 2.0 "$(installed)" "tampered encrypted image: version unchanged"
+assert_eq 2.0 "$(cat "$T/slot")" "tampered encrypted image: slot unchanged"
+[ -z "$(find "$T/h" -name 'img-*')" ] || fail "a partial decryption was left for the hook"
+cp "$H/enc3.bin" "$H/image.served"
+agent h run --once
+assert_agent_rc 0 "the encrypted image installs"
+assert_eq 3.0 "$(installed)" "3.0 installed"
+assert_eq 3.0 "$(cat "$T/slot")" "the hook installed 3.0"
+assert_eq "$psha" "$(cat "$T/hook.sha")" "the hook got the decrypted image"
+assert_file_match '"state":"failed".*segment 3' "$H/reports.log" "the tampered one was reported"
+
 # The same server, not under the pinned root.
 agent_conf h root_ca="$T/rogue-ca.crt" project=hostile
 agent h run --once
@@ -138,4 +186,4 @@ wait "$lpid"
 assert_eq 0 "$?" "SIGTERM ends run with exit 0"
 assert_match '^poll failed: server unreachable' "$(jq -r .last_result "$T/h/state.json")" \
     "the unreachable server is the last result"
-assert_eq 2.0 "$(installed)" "the installed version stays"
+assert_eq 3.0 "$(installed)" "the installed version stays"

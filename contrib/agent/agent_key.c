@@ -30,6 +30,19 @@
 #define AGENT_KEY_FILE_NAME	"key.pem"
 #define AGENT_KEY_TPM2_NAME	"key.tpm2.pem"
 
+static OSSL_PROVIDER *agent_key_tpm2, *agent_key_default;
+
+void
+agent_key_cleanup(void)
+{
+	/* The tpm2 provider closes its TPM context when unloaded. */
+	if (agent_key_tpm2 != NULL)
+		OSSL_PROVIDER_unload(agent_key_tpm2);
+	if (agent_key_default != NULL)
+		OSSL_PROVIDER_unload(agent_key_default);
+	agent_key_tpm2 = agent_key_default = NULL;
+}
+
 int
 agent_key_init(const struct agent_conf *c)
 {
@@ -37,12 +50,12 @@ agent_key_init(const struct agent_conf *c)
 		return 0;
 	if (c->tpm2_tcti[0] != '\0' && setenv("TPM2OPENSSL_TCTI", c->tpm2_tcti, 1) == -1)
 		return -1;
-	if (OSSL_PROVIDER_load(NULL, "tpm2") == NULL) {
+	if ((agent_key_tpm2 = OSSL_PROVIDER_load(NULL, "tpm2")) == NULL) {
 		agent_err("key_store tpm2: cannot load the tpm2 OpenSSL provider"
 		    " (Debian package tpm2-openssl): %s", agent_ssl_err());
 		return -1;
 	}
-	if (OSSL_PROVIDER_load(NULL, "default") == NULL) {
+	if ((agent_key_default = OSSL_PROVIDER_load(NULL, "default")) == NULL) {
 		agent_err("cannot load the default OpenSSL provider: %s", agent_ssl_err());
 		return -1;
 	}

@@ -11,6 +11,8 @@ struct agent_conf;
 /* Providers for the key store (tpm2: the tpm2 provider preferred, the
  * random generator kept on the default provider). Once, before any key. */
 int	 agent_key_init(const struct agent_conf *) __attribute__((warn_unused_result));
+/* Unload the providers (after every key is freed). */
+void	 agent_key_cleanup(void);
 /* The device key; created when missing and create is set. NULL if absent
  * (errno ENOENT) or unusable (message printed). */
 EVP_PKEY *agent_key_load(const struct agent_conf *, int create);

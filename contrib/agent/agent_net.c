@@ -371,8 +371,10 @@ agent_net_do(const struct agent_net_req *q, struct agent_net_resp *r)
 	if (rc == CURLE_OK) {
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r->status);
 		ret = AGENT_OK;
-	} else
+	} else {
 		ret = agent_net_failure(rc, &x, errbuf);
+		agent_net_resp_free(r);	/* a failed answer is never read */
+	}
 	agent_debug("%s %s -> %ld%s%s", q->method ? q->method : "GET", q->url, r->status,
 	    ret ? ": " : "", ret ? r->err : "");
 	curl_slist_free_all(hdrs);

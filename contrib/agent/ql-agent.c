@@ -253,6 +253,7 @@ main(int argc, char **argv)
 	if (agent_conf_load(conf_path, &c) == -1)
 		return AGENT_EUSAGE;
 	if (agent_key_init(&c) == -1 || agent_net_init(&c) == -1) {
+		agent_key_cleanup();
 		agent_conf_free(&c);
 		return AGENT_EFAIL;
 	}
@@ -265,6 +266,7 @@ main(int argc, char **argv)
 	else
 		rc = agent_cmd_run(&c, argc, argv);
 	agent_net_cleanup();
+	agent_key_cleanup();
 	agent_conf_free(&c);
 	return rc;
 }

@@ -41,6 +41,7 @@ main(int argc, char **argv)
 	free(der);
 	X509_free(cert);
 	EVP_PKEY_free(pk);
+	agent_key_cleanup();
 	agent_conf_free(&c);
 	return 0;
 }

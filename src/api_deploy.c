@@ -376,11 +376,12 @@ api_deploy_create(struct http_req *hr)
 	memset(&n, 0, sizeof(n));
 	if ((body = api_body_json(hr, keys)) == NULL)
 		return;
-	if (api_json_int(hr, body, "image", 1, 1, INT64_MAX, &image) == -1 ||
-	    api_deploy_target(hr, body, &n) == -1 ||
+	/* Members that are there are checked before a missing one is named. */
+	if (api_deploy_target(hr, body, &n) == -1 ||
 	    api_deploy_groups_body(hr, body, &n) == -1 ||
 	    api_json_int(hr, body, "success_threshold", 0, 1, 100, &success) == -1 ||
-	    api_json_int(hr, body, "error_threshold", 0, 0, 100, &error) == -1) {
+	    api_json_int(hr, body, "error_threshold", 0, 0, 100, &error) == -1 ||
+	    api_json_int(hr, body, "image", 1, 1, INT64_MAX, &image) == -1) {
 		yajl_tree_free(body);
 		return;
 	}

@@ -26,7 +26,15 @@ static struct devcache_list devcache_devices[DEVCACHE_BUCKETS];
 static TAILQ_HEAD(, devcache_entry) devcache_age =
     TAILQ_HEAD_INITIALIZER(devcache_age);
 static size_t devcache_n;
-static unsigned long devcache_gen;	/* bumped by every invalidation */
+/* Invalidations are numbered. A fill that started before one that may
+ * concern its answer is used for its requests but not kept: devcache_gen_all
+ * is the last that concerned every entry (a project, all), and
+ * devcache_gen_dev[] the last per device (hashed: a collision only keeps
+ * less). */
+#define DEVCACHE_GEN_SLOTS	4096
+static unsigned long devcache_gen;
+static unsigned long devcache_gen_all;
+static unsigned long devcache_gen_dev[DEVCACHE_GEN_SLOTS];
 
 static size_t
 devcache_cert_hash(long long ca_id, const char *serial)
@@ -69,7 +77,7 @@ devcache_clear(void)
 {
 	struct devcache_entry *e;
 
-	devcache_gen++;
+	devcache_gen_all = ++devcache_gen;
 	while ((e = TAILQ_FIRST(&devcache_age)) != NULL)
 		devcache_remove(e);
 }
@@ -86,7 +94,8 @@ devcache_forget_device(long long device)
 	struct devcache_list *l = &devcache_devices[devcache_device_hash(device)];
 	struct devcache_entry *e, *next;
 
-	devcache_gen++;
+	devcache_gen_dev[devcache_device_hash(device) % DEVCACHE_GEN_SLOTS] =
+	    ++devcache_gen;
 	for (e = LIST_FIRST(l); e != NULL; e = next) {
 		next = LIST_NEXT(e, by_device);
 		if (e->device == device)
@@ -99,7 +108,7 @@ devcache_forget_project(long long project)
 {
 	struct devcache_entry *e, *next;
 
-	devcache_gen++;
+	devcache_gen_all = ++devcache_gen;
 	for (e = TAILQ_FIRST(&devcache_age); e != NULL; e = next) {
 		next = TAILQ_NEXT(e, age);
 		if (e->project == project)
@@ -374,7 +383,9 @@ devcache_filled(enum db_status st, const PGresult *res, const char *errstr,
 		}
 		/* An invalidation that arrived while the query ran may be
 		 * newer than this answer: use it for these requests only. */
-		if (b->gen == devcache_gen && e->trust != DEVICES_TRUST_UNKNOWN)
+		if (b->gen >= devcache_gen_all && b->gen >= devcache_gen_dev[
+		    devcache_device_hash(e->device) % DEVCACHE_GEN_SLOTS] &&
+		    e->trust != DEVICES_TRUST_UNKNOWN)
 			devcache_insert(e);
 		devcache_answer(&b->waits, e->ca_id, e->serial, e);
 		if (!e->is_cached)

@@ -37,9 +37,14 @@ PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev
 	libssl-dev libpq-dev libyajl-dev check postgresql softhsm2 opensc
 	libengine-pkcs11-openssl libp11-dev libp11-kit-dev libargon2-dev
 	libcurl4-openssl-dev curl openssl ca-certificates jq
+	swtpm swtpm-tools tpm2-tools tpm2-openssl libtss2-dev tpm2-abrmd
+	libtss2-tcti-tabrmd0 dbus
 	python3 python3-cryptography systemd clang libclang-rt-14-dev llvm chromium)
-# python3: the sd_notify receiver of t_notify.sh; python3-cryptography: the
-# independent decoder of encrypted images in t_image_encrypt.sh; systemd: systemd-analyze
+# swtpm ... dbus: a software TPM behind tpm2-abrmd for ql-agent's tpm2 key
+# store tests (t_agent_tpm.sh) and the tpm2-openssl provider it uses;
+# python3-cryptography: the independent decoder of encrypted images in
+# t_image_encrypt.sh and t_deploy.sh, and t_agent_hostile.sh's encryptor.
+# python3: the sd_notify receiver of t_notify.sh; systemd: systemd-analyze
 # for t_service.sh; clang, libclang-rt-14-dev (sanitizer and libFuzzer
 # runtimes) and llvm (llvm-symbolizer for readable stacks): asan and fuzz.
 # chromium: the headless browser of tests/browser (driven by playwright-core).

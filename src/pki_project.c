@@ -12,6 +12,7 @@
 #include "conf.h"
 #include "db.h"
 #include "log.h"
+#include "names.h"
 #include "server.h"
 #include "tok.h"
 
@@ -332,8 +333,7 @@ pki_project_create(struct pki *pki, const char *actor, const char *name,
 	struct pki_create *c;
 	size_t n = strlen(name);
 
-	if (n == 0 || n > 63 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") != n ||
-	    name[0] == '-' || strcmp(name, "root") == 0) {
+	if (!names_is_project(name, n) || strcmp(name, "root") == 0) {
 		cb(PKI_CREATE_INVALID, "project name must match "
 		    "[a-z0-9][a-z0-9-]{0,62} and not be \"root\"", arg);
 		return;

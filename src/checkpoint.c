@@ -25,8 +25,7 @@
 #include "tok.h"
 #include "util.h"
 
-#define CHECKPOINT_COLS "id, rows, last_id, encode(head, 'hex'), to_char(at AT TIME" \
-	" ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), signed_data," \
+#define CHECKPOINT_COLS "id, rows, last_id, encode(head, 'hex'), ql_iso(at), signed_data," \
 	" translate(encode(signature, 'base64'), E'\\n', '')"
 
 const struct db_stmt checkpoint_latest = {
@@ -422,23 +421,19 @@ static void
 checkpoint_key_create(struct checkpoint *cp)
 {
 	struct checkpoint_key_job *k = calloc(1, sizeof(*k));
-	unsigned char rnd[4];
-	char hex[9];
 
 	if (k == NULL) {
 		checkpoint_start_end(cp, "out of memory");
 		return;
 	}
 	/* A unique label: an earlier failed start may have left a key. */
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+	if (p11_label_new("ql-audit", k->label, sizeof(k->label)) == -1) {
 		free(k);
 		checkpoint_start_end(cp, "no randomness");
 		return;
 	}
-	util_hex(rnd, sizeof(rnd), hex);
 	k->cp = cp;
 	k->is_new = 1;
-	snprintf(k->label, sizeof(k->label), "ql-audit-%s", hex);
 	if (tok_submit_urgent(checkpoint_key_run, checkpoint_key_created, k) == -1) {
 		free(k);
 		checkpoint_start_end(cp, "cannot reach the token workers");

@@ -49,12 +49,6 @@ struct ocsp {
 	unsigned long	 epoch;
 };
 
-static long long
-ocsp_ll(const PGresult *res, int row, int col)
-{
-	return strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
 static void
 ocsp_entry_free(void *p)
 {
@@ -257,8 +251,8 @@ ocsp_status(enum db_status st, const PGresult *res, const char *errstr,
 	tmp.status = CA_OCSP_UNKNOWN;
 	if (PQntuples(res) == 1) {
 		tmp.status = PQgetisnull(res, 0, 0) ? CA_OCSP_GOOD : CA_OCSP_REVOKED;
-		tmp.revoked_at = (time_t)ocsp_ll(res, 0, 0);
-		tmp.reason = (int)ocsp_ll(res, 0, 1);
+		tmp.revoked_at = (time_t)db_val_int(res, 0, 0);
+		tmp.reason = (int)db_val_int(res, 0, 1);
 	}
 	/* A concurrent lookup may have cached it meanwhile; a status that
 	 * changed while we asked, or a full cache, answers without

@@ -37,12 +37,6 @@ pki_asn1_time(const ASN1_TIME *t)
 	return timegm(&tm);
 }
 
-long long
-pki_ll(const PGresult *res, int row, int col)
-{
-	return strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
-
 void
 pki_ca_free(struct pki_ca *ca)
 {
@@ -91,10 +85,10 @@ pki_ca_from_row(struct pki *pki, const PGresult *res, int row, char *err,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	ca->id = pki_ll(res, row, 0);
-	ca->project_id = pki_ll(res, row, 1);
+	ca->id = db_val_int(res, row, 0);
+	ca->project_id = db_val_int(res, row, 1);
 	snprintf(ca->name, sizeof(ca->name), "%s", PQgetvalue(res, row, 2));
-	ca->validity_days = (int)pki_ll(res, row, 5);
+	ca->validity_days = (int)db_val_int(res, row, 5);
 	ca->cert_der = PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, 4),
 	    &ca->cert_der_len);
 	p = ca->cert_der;
@@ -322,7 +316,7 @@ pki_project_changed(enum db_status st, const PGresult *res, const char *errstr,
 			continue;
 		if (PQntuples(res) == 1) {
 			snprintf(ca->name, sizeof(ca->name), "%s", PQgetvalue(res, 0, 2));
-			ca->validity_days = (int)pki_ll(res, 0, 5);
+			ca->validity_days = (int)db_val_int(res, 0, 5);
 		} else {
 			ca->name[0] = '\0';
 		}
@@ -452,16 +446,11 @@ pki_new_key(struct pki *pki, const char *prefix, char *label, size_t labellen,
 {
 	enum p11_key_type type = strcmp(pki->srv->conf->ca_key_type, "rsa-3072") == 0 ?
 	    P11_KEY_RSA_3072 : P11_KEY_EC_P256;
-	unsigned char rnd[4];
-	char hex[9];
 
-	/* Unique: an earlier failed attempt may have left a key behind. */
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+	if (p11_label_new(prefix, label, labellen) == -1) {
 		snprintf(err, errlen, "no randomness");
 		return -1;
 	}
-	util_hex(rnd, sizeof(rnd), hex);
-	snprintf(label, labellen, "%s-%s", prefix, hex);
 	if (p11_generate_key(pki->srv->p11, label, type, err, errlen) == -1)
 		return -1;
 	if ((*priv = p11_load_private(pki->srv->p11, label, err, errlen)) == NULL)

@@ -133,7 +133,7 @@ pki_crl_rows_got(enum db_status st, const PGresult *res, const char *errstr,
 		pki_crl_job_free(j);
 		return;
 	}
-	j->number = pki_ll(res, 0, 0);
+	j->number = db_val_int(res, 0, 0);
 	if ((j->rv = calloc(rows, sizeof(*j->rv))) == NULL ||
 	    (j->serials = calloc(rows, sizeof(*j->serials))) == NULL)
 		goto oom;
@@ -142,8 +142,8 @@ pki_crl_rows_got(enum db_status st, const PGresult *res, const char *errstr,
 			continue;
 		snprintf(j->serials[j->n], CA_SERIAL_HEX, "%s", PQgetvalue(res, (int)i, 1));
 		j->rv[j->n].serial_hex = j->serials[j->n];
-		j->rv[j->n].revoked_at = (time_t)pki_ll(res, (int)i, 2);
-		j->rv[j->n].reason = (int)pki_ll(res, (int)i, 3);
+		j->rv[j->n].revoked_at = (time_t)db_val_int(res, (int)i, 2);
+		j->rv[j->n].reason = (int)db_val_int(res, (int)i, 3);
 		j->n++;
 	}
 	if (tok_submit(pki_crl_sign, pki_crl_signed, j) == 0)

@@ -48,7 +48,7 @@ pki_revoked_loaded(enum db_status st, const PGresult *res, const char *errstr,
 	for (int i = 0; i < PQntuples(res); i++) {
 		struct revoked_key k;
 
-		if (revoked_key_set(&k, pki_ll(res, i, 0), PQgetvalue(res, i, 1)) == 0 &&
+		if (revoked_key_set(&k, db_val_int(res, i, 0), PQgetvalue(res, i, 1)) == 0 &&
 		    revoked_set(pki->revoked, &k, 1) == -1)
 			fatalx("pki: out of memory");
 	}

@@ -33,7 +33,7 @@
 #include "tok.h"
 #include "util.h"
 
-#define IMGSIGN_TS(x) "to_char(" x " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define IMGSIGN_TS(x) "ql_iso(" x ")"
 #define IMGSIGN_SELECT(t) t ".id, " t ".name, " t ".version, " t ".size," \
 	" encode(" t ".sha256, 'hex'), " t ".status, to_json(" t ".hardware), " \
 	t ".encrypt, " t ".enc_size, " t ".signed_by, " IMGSIGN_TS(t ".signed_at") \

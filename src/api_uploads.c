@@ -25,6 +25,7 @@
 #include "sha256state.h"
 #include "uploads.h"
 #include "util.h"
+#include "xmalloc.h"
 
 #define API_UPLOADS_TUS		"1.0.0"
 #define API_UPLOADS_CT		"application/offset+octet-stream"
@@ -56,10 +57,9 @@ api_uploads_op_free(struct api_uploads_op *op)
 static struct api_uploads_op *
 api_uploads_op(struct http_req *hr)
 {
-	struct api_uploads_op *op;
+	struct api_uploads_op *op = api_alloc(hr, sizeof(*op));
 
-	if ((op = api_alloc(hr, sizeof(*op))) != NULL)
-		op->hr = hr;
+	op->hr = hr;
 	return op;
 }
 
@@ -271,8 +271,9 @@ api_uploads_create(struct http_req *hr)
 	struct evbuffer *body;
 	int rc;
 
-	if (api_uploads_tus(hr) == -1 || (op = api_uploads_op(hr)) == NULL)
+	if (api_uploads_tus(hr) == -1)
 		return;
+	op = api_uploads_op(hr);
 	if (http_header(hr, "Upload-Defer-Length") != NULL) {
 		free(op);
 		http_reply_problem(hr, 400, NULL, "Upload-Defer-Length is not"
@@ -370,8 +371,7 @@ api_uploads_head(struct http_req *hr)
 {
 	struct api_uploads_op *op;
 
-	if ((op = api_uploads_op(hr)) == NULL)
-		return;
+	op = api_uploads_op(hr);
 	/* An id that cannot exist is 404 whatever the headers say. */
 	if (api_uploads_param(hr, op->id) == -1 || api_uploads_tus(hr) == -1) {
 		free(op);
@@ -527,12 +527,8 @@ api_uploads_write(struct api_uploads_op *op, const PGresult *res)
 		http_reply_problem(hr, 500, NULL, "internal error");
 		return;
 	}
-	if ((op->piecebuf = malloc(op->n < UPLOADS_STMT_MAX ? op->n + 1 :
-	    UPLOADS_STMT_MAX)) == NULL) {
-		free(op);
-		http_reply_problem(hr, 503, NULL, "out of memory");
-		return;
-	}
+	op->piecebuf = xmalloc(op->n < UPLOADS_STMT_MAX ? op->n + 1 :
+	    UPLOADS_STMT_MAX);
 	api_uploads_step(op);
 }
 
@@ -575,14 +571,13 @@ api_uploads_patch(struct http_req *hr)
 	struct api_uploads_op *op;
 	size_t n;
 
-	if ((op = api_uploads_op(hr)) == NULL)
-		return;
+	op = api_uploads_op(hr);
 	/* An id that cannot exist is 404 whatever the headers say. */
 	if (api_uploads_param(hr, op->id) == -1 || api_uploads_tus(hr) == -1) {
 		free(op);
 		return;
 	}
-	if (ct == NULL || strcmp(ct, API_UPLOADS_CT) != 0) {
+	if (!util_media_type_is(ct, API_UPLOADS_CT)) {
 		free(op);
 		http_reply_problem(hr, 415, NULL, "Content-Type must be " API_UPLOADS_CT);
 		return;
@@ -652,8 +647,7 @@ api_uploads_delete(struct http_req *hr)
 {
 	struct api_uploads_op *op;
 
-	if ((op = api_uploads_op(hr)) == NULL)
-		return;
+	op = api_uploads_op(hr);
 	/* An id that cannot exist is 404 whatever the headers say. */
 	if (api_uploads_param(hr, op->id) == -1 || api_uploads_tus(hr) == -1) {
 		free(op);

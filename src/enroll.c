@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "db.h"
 #include "util.h"
+#include "xmalloc.h"
 
 /* Both deciders answer result, detail, reservation, ca_id, device_id. */
 static const struct db_stmt enroll_first = {
@@ -103,12 +104,8 @@ enroll_register(struct db_pool *db)
 static struct enroll_ctx *
 enroll_ctx_new(enroll_cb cb, void *arg, const char *missing)
 {
-	struct enroll_ctx *c = malloc(sizeof(*c));
+	struct enroll_ctx *c = xmalloc(sizeof(*c));
 
-	if (c == NULL) {
-		cb(ENROLL_ERROR, "out of memory", arg);
-		return NULL;
-	}
 	c->cb = cb;
 	c->arg = arg;
 	c->missing = missing;
@@ -163,8 +160,6 @@ enroll_record(struct db_pool *db, const struct enroll_record *r, enroll_cb cb,
 	    nb, na };
 	int len[6] = { -1, -1, r->cert_len, -1, -1, -1 };
 
-	if (c == NULL)
-		return;
 	snprintf(rid, sizeof(rid), "%lld", r->reservation);
 	snprintf(nb, sizeof(nb), "%lld", (long long)r->not_before);
 	snprintf(na, sizeof(na), "%lld", (long long)r->not_after);
@@ -215,13 +210,9 @@ void
 enroll_decide(struct db_pool *db, const struct enroll_request *q,
     enroll_decided_cb cb, void *arg)
 {
-	struct enroll_decision *d = malloc(sizeof(*d));
+	struct enroll_decision *d = xmalloc(sizeof(*d));
 	char pid[24];
 
-	if (d == NULL) {
-		cb(ENROLL_ERROR, "out of memory", NULL, arg);
-		return;
-	}
 	d->cb = cb;
 	d->arg = arg;
 	if (q->old_serial != NULL) {
@@ -278,8 +269,7 @@ enroll_token_create(struct db_pool *db, const char *actor, const char *project,
 		return;
 	}
 	enroll_token_hash(secret, strlen(secret), hash);
-	if ((c = enroll_ctx_new(cb, arg, "unknown project")) == NULL)
-		return;
+	c = enroll_ctx_new(cb, arg, "unknown project");
 	snprintf(uses, sizeof(uses), "%d", max_uses);
 	snprintf(days, sizeof(days), "%d", valid_days);
 	{
@@ -298,8 +288,7 @@ enroll_three(struct db_pool *db, const struct db_stmt *st, const char *a,
 	struct enroll_ctx *c = enroll_ctx_new(cb, arg, missing);
 	const char *v[3] = { a, b, actor };
 
-	if (c != NULL)
-		db_query(db, st, 3, v, NULL, enroll_changed, c);
+	db_query(db, st, 3, v, NULL, enroll_changed, c);
 }
 
 void

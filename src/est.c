@@ -27,6 +27,7 @@
 #include "pki.h"
 #include "tok.h"
 #include "util.h"
+#include "xmalloc.h"
 
 #define EST_MAX_AUTH	1024
 #define EST_LABEL_MAX	128
@@ -151,8 +152,10 @@ est_csrattrs(struct http_req *hr)
 		sk_ASN1_TYPE_push(seq, t);
 		len = i2d_ASN1_SEQUENCE_ANY(seq, &der);
 		sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
-		if (len > 0 && (b64 = malloc(4 * ((size_t)len + 2) / 3 + 1)) != NULL)
+		if (len > 0) {
+			b64 = xmalloc(4 * ((size_t)len + 2) / 3 + 1);
 			EVP_EncodeBlock((unsigned char *)b64, der, len);
+		}
 		OPENSSL_free(der);
 		if (b64 == NULL) {
 			http_reply_problem(hr, 503, NULL, "out of memory");
@@ -534,10 +537,7 @@ est_enroll_common(struct http_req *hr, int is_reenroll)
 	char err[256], devid[CA_DEVICE_ID];
 	int status;
 
-	if ((e = calloc(1, sizeof(*e))) == NULL) {
-		http_reply_problem(hr, 503, NULL, "out of memory");
-		return;
-	}
+	e = xcalloc(1, sizeof(*e));
 	e->hr = hr;
 	e->is_reenroll = is_reenroll;
 	hr->api = e;

@@ -32,6 +32,7 @@
 #include "stream.h"
 #include "tok.h"
 #include "util.h"
+#include "xmalloc.h"
 
 #define IMGSIGN_TS(x) "ql_iso(" x ")"
 #define IMGSIGN_SELECT(t) t ".id, " t ".name, " t ".version, " t ".size," \
@@ -499,8 +500,8 @@ imgsign_hw_json(struct imgsign_job *j)
 	for (size_t i = 0; i < j->nhw; i++)
 		imgsign_gen_str(g, j->hw[i]);
 	yajl_gen_array_close(g);
-	if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok &&
-	    (out = malloc(len + 1)) != NULL) {
+	if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok) {
+		out = xmalloc(len + 1);
 		memcpy(out, buf, len);
 		out[len] = '\0';
 	}
@@ -540,8 +541,8 @@ imgsign_manifest(struct imgsign_job *j, size_t *outlen)
 		json_kv_int(g, "segment_size", STREAM_SEGMENT);
 	}
 	yajl_gen_map_close(g);
-	if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok &&
-	    (out = malloc(len + 1)) != NULL) {
+	if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok) {
+		out = xmalloc(len + 1);
 		memcpy(out, buf, len);
 		out[len] = '\0';
 		*outlen = len;
@@ -820,11 +821,8 @@ imgsign_encrypt_start(struct imgsign_job *j)
 
 	/* The key and prefix were made, and the key sealed, before the
 	 * token job (imgsign_tok_start). */
-	if ((j->enc = malloc(sizeof(*j->enc))) == NULL ||
-	    (j->out = malloc(IMGSIGN_ROW + stream_enc_bound(IMGSIGN_ROW))) == NULL) {
-		imgsign_fail(j, NULL, "out of memory");
-		return;
-	}
+	j->enc = xmalloc(sizeof(*j->enc));
+	j->out = xmalloc(IMGSIGN_ROW + stream_enc_bound(IMGSIGN_ROW));
 	stream_enc_init(j->enc, j->key, j->prefix, (uint64_t)j->size);
 	OPENSSL_cleanse(j->key, sizeof(j->key));
 	/* The header (and for an empty image its one segment) comes first. */
@@ -872,10 +870,7 @@ imgsign_kek_drop(struct imgsign_job *j)
 {
 	struct imgsign_kek_drop *d;
 
-	if ((d = calloc(1, sizeof(*d))) == NULL) {
-		log_warnx("image KEK %s: out of memory, left on the token", j->kek_new);
-		return;
-	}
+	d = xcalloc(1, sizeof(*d));
 	d->p11 = j->srv->p11;
 	snprintf(d->label, sizeof(d->label), "%s", j->kek_new);
 	if (tok_submit_urgent(imgsign_kek_drop_run, imgsign_kek_drop_done, d) == -1) {
@@ -979,16 +974,10 @@ imgsign_kek_ready(struct imgsign_job *j)
 static int
 imgsign_hw_add(struct imgsign_job *j, const char *s)
 {
-	char **hw;
-
 	if (j->nhw >= IMGSIGN_HW_MAX || !imgsign_hardware_ok(s))
 		return -1;
-	if ((hw = realloc(j->hw, (j->nhw + 1) * sizeof(*hw))) == NULL)
-		return -1;
-	j->hw = hw;
-	if ((hw[j->nhw] = strdup(s)) == NULL)
-		return -1;
-	j->nhw++;
+	j->hw = xrealloc(j->hw, (j->nhw + 1) * sizeof(*j->hw));
+	j->hw[j->nhw++] = xstrdup(s);
 	return 0;
 }
 
@@ -1122,10 +1111,7 @@ imgsign_sign(struct server *srv, const struct imgsign_request *r, imgsign_cb cb,
 		cb(IMGSIGN_FULL, NULL, "too many images are being signed", arg);
 		return;
 	}
-	if ((j = calloc(1, sizeof(*j))) == NULL) {
-		cb(IMGSIGN_FAILED, NULL, "out of memory", arg);
-		return;
-	}
+	j = xcalloc(1, sizeof(*j));
 	imgsign_njobs++;
 	j->fail_st = IMGSIGN_FAILED;
 	j->srv = srv;
@@ -1142,11 +1128,8 @@ imgsign_sign(struct server *srv, const struct imgsign_request *r, imgsign_cb cb,
 			imgsign_finish(j, IMGSIGN_FAILED, NULL, "bad hardware list");
 			return;
 		}
-	if (r->hardware != NULL && r->nhardware == 0 &&
-	    (j->hw = calloc(1, sizeof(*j->hw))) == NULL) {
-		imgsign_finish(j, IMGSIGN_FAILED, NULL, "out of memory");
-		return;
-	}
+	if (r->hardware != NULL && r->nhardware == 0)
+		j->hw = xcalloc(1, sizeof(*j->hw));
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
 		imgsign_finish(j, IMGSIGN_FAILED, NULL, "no randomness");
 		return;
@@ -1255,10 +1238,7 @@ imgsign_key_wrap(struct server *srv, long long image_id, X509 *device,
 	char id[24];
 	const char *v[1] = { id };
 
-	if ((k = calloc(1, sizeof(*k))) == NULL) {
-		cb(NULL, 0, "out of memory", arg);
-		return;
-	}
+	k = xcalloc(1, sizeof(*k));
 	X509_up_ref(device);
 	k->srv = srv;
 	k->image_id = image_id;

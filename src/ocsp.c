@@ -23,6 +23,7 @@
 #include "revoked.h"
 #include "server.h"
 #include "tok.h"
+#include "xmalloc.h"
 
 #define OCSP_CACHE_MAX	200000
 
@@ -75,10 +76,8 @@ ocsp_on_revocation(const char *payload, void *arg)
 struct ocsp *
 ocsp_new(struct server *srv)
 {
-	struct ocsp *o = calloc(1, sizeof(*o));
+	struct ocsp *o = xcalloc(1, sizeof(*o));
 
-	if (o == NULL)
-		return NULL;
 	o->srv = srv;
 	if (db_listen(srv->db, "ql_revocation", ocsp_on_revocation, o) == -1) {
 		free(o);
@@ -260,8 +259,8 @@ ocsp_status(enum db_status st, const PGresult *res, const char *errstr,
 	node = tfind(&tmp.key, &o->tree, revoked_key_cmp);
 	if (node != NULL) {
 		e = *(struct ocsp_entry **)node;
-	} else if (j->epoch == o->epoch && o->n < OCSP_CACHE_MAX &&
-	    (e = malloc(sizeof(*e))) != NULL) {
+	} else if (j->epoch == o->epoch && o->n < OCSP_CACHE_MAX) {
+		e = xmalloc(sizeof(*e));
 		*e = tmp;
 		if (tsearch(e, &o->tree, revoked_key_cmp) == NULL) {
 			free(e);
@@ -303,10 +302,7 @@ ocsp_answer(struct ocsp *o, const unsigned char *der, size_t len, pki_blob_cb cb
 	const char *params[2];
 	void *node;
 
-	if ((j = calloc(1, sizeof(*j))) == NULL) {
-		cb(NULL, 0, "out of memory", arg);
-		return;
-	}
+	j = xcalloc(1, sizeof(*j));
 	j->ocsp = o;
 	j->cb = cb;
 	j->arg = arg;

@@ -19,6 +19,7 @@
 #include "server.h"
 #include "tok.h"
 #include "util.h"
+#include "xmalloc.h"
 
 static const struct db_stmt pki_ca_by_name = {
 	"pki_ca_by_name", PKI_SELECT_CA "c.kind = 'issuing' AND p.name = $1", 1 };
@@ -77,14 +78,10 @@ static struct pki_ca *
 pki_ca_from_row(struct pki *pki, const PGresult *res, int row, char *err,
     size_t errlen)
 {
-	struct pki_ca *ca = calloc(1, sizeof(*ca));
+	struct pki_ca *ca = xcalloc(1, sizeof(*ca));
 	const unsigned char *p;
 	X509 *chain[2];
 
-	if (ca == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
 	ca->id = db_val_int(res, row, 0);
 	ca->project_id = db_val_int(res, row, 1);
 	snprintf(ca->name, sizeof(ca->name), "%s", PQgetvalue(res, row, 2));
@@ -153,10 +150,7 @@ pki_ca_load(struct pki *pki, const PGresult *res, int row, int is_urgent,
 	struct pki_ca_job *j;
 	char err[256];
 
-	if ((j = calloc(1, sizeof(*j))) == NULL) {
-		cb(NULL, "out of memory", arg);
-		return;
-	}
+	j = xcalloc(1, sizeof(*j));
 	if ((j->ca = pki_ca_from_row(pki, res, row, err, sizeof(err))) == NULL) {
 		log_warnx("pki: %s", err);
 		free(j);
@@ -215,10 +209,8 @@ pki_add(struct pki *pki, struct pki_ca *ca)
 struct pki *
 pki_new(struct server *srv)
 {
-	struct pki *pki = calloc(1, sizeof(*pki));
+	struct pki *pki = xcalloc(1, sizeof(*pki));
 
-	if (pki == NULL)
-		return NULL;
 	pki->srv = srv;
 	if ((pki->revoked = revoked_new()) == NULL) {
 		free(pki);
@@ -336,8 +328,9 @@ pki_on_project(const char *payload, void *arg)
 	if (payload == NULL)
 		return;
 	id = util_strtonum(payload, 1, LLONG_MAX, &errstr);
-	if (errstr != NULL || (r = malloc(sizeof(*r))) == NULL)
+	if (errstr != NULL)
 		return;
+	r = xmalloc(sizeof(*r));
 	r->pki = pki;
 	r->project_id = id;
 	db_query(pki->srv->db, &pki_ca_by_project, 1, &payload, NULL,
@@ -401,10 +394,7 @@ pki_lookup(struct pki *pki, const struct db_stmt *st, const char *param,
 {
 	struct pki_lookup *l;
 
-	if ((l = malloc(sizeof(*l))) == NULL) {
-		cb(NULL, "out of memory", arg);
-		return;
-	}
+	l = xmalloc(sizeof(*l));
 	l->pki = pki;
 	l->cb = cb;
 	l->arg = arg;

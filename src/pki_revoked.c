@@ -15,6 +15,7 @@
 #include "log.h"
 #include "revoked.h"
 #include "server.h"
+#include "xmalloc.h"
 
 static const struct db_stmt pki_revoked_all = {
 	"pki_revoked_all", "SELECT ca_id, serial FROM certificates"
@@ -61,13 +62,8 @@ pki_revoked_loaded(enum db_status st, const PGresult *res, const char *errstr,
 void
 pki_revoked_load(struct pki *pki, pki_done_cb cb, void *arg)
 {
-	struct pki_revoked_load *l = malloc(sizeof(*l));
+	struct pki_revoked_load *l = xmalloc(sizeof(*l));
 
-	if (l == NULL) {
-		if (cb != NULL)
-			cb("out of memory", arg);
-		return;
-	}
 	l->pki = pki;
 	l->cb = cb;
 	l->arg = arg;

@@ -21,6 +21,7 @@
 
 #include "api.h"
 #include "conf.h"
+#include "names.h"
 #include "server.h"
 #include "sha256state.h"
 #include "uploads.h"
@@ -142,7 +143,7 @@ api_uploads_param(struct http_req *hr, char id[UPLOADS_ID_LEN + 1])
 	if (api_param(hr, 0, id, UPLOADS_ID_LEN + 1) == -1)
 		return -1;
 	if (strlen(id) != UPLOADS_ID_LEN ||
-	    strspn(id, "abcdefghijklmnopqrstuvwxyz234567") != UPLOADS_ID_LEN) {
+	    strspn(id, NAMES_BASE32_CHARS) != UPLOADS_ID_LEN) {
 		http_reply_problem(hr, 404, NULL, "no such upload");
 		return -1;
 	}
@@ -152,7 +153,7 @@ api_uploads_param(struct http_req *hr, char id[UPLOADS_ID_LEN + 1])
 static void
 api_uploads_id_new(char id[UPLOADS_ID_LEN + 1])
 {
-	static const char alpha[] = "abcdefghijklmnopqrstuvwxyz234567";
+	static const char alpha[] = NAMES_BASE32_CHARS;
 	unsigned char r[UPLOADS_ID_LEN];
 
 	if (RAND_bytes(r, sizeof(r)) != 1)

@@ -27,6 +27,7 @@
 #include "db.h"
 #include "json.h"
 #include "log.h"
+#include "names.h"
 #include "p11.h"
 #include "server.h"
 #include "stream.h"
@@ -139,12 +140,9 @@ imgsign_register(struct db_pool *db)
 int
 imgsign_hardware_ok(const char *s)
 {
-	/* The alphabet of uploads_meta.c's hardware list. */
-	static const char ok[] = "abcdefghijklmnopqrstuvwxyz"
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-";
 	size_t n = strlen(s);
 
-	return n >= 1 && n <= IMGSIGN_HW_LEN && strspn(s, ok) == n;
+	return n >= 1 && n <= IMGSIGN_HW_LEN && strspn(s, NAMES_HARDWARE_CHARS) == n;
 }
 
 /* ---- CMS ---- */
@@ -929,15 +927,10 @@ imgsign_kek_created(void *arg)
 static void
 imgsign_kek_create(struct imgsign_job *j)
 {
-	unsigned char rnd[4];
-	char hex[9];
-
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+	if (p11_label_new(IMGSIGN_KEK_PREFIX, j->kek_new, sizeof(j->kek_new)) == -1) {
 		imgsign_fail(j, NULL, "no randomness");
 		return;
 	}
-	util_hex(rnd, sizeof(rnd), hex);
-	snprintf(j->kek_new, sizeof(j->kek_new), IMGSIGN_KEK_PREFIX "-%s", hex);
 	j->p11 = j->srv->p11;
 	if (tok_submit(imgsign_kek_create_run, imgsign_kek_created, j) == -1)
 		imgsign_fail_busy(j);

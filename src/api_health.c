@@ -18,6 +18,7 @@
 #include "p11.h"
 #include "tok.h"
 #include "util.h"
+#include "xmalloc.h"
 
 static const struct db_stmt api_health_ping = {
 	"health_ping", "SELECT 1", 0
@@ -76,10 +77,7 @@ api_health_readyz(struct http_req *hr)
 	struct server *srv = hr->srv;
 	struct api_health_ready *r;
 
-	if ((r = calloc(1, sizeof(*r))) == NULL) {
-		http_reply_problem(hr, 503, NULL, "out of memory");
-		return;
-	}
+	r = xcalloc(1, sizeof(*r));
 	r->hr = hr;
 	r->is_p11_ok = tok_is_ready(r->p11_err, sizeof(r->p11_err));
 	if (db_connected(srv->db) == 0) {
@@ -184,10 +182,7 @@ api_health_debug_sleep(struct http_req *hr)
 		http_reply_problem(hr, 400, NULL, "ms: %s (0-60000)", errstr);
 		return;
 	}
-	if ((sl = malloc(sizeof(*sl))) == NULL) {
-		http_reply_problem(hr, 503, NULL, "out of memory");
-		return;
-	}
+	sl = xmalloc(sizeof(*sl));
 	sl->hr = hr;
 	sl->ms = n;
 	db_query(hr->srv->db, &api_health_sleep, 1, &param, NULL,

@@ -21,10 +21,12 @@
 
 #include "api.h"
 #include "conf.h"
+#include "names.h"
 #include "server.h"
 #include "sha256state.h"
 #include "uploads.h"
 #include "util.h"
+#include "xmalloc.h"
 
 #define API_UPLOADS_TUS		"1.0.0"
 #define API_UPLOADS_CT		"application/offset+octet-stream"
@@ -56,10 +58,9 @@ api_uploads_op_free(struct api_uploads_op *op)
 static struct api_uploads_op *
 api_uploads_op(struct http_req *hr)
 {
-	struct api_uploads_op *op;
+	struct api_uploads_op *op = api_alloc(hr, sizeof(*op));
 
-	if ((op = api_alloc(hr, sizeof(*op))) != NULL)
-		op->hr = hr;
+	op->hr = hr;
 	return op;
 }
 
@@ -142,7 +143,7 @@ api_uploads_param(struct http_req *hr, char id[UPLOADS_ID_LEN + 1])
 	if (api_param(hr, 0, id, UPLOADS_ID_LEN + 1) == -1)
 		return -1;
 	if (strlen(id) != UPLOADS_ID_LEN ||
-	    strspn(id, "abcdefghijklmnopqrstuvwxyz234567") != UPLOADS_ID_LEN) {
+	    strspn(id, NAMES_BASE32_CHARS) != UPLOADS_ID_LEN) {
 		http_reply_problem(hr, 404, NULL, "no such upload");
 		return -1;
 	}
@@ -152,7 +153,7 @@ api_uploads_param(struct http_req *hr, char id[UPLOADS_ID_LEN + 1])
 static void
 api_uploads_id_new(char id[UPLOADS_ID_LEN + 1])
 {
-	static const char alpha[] = "abcdefghijklmnopqrstuvwxyz234567";
+	static const char alpha[] = NAMES_BASE32_CHARS;
 	unsigned char r[UPLOADS_ID_LEN];
 
 	if (RAND_bytes(r, sizeof(r)) != 1)
@@ -271,8 +272,9 @@ api_uploads_create(struct http_req *hr)
 	struct evbuffer *body;
 	int rc;
 
-	if (api_uploads_tus(hr) == -1 || (op = api_uploads_op(hr)) == NULL)
+	if (api_uploads_tus(hr) == -1)
 		return;
+	op = api_uploads_op(hr);
 	if (http_header(hr, "Upload-Defer-Length") != NULL) {
 		free(op);
 		http_reply_problem(hr, 400, NULL, "Upload-Defer-Length is not"
@@ -370,8 +372,7 @@ api_uploads_head(struct http_req *hr)
 {
 	struct api_uploads_op *op;
 
-	if ((op = api_uploads_op(hr)) == NULL)
-		return;
+	op = api_uploads_op(hr);
 	/* An id that cannot exist is 404 whatever the headers say. */
 	if (api_uploads_param(hr, op->id) == -1 || api_uploads_tus(hr) == -1) {
 		free(op);
@@ -527,12 +528,8 @@ api_uploads_write(struct api_uploads_op *op, const PGresult *res)
 		http_reply_problem(hr, 500, NULL, "internal error");
 		return;
 	}
-	if ((op->piecebuf = malloc(op->n < UPLOADS_STMT_MAX ? op->n + 1 :
-	    UPLOADS_STMT_MAX)) == NULL) {
-		free(op);
-		http_reply_problem(hr, 503, NULL, "out of memory");
-		return;
-	}
+	op->piecebuf = xmalloc(op->n < UPLOADS_STMT_MAX ? op->n + 1 :
+	    UPLOADS_STMT_MAX);
 	api_uploads_step(op);
 }
 
@@ -575,14 +572,13 @@ api_uploads_patch(struct http_req *hr)
 	struct api_uploads_op *op;
 	size_t n;
 
-	if ((op = api_uploads_op(hr)) == NULL)
-		return;
+	op = api_uploads_op(hr);
 	/* An id that cannot exist is 404 whatever the headers say. */
 	if (api_uploads_param(hr, op->id) == -1 || api_uploads_tus(hr) == -1) {
 		free(op);
 		return;
 	}
-	if (ct == NULL || strcmp(ct, API_UPLOADS_CT) != 0) {
+	if (!util_media_type_is(ct, API_UPLOADS_CT)) {
 		free(op);
 		http_reply_problem(hr, 415, NULL, "Content-Type must be " API_UPLOADS_CT);
 		return;
@@ -652,8 +648,7 @@ api_uploads_delete(struct http_req *hr)
 {
 	struct api_uploads_op *op;
 
-	if ((op = api_uploads_op(hr)) == NULL)
-		return;
+	op = api_uploads_op(hr);
 	/* An id that cannot exist is 404 whatever the headers say. */
 	if (api_uploads_param(hr, op->id) == -1 || api_uploads_tus(hr) == -1) {
 		free(op);

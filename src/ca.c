@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "names.h"
 #include "util.h"
 
 /* Every signature quarklinkd makes is one of these three calls, each a
@@ -88,19 +89,18 @@ static int
 ca_device_id_der(unsigned char *der, int len, char out[CA_DEVICE_ID],
     unsigned char spki_sha256[32])
 {
-	static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
 	unsigned int bits = 0, acc = 0, o = 0;
 
 	if (len <= 0)
 		return -1;
-	EVP_Digest(der, (size_t)len, spki_sha256, NULL, EVP_sha256(), NULL);
+	util_sha256(der, (size_t)len, spki_sha256);
 	OPENSSL_free(der);
 	/* 20 bytes = 160 bits = exactly 32 base32 digits, no padding. */
 	for (int i = 0; i < 20; i++) {
 		acc = (acc << 8) | spki_sha256[i];
 		bits += 8;
 		while (bits >= 5) {
-			out[o++] = alphabet[(acc >> (bits - 5)) & 31];
+			out[o++] = NAMES_DEVICE_ID_CHARS[(acc >> (bits - 5)) & 31];
 			bits -= 5;
 		}
 	}

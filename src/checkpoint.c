@@ -23,10 +23,10 @@
 #include "p11.h"
 #include "server.h"
 #include "tok.h"
+#include "xmalloc.h"
 #include "util.h"
 
-#define CHECKPOINT_COLS "id, rows, last_id, encode(head, 'hex'), to_char(at AT TIME" \
-	" ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), signed_data," \
+#define CHECKPOINT_COLS "id, rows, last_id, encode(head, 'hex'), ql_iso(at), signed_data," \
 	" translate(encode(signature, 'base64'), E'\\n', '')"
 
 const struct db_stmt checkpoint_latest = {
@@ -253,11 +253,8 @@ checkpoint_head_got(enum db_status st, const PGresult *res, const char *errstr,
 		return;
 	}
 	for (int i = 0; i < 5; i++)
-		if (!PQgetisnull(res, 0, i) &&
-		    (j->values[i] = strdup(PQgetvalue(res, 0, i))) == NULL) {
-			checkpoint_job_end(j, CHECKPOINT_ERROR, NULL, "out of memory");
-			return;
-		}
+		if (!PQgetisnull(res, 0, i))
+			j->values[i] = xstrdup(PQgetvalue(res, 0, i));
 	if (j->values[4] == NULL) {
 		checkpoint_job_end(j, CHECKPOINT_ERROR, NULL, "no text to sign");
 		return;
@@ -269,13 +266,8 @@ checkpoint_head_got(enum db_status st, const PGresult *res, const char *errstr,
 static void
 checkpoint_run(struct checkpoint *cp, int is_periodic, checkpoint_cb cb, void *arg)
 {
-	struct checkpoint_job *j = calloc(1, sizeof(*j));
+	struct checkpoint_job *j = xcalloc(1, sizeof(*j));
 
-	if (j == NULL) {
-		if (cb != NULL)
-			cb(CHECKPOINT_ERROR, NULL, "out of memory", arg);
-		return;
-	}
 	j->cp = cp;
 	j->is_periodic = is_periodic;
 	j->cb = cb;
@@ -330,11 +322,12 @@ checkpoint_ready(struct checkpoint *cp)
 	long n;
 
 	if (b == NULL || PEM_write_bio_PUBKEY(b, cp->pub) != 1 ||
-	    (n = BIO_get_mem_data(b, &p)) <= 0 || (cp->pem = malloc(n + 1)) == NULL) {
+	    (n = BIO_get_mem_data(b, &p)) <= 0) {
 		BIO_free(b);
 		checkpoint_start_end(cp, "cannot encode the checkpoint key");
 		return;
 	}
+	cp->pem = xmalloc(n + 1);
 	memcpy(cp->pem, p, n);
 	cp->pem[n] = '\0';
 	BIO_free(b);
@@ -421,24 +414,16 @@ checkpoint_key_created(void *arg)
 static void
 checkpoint_key_create(struct checkpoint *cp)
 {
-	struct checkpoint_key_job *k = calloc(1, sizeof(*k));
-	unsigned char rnd[4];
-	char hex[9];
+	struct checkpoint_key_job *k = xcalloc(1, sizeof(*k));
 
-	if (k == NULL) {
-		checkpoint_start_end(cp, "out of memory");
-		return;
-	}
 	/* A unique label: an earlier failed start may have left a key. */
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+	if (p11_label_new("ql-audit", k->label, sizeof(k->label)) == -1) {
 		free(k);
 		checkpoint_start_end(cp, "no randomness");
 		return;
 	}
-	util_hex(rnd, sizeof(rnd), hex);
 	k->cp = cp;
 	k->is_new = 1;
-	snprintf(k->label, sizeof(k->label), "ql-audit-%s", hex);
 	if (tok_submit_urgent(checkpoint_key_run, checkpoint_key_created, k) == -1) {
 		free(k);
 		checkpoint_start_end(cp, "cannot reach the token workers");
@@ -494,10 +479,7 @@ checkpoint_key_got(enum db_status st, const PGresult *res, const char *errstr,
 		checkpoint_key_create(cp);
 		return;
 	}
-	if ((k = calloc(1, sizeof(*k))) == NULL) {
-		checkpoint_start_end(cp, "out of memory");
-		return;
-	}
+	k = xcalloc(1, sizeof(*k));
 	k->cp = cp;
 	snprintf(k->label, sizeof(k->label), "%s", PQgetvalue(res, 0, 0));
 	snprintf(k->stored_hex, sizeof(k->stored_hex), "%s", PQgetvalue(res, 0, 1));
@@ -516,12 +498,8 @@ checkpoint_key_load(struct checkpoint *cp)
 void
 checkpoint_start(struct server *srv, checkpoint_done_cb cb, void *arg)
 {
-	struct checkpoint *cp = calloc(1, sizeof(*cp));
+	struct checkpoint *cp = xcalloc(1, sizeof(*cp));
 
-	if (cp == NULL) {
-		cb("out of memory", arg);
-		return;
-	}
 	cp->srv = srv;
 	cp->start_cb = cb;
 	cp->start_arg = arg;

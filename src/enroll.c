@@ -11,8 +11,10 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "auth.h"
 #include "db.h"
 #include "util.h"
+#include "xmalloc.h"
 
 /* Both deciders answer result, detail, reservation, ca_id, device_id. */
 static const struct db_stmt enroll_first = {
@@ -42,13 +44,12 @@ static const struct db_stmt enroll_approve_update = {
 	" ql_device_set_status(p.id, $2, 'approve', $3) r"
 	" WHERE p.name = $1 AND r.result = 'ok'", 3 };
 static const struct db_stmt enroll_revoke_update = {
-	"enroll_revoke_update", "WITH r AS (UPDATE certificates SET revoked_at = now(),"
-	" revocation_reason = $2::smallint WHERE serial = $1 AND revoked_at IS NULL"
-	" RETURNING serial, ca_id)"
-	" SELECT ql_audit($3, 'certificate.revoke', r.serial, 'ok', 'reason ' || $2,"
-	" (SELECT project_id FROM cas WHERE cas.id = r.ca_id)) FROM r", 3 };
+	"enroll_revoke_update", "SELECT r.r_audit FROM ql_cert_revoke($1, $2::smallint,"
+	" $3, 'reason ' || $2, (SELECT cas.project_id FROM certificates c"
+	" JOIN cas ON cas.id = c.ca_id WHERE c.serial = $1)) r"
+	" WHERE r.r_at IS NOT NULL", 3 };
 
-#define ENROLL_ISO(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define ENROLL_ISO(col) "ql_iso(" col ")"
 #define ENROLL_TOKEN_COLS "id, name, max_uses, uses, " ENROLL_ISO("expires_at") ", " \
 	ENROLL_ISO("revoked_at") ", " ENROLL_ISO("created_at")
 
@@ -103,12 +104,8 @@ enroll_register(struct db_pool *db)
 static struct enroll_ctx *
 enroll_ctx_new(enroll_cb cb, void *arg, const char *missing)
 {
-	struct enroll_ctx *c = malloc(sizeof(*c));
+	struct enroll_ctx *c = xmalloc(sizeof(*c));
 
-	if (c == NULL) {
-		cb(ENROLL_ERROR, "out of memory", arg);
-		return NULL;
-	}
 	c->cb = cb;
 	c->arg = arg;
 	c->missing = missing;
@@ -163,8 +160,6 @@ enroll_record(struct db_pool *db, const struct enroll_record *r, enroll_cb cb,
 	    nb, na };
 	int len[6] = { -1, -1, r->cert_len, -1, -1, -1 };
 
-	if (c == NULL)
-		return;
 	snprintf(rid, sizeof(rid), "%lld", r->reservation);
 	snprintf(nb, sizeof(nb), "%lld", (long long)r->not_before);
 	snprintf(na, sizeof(na), "%lld", (long long)r->not_after);
@@ -215,13 +210,9 @@ void
 enroll_decide(struct db_pool *db, const struct enroll_request *q,
     enroll_decided_cb cb, void *arg)
 {
-	struct enroll_decision *d = malloc(sizeof(*d));
+	struct enroll_decision *d = xmalloc(sizeof(*d));
 	char pid[24];
 
-	if (d == NULL) {
-		cb(ENROLL_ERROR, "out of memory", NULL, arg);
-		return;
-	}
 	d->cb = cb;
 	d->arg = arg;
 	if (q->old_serial != NULL) {
@@ -243,7 +234,7 @@ enroll_decide(struct db_pool *db, const struct enroll_request *q,
 void
 enroll_token_hash(const char *secret, size_t len, unsigned char out[32])
 {
-	EVP_Digest(secret, len, out, NULL, EVP_sha256(), NULL);
+	util_sha256(secret, len, out);
 }
 
 /* Zero rows back means the named object does not exist. */
@@ -268,23 +259,17 @@ enroll_token_create(struct db_pool *db, const char *actor, const char *project,
     int max_uses, int valid_days, char secret[ENROLL_TOKEN_LEN], enroll_cb cb,
     void *arg)
 {
-	unsigned char rnd[32], hash[32];
+	unsigned char hash[32];
 	char uses[16], days[16];
 	struct enroll_ctx *c;
-	int n;
 
 	/* 256 random bits, printable and safe as an HTTP Basic password. */
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+	if (auth_secret_new(secret) == -1) {
 		cb(ENROLL_ERROR, "no randomness", arg);
 		return;
 	}
-	n = EVP_EncodeBlock((unsigned char *)secret, rnd, sizeof(rnd));
-	for (int i = 0; i < n; i++)
-		if (secret[i] == '+' || secret[i] == '/' || secret[i] == '=')
-			secret[i] = secret[i] == '+' ? '-' : secret[i] == '/' ? '_' : '\0';
 	enroll_token_hash(secret, strlen(secret), hash);
-	if ((c = enroll_ctx_new(cb, arg, "unknown project")) == NULL)
-		return;
+	c = enroll_ctx_new(cb, arg, "unknown project");
 	snprintf(uses, sizeof(uses), "%d", max_uses);
 	snprintf(days, sizeof(days), "%d", valid_days);
 	{
@@ -303,8 +288,7 @@ enroll_three(struct db_pool *db, const struct db_stmt *st, const char *a,
 	struct enroll_ctx *c = enroll_ctx_new(cb, arg, missing);
 	const char *v[3] = { a, b, actor };
 
-	if (c != NULL)
-		db_query(db, st, 3, v, NULL, enroll_changed, c);
+	db_query(db, st, 3, v, NULL, enroll_changed, c);
 }
 
 void

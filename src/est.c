@@ -23,9 +23,11 @@
 #include "est_csr.h"
 #include "http.h"
 #include "log.h"
+#include "names.h"
 #include "pki.h"
 #include "tok.h"
 #include "util.h"
+#include "xmalloc.h"
 
 #define EST_MAX_AUTH	1024
 #define EST_LABEL_MAX	128
@@ -71,7 +73,7 @@ est_enroll_free(struct est_enroll *e)
 	free(e);
 }
 
-/* The {project} segment: names are [a-z0-9-] so no decoding is needed;
+/* The {project} segment: project names (names.h) need no URL decoding;
  * anything else cannot be a project. */
 static int
 est_project(struct http_req *hr, char *out, size_t len)
@@ -79,7 +81,7 @@ est_project(struct http_req *hr, char *out, size_t len)
 	size_t n = hr->match.param_len[0];
 	const char *p = hr->match.param[0];
 
-	if (n == 0 || n >= len || strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789-") < n)
+	if (n >= len || !names_is_project(p, n))
 		return -1;
 	memcpy(out, p, n);
 	out[n] = '\0';
@@ -150,8 +152,10 @@ est_csrattrs(struct http_req *hr)
 		sk_ASN1_TYPE_push(seq, t);
 		len = i2d_ASN1_SEQUENCE_ANY(seq, &der);
 		sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
-		if (len > 0 && (b64 = malloc(4 * ((size_t)len + 2) / 3 + 1)) != NULL)
+		if (len > 0) {
+			b64 = xmalloc(4 * ((size_t)len + 2) / 3 + 1);
 			EVP_EncodeBlock((unsigned char *)b64, der, len);
+		}
 		OPENSSL_free(der);
 		if (b64 == NULL) {
 			http_reply_problem(hr, 503, NULL, "out of memory");
@@ -161,23 +165,14 @@ est_csrattrs(struct http_req *hr)
 	est_reply_b64(hr, "application/csrattrs", b64);
 }
 
-static int
-est_content_type_is(struct http_req *hr, const char *want)
-{
-	const char *ct = http_header(hr, "Content-Type");
-	size_t n = strlen(want);
-
-	return ct != NULL && strncasecmp(ct, want, n) == 0 &&
-	    (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
-}
-
 /* The CSR of a request body: application/pkcs10, then est_csr_parse. */
 static X509_REQ *
 est_read_csr(struct http_req *hr, int *status, char *err, size_t errlen)
 {
 	struct evbuffer *body = http_body(hr);
 
-	if (!est_content_type_is(hr, "application/pkcs10")) {
+	if (!util_media_type_is(http_header(hr, "Content-Type"),
+	    "application/pkcs10")) {
 		*status = 415;
 		snprintf(err, errlen, "Content-Type must be application/pkcs10");
 		return NULL;
@@ -542,10 +537,7 @@ est_enroll_common(struct http_req *hr, int is_reenroll)
 	char err[256], devid[CA_DEVICE_ID];
 	int status;
 
-	if ((e = calloc(1, sizeof(*e))) == NULL) {
-		http_reply_problem(hr, 503, NULL, "out of memory");
-		return;
-	}
+	e = xcalloc(1, sizeof(*e));
 	e->hr = hr;
 	e->is_reenroll = is_reenroll;
 	hr->api = e;

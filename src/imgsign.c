@@ -27,13 +27,15 @@
 #include "db.h"
 #include "json.h"
 #include "log.h"
+#include "names.h"
 #include "p11.h"
 #include "server.h"
 #include "stream.h"
 #include "tok.h"
 #include "util.h"
+#include "xmalloc.h"
 
-#define IMGSIGN_TS(x) "to_char(" x " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define IMGSIGN_TS(x) "ql_iso(" x ")"
 #define IMGSIGN_SELECT(t) t ".id, " t ".name, " t ".version, " t ".size," \
 	" encode(" t ".sha256, 'hex'), " t ".status, to_json(" t ".hardware), " \
 	t ".encrypt, " t ".enc_size, " t ".signed_by, " IMGSIGN_TS(t ".signed_at") \
@@ -138,12 +140,9 @@ imgsign_register(struct db_pool *db)
 int
 imgsign_hardware_ok(const char *s)
 {
-	/* The alphabet of uploads_meta.c's hardware list. */
-	static const char ok[] = "abcdefghijklmnopqrstuvwxyz"
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-";
 	size_t n = strlen(s);
 
-	return n >= 1 && n <= IMGSIGN_HW_LEN && strspn(s, ok) == n;
+	return n >= 1 && n <= IMGSIGN_HW_LEN && strspn(s, NAMES_HARDWARE_CHARS) == n;
 }
 
 /* ---- CMS ---- */
@@ -499,8 +498,8 @@ imgsign_hw_json(struct imgsign_job *j)
 	for (size_t i = 0; i < j->nhw; i++)
 		imgsign_gen_str(g, j->hw[i]);
 	yajl_gen_array_close(g);
-	if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok &&
-	    (out = malloc(len + 1)) != NULL) {
+	if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok) {
+		out = xmalloc(len + 1);
 		memcpy(out, buf, len);
 		out[len] = '\0';
 	}
@@ -540,8 +539,8 @@ imgsign_manifest(struct imgsign_job *j, size_t *outlen)
 		json_kv_int(g, "segment_size", STREAM_SEGMENT);
 	}
 	yajl_gen_map_close(g);
-	if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok &&
-	    (out = malloc(len + 1)) != NULL) {
+	if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok) {
+		out = xmalloc(len + 1);
 		memcpy(out, buf, len);
 		out[len] = '\0';
 		*outlen = len;
@@ -820,11 +819,8 @@ imgsign_encrypt_start(struct imgsign_job *j)
 
 	/* The key and prefix were made, and the key sealed, before the
 	 * token job (imgsign_tok_start). */
-	if ((j->enc = malloc(sizeof(*j->enc))) == NULL ||
-	    (j->out = malloc(IMGSIGN_ROW + stream_enc_bound(IMGSIGN_ROW))) == NULL) {
-		imgsign_fail(j, NULL, "out of memory");
-		return;
-	}
+	j->enc = xmalloc(sizeof(*j->enc));
+	j->out = xmalloc(IMGSIGN_ROW + stream_enc_bound(IMGSIGN_ROW));
 	stream_enc_init(j->enc, j->key, j->prefix, (uint64_t)j->size);
 	OPENSSL_cleanse(j->key, sizeof(j->key));
 	/* The header (and for an empty image its one segment) comes first. */
@@ -872,10 +868,7 @@ imgsign_kek_drop(struct imgsign_job *j)
 {
 	struct imgsign_kek_drop *d;
 
-	if ((d = calloc(1, sizeof(*d))) == NULL) {
-		log_warnx("image KEK %s: out of memory, left on the token", j->kek_new);
-		return;
-	}
+	d = xcalloc(1, sizeof(*d));
 	d->p11 = j->srv->p11;
 	snprintf(d->label, sizeof(d->label), "%s", j->kek_new);
 	if (tok_submit_urgent(imgsign_kek_drop_run, imgsign_kek_drop_done, d) == -1) {
@@ -934,15 +927,10 @@ imgsign_kek_created(void *arg)
 static void
 imgsign_kek_create(struct imgsign_job *j)
 {
-	unsigned char rnd[4];
-	char hex[9];
-
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+	if (p11_label_new(IMGSIGN_KEK_PREFIX, j->kek_new, sizeof(j->kek_new)) == -1) {
 		imgsign_fail(j, NULL, "no randomness");
 		return;
 	}
-	util_hex(rnd, sizeof(rnd), hex);
-	snprintf(j->kek_new, sizeof(j->kek_new), IMGSIGN_KEK_PREFIX "-%s", hex);
 	j->p11 = j->srv->p11;
 	if (tok_submit(imgsign_kek_create_run, imgsign_kek_created, j) == -1)
 		imgsign_fail_busy(j);
@@ -979,16 +967,10 @@ imgsign_kek_ready(struct imgsign_job *j)
 static int
 imgsign_hw_add(struct imgsign_job *j, const char *s)
 {
-	char **hw;
-
 	if (j->nhw >= IMGSIGN_HW_MAX || !imgsign_hardware_ok(s))
 		return -1;
-	if ((hw = realloc(j->hw, (j->nhw + 1) * sizeof(*hw))) == NULL)
-		return -1;
-	j->hw = hw;
-	if ((hw[j->nhw] = strdup(s)) == NULL)
-		return -1;
-	j->nhw++;
+	j->hw = xrealloc(j->hw, (j->nhw + 1) * sizeof(*j->hw));
+	j->hw[j->nhw++] = xstrdup(s);
 	return 0;
 }
 
@@ -1122,10 +1104,7 @@ imgsign_sign(struct server *srv, const struct imgsign_request *r, imgsign_cb cb,
 		cb(IMGSIGN_FULL, NULL, "too many images are being signed", arg);
 		return;
 	}
-	if ((j = calloc(1, sizeof(*j))) == NULL) {
-		cb(IMGSIGN_FAILED, NULL, "out of memory", arg);
-		return;
-	}
+	j = xcalloc(1, sizeof(*j));
 	imgsign_njobs++;
 	j->fail_st = IMGSIGN_FAILED;
 	j->srv = srv;
@@ -1142,11 +1121,8 @@ imgsign_sign(struct server *srv, const struct imgsign_request *r, imgsign_cb cb,
 			imgsign_finish(j, IMGSIGN_FAILED, NULL, "bad hardware list");
 			return;
 		}
-	if (r->hardware != NULL && r->nhardware == 0 &&
-	    (j->hw = calloc(1, sizeof(*j->hw))) == NULL) {
-		imgsign_finish(j, IMGSIGN_FAILED, NULL, "out of memory");
-		return;
-	}
+	if (r->hardware != NULL && r->nhardware == 0)
+		j->hw = xcalloc(1, sizeof(*j->hw));
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
 		imgsign_finish(j, IMGSIGN_FAILED, NULL, "no randomness");
 		return;
@@ -1255,10 +1231,7 @@ imgsign_key_wrap(struct server *srv, long long image_id, X509 *device,
 	char id[24];
 	const char *v[1] = { id };
 
-	if ((k = calloc(1, sizeof(*k))) == NULL) {
-		cb(NULL, 0, "out of memory", arg);
-		return;
-	}
+	k = xcalloc(1, sizeof(*k));
 	X509_up_ref(device);
 	k->srv = srv;
 	k->image_id = image_id;

@@ -17,8 +17,13 @@
 /* Device IDs: the first 20 bytes of the SHA-256 of the identity key's
  * SubjectPublicKeyInfo in lower-case base32 (RFC 4648 alphabet), no
  * padding: exactly 32 characters. */
-#define NAMES_DEVICE_ID_CHARS	"abcdefghijklmnopqrstuvwxyz234567"
+#define NAMES_BASE32_CHARS	"abcdefghijklmnopqrstuvwxyz234567"
+#define NAMES_DEVICE_ID_CHARS	NAMES_BASE32_CHARS
 #define NAMES_DEVICE_ID_LEN	32
+
+/* Hardware names in an image's manifest: 1-64 of these (UPLOADS_HW_LEN). */
+#define NAMES_HARDWARE_CHARS	"ABCDEFGHIJKLMNOPQRSTUVWXYZ" \
+	"abcdefghijklmnopqrstuvwxyz0123456789._:-"
 
 /* Could the n bytes at s be one? (No NUL needed.) */
 int	names_is_project(const char *s, size_t n);

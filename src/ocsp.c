@@ -23,6 +23,7 @@
 #include "revoked.h"
 #include "server.h"
 #include "tok.h"
+#include "xmalloc.h"
 
 #define OCSP_CACHE_MAX	200000
 
@@ -48,12 +49,6 @@ struct ocsp {
 	 * across one may carry the old status and must not be cached. */
 	unsigned long	 epoch;
 };
-
-static long long
-ocsp_ll(const PGresult *res, int row, int col)
-{
-	return strtoll(PQgetvalue(res, row, col), NULL, 10);
-}
 
 static void
 ocsp_entry_free(void *p)
@@ -81,10 +76,8 @@ ocsp_on_revocation(const char *payload, void *arg)
 struct ocsp *
 ocsp_new(struct server *srv)
 {
-	struct ocsp *o = calloc(1, sizeof(*o));
+	struct ocsp *o = xcalloc(1, sizeof(*o));
 
-	if (o == NULL)
-		return NULL;
 	o->srv = srv;
 	if (db_listen(srv->db, "ql_revocation", ocsp_on_revocation, o) == -1) {
 		free(o);
@@ -257,8 +250,8 @@ ocsp_status(enum db_status st, const PGresult *res, const char *errstr,
 	tmp.status = CA_OCSP_UNKNOWN;
 	if (PQntuples(res) == 1) {
 		tmp.status = PQgetisnull(res, 0, 0) ? CA_OCSP_GOOD : CA_OCSP_REVOKED;
-		tmp.revoked_at = (time_t)ocsp_ll(res, 0, 0);
-		tmp.reason = (int)ocsp_ll(res, 0, 1);
+		tmp.revoked_at = (time_t)db_val_int(res, 0, 0);
+		tmp.reason = (int)db_val_int(res, 0, 1);
 	}
 	/* A concurrent lookup may have cached it meanwhile; a status that
 	 * changed while we asked, or a full cache, answers without
@@ -266,8 +259,8 @@ ocsp_status(enum db_status st, const PGresult *res, const char *errstr,
 	node = tfind(&tmp.key, &o->tree, revoked_key_cmp);
 	if (node != NULL) {
 		e = *(struct ocsp_entry **)node;
-	} else if (j->epoch == o->epoch && o->n < OCSP_CACHE_MAX &&
-	    (e = malloc(sizeof(*e))) != NULL) {
+	} else if (j->epoch == o->epoch && o->n < OCSP_CACHE_MAX) {
+		e = xmalloc(sizeof(*e));
 		*e = tmp;
 		if (tsearch(e, &o->tree, revoked_key_cmp) == NULL) {
 			free(e);
@@ -309,10 +302,7 @@ ocsp_answer(struct ocsp *o, const unsigned char *der, size_t len, pki_blob_cb cb
 	const char *params[2];
 	void *node;
 
-	if ((j = calloc(1, sizeof(*j))) == NULL) {
-		cb(NULL, 0, "out of memory", arg);
-		return;
-	}
+	j = xcalloc(1, sizeof(*j));
 	j->ocsp = o;
 	j->cb = cb;
 	j->arg = arg;

@@ -33,6 +33,7 @@
 #include <openssl/crypto.h>
 #include <openssl/engine.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <p11-kit/pkcs11.h>
 
 #define P11_PIN_MAX 256
@@ -321,6 +322,19 @@ p11_has_key(struct p11 *p, const char *label)
 static int	p11_generate_key_locked(struct p11 *, const char *,
 		    enum p11_key_type, char *, size_t);
 static int	p11_destroy_key_locked(struct p11 *, const char *, char *, size_t);
+
+int
+p11_label_new(const char *prefix, char *label, size_t len)
+{
+	unsigned char rnd[4];
+	int n;
+
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return -1;
+	n = snprintf(label, len, "%s-%02x%02x%02x%02x", prefix, rnd[0], rnd[1],
+	    rnd[2], rnd[3]);
+	return n < 0 || (size_t)n >= len ? -1 : 0;
+}
 
 int
 p11_generate_key(struct p11 *p, const char *label, enum p11_key_type type,

@@ -36,6 +36,10 @@ int		 p11_generate_key(struct p11 *, const char *label,
 		    enum p11_key_type, char *err, size_t errlen)
 		    __attribute__((warn_unused_result));
 int		 p11_has_key(struct p11 *, const char *label);
+/* A fresh label "<prefix>-<8 hex digits>" for a key about to be made:
+ * unique, since an earlier failed attempt may have left a key behind. */
+int		 p11_label_new(const char *prefix, char *label, size_t len)
+		    __attribute__((warn_unused_result));
 /* Remove a key pair (private and public objects); 0 also when the label
  * names nothing. */
 int		 p11_destroy_key(struct p11 *, const char *label, char *err,

@@ -19,6 +19,7 @@
 #include "server.h"
 #include "tok.h"
 #include "util.h"
+#include "xmalloc.h"
 
 static const struct db_stmt pki_ca_by_name = {
 	"pki_ca_by_name", PKI_SELECT_CA "c.kind = 'issuing' AND p.name = $1", 1 };
@@ -35,12 +36,6 @@ pki_asn1_time(const ASN1_TIME *t)
 	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
 		return 0;
 	return timegm(&tm);
-}
-
-long long
-pki_ll(const PGresult *res, int row, int col)
-{
-	return strtoll(PQgetvalue(res, row, col), NULL, 10);
 }
 
 void
@@ -83,18 +78,14 @@ static struct pki_ca *
 pki_ca_from_row(struct pki *pki, const PGresult *res, int row, char *err,
     size_t errlen)
 {
-	struct pki_ca *ca = calloc(1, sizeof(*ca));
+	struct pki_ca *ca = xcalloc(1, sizeof(*ca));
 	const unsigned char *p;
 	X509 *chain[2];
 
-	if (ca == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	ca->id = pki_ll(res, row, 0);
-	ca->project_id = pki_ll(res, row, 1);
+	ca->id = db_val_int(res, row, 0);
+	ca->project_id = db_val_int(res, row, 1);
 	snprintf(ca->name, sizeof(ca->name), "%s", PQgetvalue(res, row, 2));
-	ca->validity_days = (int)pki_ll(res, row, 5);
+	ca->validity_days = (int)db_val_int(res, row, 5);
 	ca->cert_der = PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, 4),
 	    &ca->cert_der_len);
 	p = ca->cert_der;
@@ -159,10 +150,7 @@ pki_ca_load(struct pki *pki, const PGresult *res, int row, int is_urgent,
 	struct pki_ca_job *j;
 	char err[256];
 
-	if ((j = calloc(1, sizeof(*j))) == NULL) {
-		cb(NULL, "out of memory", arg);
-		return;
-	}
+	j = xcalloc(1, sizeof(*j));
 	if ((j->ca = pki_ca_from_row(pki, res, row, err, sizeof(err))) == NULL) {
 		log_warnx("pki: %s", err);
 		free(j);
@@ -221,10 +209,8 @@ pki_add(struct pki *pki, struct pki_ca *ca)
 struct pki *
 pki_new(struct server *srv)
 {
-	struct pki *pki = calloc(1, sizeof(*pki));
+	struct pki *pki = xcalloc(1, sizeof(*pki));
 
-	if (pki == NULL)
-		return NULL;
 	pki->srv = srv;
 	if ((pki->revoked = revoked_new()) == NULL) {
 		free(pki);
@@ -322,7 +308,7 @@ pki_project_changed(enum db_status st, const PGresult *res, const char *errstr,
 			continue;
 		if (PQntuples(res) == 1) {
 			snprintf(ca->name, sizeof(ca->name), "%s", PQgetvalue(res, 0, 2));
-			ca->validity_days = (int)pki_ll(res, 0, 5);
+			ca->validity_days = (int)db_val_int(res, 0, 5);
 		} else {
 			ca->name[0] = '\0';
 		}
@@ -342,8 +328,9 @@ pki_on_project(const char *payload, void *arg)
 	if (payload == NULL)
 		return;
 	id = util_strtonum(payload, 1, LLONG_MAX, &errstr);
-	if (errstr != NULL || (r = malloc(sizeof(*r))) == NULL)
+	if (errstr != NULL)
 		return;
+	r = xmalloc(sizeof(*r));
 	r->pki = pki;
 	r->project_id = id;
 	db_query(pki->srv->db, &pki_ca_by_project, 1, &payload, NULL,
@@ -407,10 +394,7 @@ pki_lookup(struct pki *pki, const struct db_stmt *st, const char *param,
 {
 	struct pki_lookup *l;
 
-	if ((l = malloc(sizeof(*l))) == NULL) {
-		cb(NULL, "out of memory", arg);
-		return;
-	}
+	l = xmalloc(sizeof(*l));
 	l->pki = pki;
 	l->cb = cb;
 	l->arg = arg;
@@ -452,16 +436,11 @@ pki_new_key(struct pki *pki, const char *prefix, char *label, size_t labellen,
 {
 	enum p11_key_type type = strcmp(pki->srv->conf->ca_key_type, "rsa-3072") == 0 ?
 	    P11_KEY_RSA_3072 : P11_KEY_EC_P256;
-	unsigned char rnd[4];
-	char hex[9];
 
-	/* Unique: an earlier failed attempt may have left a key behind. */
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+	if (p11_label_new(prefix, label, labellen) == -1) {
 		snprintf(err, errlen, "no randomness");
 		return -1;
 	}
-	util_hex(rnd, sizeof(rnd), hex);
-	snprintf(label, labellen, "%s-%s", prefix, hex);
 	if (p11_generate_key(pki->srv->p11, label, type, err, errlen) == -1)
 		return -1;
 	if ((*priv = p11_load_private(pki->srv->p11, label, err, errlen)) == NULL)

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "server.h"
 #include "tok.h"
+#include "xmalloc.h"
 
 static const struct db_stmt pki_boot_root_get = {
 	"pki_root_get", PKI_SELECT_CA "c.kind = 'root'", 0 };
@@ -209,12 +210,8 @@ pki_boot_root(struct pki_boot *b)
 void
 pki_bootstrap(struct pki *pki, pki_done_cb cb, void *arg)
 {
-	struct pki_boot *b = calloc(1, sizeof(*b));
+	struct pki_boot *b = xcalloc(1, sizeof(*b));
 
-	if (b == NULL) {
-		cb("out of memory", arg);
-		return;
-	}
 	b->pki = pki;
 	b->cb = cb;
 	b->arg = arg;

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "server.h"
 #include "tok.h"
+#include "xmalloc.h"
 
 static const struct db_stmt pki_crl_rows = {
 	"pki_crl_rows", "WITH n AS (UPDATE cas SET crl_number = crl_number + 1"
@@ -133,17 +134,16 @@ pki_crl_rows_got(enum db_status st, const PGresult *res, const char *errstr,
 		pki_crl_job_free(j);
 		return;
 	}
-	j->number = pki_ll(res, 0, 0);
-	if ((j->rv = calloc(rows, sizeof(*j->rv))) == NULL ||
-	    (j->serials = calloc(rows, sizeof(*j->serials))) == NULL)
-		goto oom;
+	j->number = db_val_int(res, 0, 0);
+	j->rv = xcalloc(rows, sizeof(*j->rv));
+	j->serials = xcalloc(rows, sizeof(*j->serials));
 	for (size_t i = 0; i < rows; i++) {
 		if (PQgetisnull(res, (int)i, 1))
 			continue;
 		snprintf(j->serials[j->n], CA_SERIAL_HEX, "%s", PQgetvalue(res, (int)i, 1));
 		j->rv[j->n].serial_hex = j->serials[j->n];
-		j->rv[j->n].revoked_at = (time_t)pki_ll(res, (int)i, 2);
-		j->rv[j->n].reason = (int)pki_ll(res, (int)i, 3);
+		j->rv[j->n].revoked_at = (time_t)db_val_int(res, (int)i, 2);
+		j->rv[j->n].reason = (int)db_val_int(res, (int)i, 3);
 		j->n++;
 	}
 	if (tok_submit(pki_crl_sign, pki_crl_signed, j) == 0)
@@ -151,12 +151,6 @@ pki_crl_rows_got(enum db_status st, const PGresult *res, const char *errstr,
 	ca->is_crl_busy = 0;
 	ca->is_crl_dirty = 1;
 	pki_crl_flush(ca, "token busy");
-	pki_crl_job_free(j);
-	return;
-oom:
-	ca->is_crl_busy = 0;
-	ca->is_crl_dirty = 1;
-	pki_crl_flush(ca, "out of memory");
 	pki_crl_job_free(j);
 }
 
@@ -172,20 +166,14 @@ pki_crl(struct pki *pki, struct pki_ca *ca, pki_blob_cb cb, void *arg)
 		cb(ca->crl, ca->crl_len, NULL, arg);
 		return;
 	}
-	if ((w = malloc(sizeof(*w))) == NULL) {
-		cb(NULL, 0, "out of memory", arg);
-		return;
-	}
+	w = xmalloc(sizeof(*w));
 	w->cb = cb;
 	w->arg = arg;
 	w->next = ca->crl_waiters;
 	ca->crl_waiters = w;
 	if (ca->is_crl_busy)
 		return;
-	if ((j = calloc(1, sizeof(*j))) == NULL) {
-		pki_crl_flush(ca, "out of memory");
-		return;
-	}
+	j = xcalloc(1, sizeof(*j));
 	j->pki = pki;
 	j->ca = ca;
 	j->hours = (int)pki->srv->conf->ca_crl_validity_hours;

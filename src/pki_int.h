@@ -31,7 +31,6 @@ struct pki {
 	char			 url[256];
 };
 
-long long	 pki_ll(const PGresult *, int row, int col);
 void		 pki_ca_free(struct pki_ca *);
 struct pki_ca	*pki_find(struct pki *, const char *name, long long id);
 /* Keep the first copy when two loads race; returns the one to use. */

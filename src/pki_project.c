@@ -12,8 +12,10 @@
 #include "conf.h"
 #include "db.h"
 #include "log.h"
+#include "names.h"
 #include "server.h"
 #include "tok.h"
+#include "xmalloc.h"
 
 static const struct db_stmt pki_project_exists = {
 	"pki_project_exists", "SELECT 1 FROM projects WHERE name = $1", 1 };
@@ -113,16 +115,14 @@ static struct pki_destroy *
 pki_project_destroy_new(struct pki *pki, const char *a, const char *b,
     struct pki_create *c, enum pki_create_status st, const char *msg)
 {
-	struct pki_destroy *d = calloc(1, sizeof(*d));
+	struct pki_destroy *d = xcalloc(1, sizeof(*d));
 
-	if (d != NULL) {
-		d->pki = pki;
-		snprintf(d->labels[0], sizeof(d->labels[0]), "%s", a);
-		snprintf(d->labels[1], sizeof(d->labels[1]), "%s", b);
-		d->c = c;
-		d->st = st;
-		snprintf(d->msg, sizeof(d->msg), "%s", msg != NULL ? msg : "");
-	}
+	d->pki = pki;
+	snprintf(d->labels[0], sizeof(d->labels[0]), "%s", a);
+	snprintf(d->labels[1], sizeof(d->labels[1]), "%s", b);
+	d->c = c;
+	d->st = st;
+	snprintf(d->msg, sizeof(d->msg), "%s", msg != NULL ? msg : "");
 	return d;
 }
 
@@ -132,12 +132,10 @@ pki_project_destroy(struct pki *pki, const char *a, const char *b,
 {
 	struct pki_destroy *d = pki_project_destroy_new(pki, a, b, c, st, msg);
 
-	if (d != NULL) {
-		if (tok_submit_urgent(pki_project_destroy_run,
-		    pki_project_destroy_done, d) == 0)
-			return;
-		free(d);
-	}
+	if (tok_submit_urgent(pki_project_destroy_run, pki_project_destroy_done,
+	    d) == 0)
+		return;
+	free(d);
 	log_warnx("pki: token keys %s %s left behind", a, b);
 	if (c != NULL) {
 		c->cb(st, msg, c->arg);
@@ -164,14 +162,13 @@ pki_project_keys_destroy(struct pki *pki, const char *csv, pki_done_cb cb,
 		}
 		p = e ? e + 1 : NULL;
 	}
-	if (n == 0 || (d = pki_project_destroy_new(pki, labels[0], labels[1], NULL,
-	    PKI_CREATED, NULL)) == NULL) {
-		if (n > 0)
-			log_warnx("pki: out of memory: token keys %s left behind", csv);
+	if (n == 0) {
 		if (cb != NULL)
-			cb(n > 0 ? "out of memory" : NULL, arg);
+			cb(NULL, arg);
 		return;
 	}
+	d = pki_project_destroy_new(pki, labels[0], labels[1], NULL, PKI_CREATED,
+	    NULL);
 	d->done_cb = cb;
 	d->done_arg = arg;
 	if (tok_submit_urgent(pki_project_destroy_run, pki_project_destroy_done,
@@ -332,8 +329,7 @@ pki_project_create(struct pki *pki, const char *actor, const char *name,
 	struct pki_create *c;
 	size_t n = strlen(name);
 
-	if (n == 0 || n > 63 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") != n ||
-	    name[0] == '-' || strcmp(name, "root") == 0) {
+	if (!names_is_project(name, n) || strcmp(name, "root") == 0) {
 		cb(PKI_CREATE_INVALID, "project name must match "
 		    "[a-z0-9][a-z0-9-]{0,62} and not be \"root\"", arg);
 		return;
@@ -342,10 +338,7 @@ pki_project_create(struct pki *pki, const char *actor, const char *name,
 		cb(PKI_CREATE_FAILED, "no root CA", arg);
 		return;
 	}
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
-		cb(PKI_CREATE_FAILED, "out of memory", arg);
-		return;
-	}
+	c = xcalloc(1, sizeof(*c));
 	c->pki = pki;
 	memcpy(c->name, name, n + 1);
 	snprintf(c->actor, sizeof(c->actor), "%s", actor);

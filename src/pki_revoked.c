@@ -15,6 +15,7 @@
 #include "log.h"
 #include "revoked.h"
 #include "server.h"
+#include "xmalloc.h"
 
 static const struct db_stmt pki_revoked_all = {
 	"pki_revoked_all", "SELECT ca_id, serial FROM certificates"
@@ -48,7 +49,7 @@ pki_revoked_loaded(enum db_status st, const PGresult *res, const char *errstr,
 	for (int i = 0; i < PQntuples(res); i++) {
 		struct revoked_key k;
 
-		if (revoked_key_set(&k, pki_ll(res, i, 0), PQgetvalue(res, i, 1)) == 0 &&
+		if (revoked_key_set(&k, db_val_int(res, i, 0), PQgetvalue(res, i, 1)) == 0 &&
 		    revoked_set(pki->revoked, &k, 1) == -1)
 			fatalx("pki: out of memory");
 	}
@@ -61,13 +62,8 @@ pki_revoked_loaded(enum db_status st, const PGresult *res, const char *errstr,
 void
 pki_revoked_load(struct pki *pki, pki_done_cb cb, void *arg)
 {
-	struct pki_revoked_load *l = malloc(sizeof(*l));
+	struct pki_revoked_load *l = xmalloc(sizeof(*l));
 
-	if (l == NULL) {
-		if (cb != NULL)
-			cb("out of memory", arg);
-		return;
-	}
 	l->pki = pki;
 	l->cb = cb;
 	l->arg = arg;

@@ -67,7 +67,7 @@ uploads_expired(enum db_status st, const PGresult *res, const char *errstr,
 	if (st != DB_OK)
 		log_warnx("upload expiry: %s", db_errstr(st, errstr));
 	else if (PQntuples(res) == 1)
-		n = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		n = db_val_int(res, 0, 0);
 	if (n > 0)
 		log_info("upload expiry: %lld rows of abandoned uploads removed", n);
 	/* A full batch: more may be waiting; go on next turn, not in a burst. */

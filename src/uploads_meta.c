@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "names.h"
 #include "util.h"
 
 #define UPLOADS_META_MAX	4096	/* bytes of Upload-Metadata */
@@ -49,8 +50,7 @@ uploads_hardware(const char *s, char *out, size_t len)
 	out[0] = '{';
 	while (*s != '\0') {
 		n = strcspn(s, ",");
-		if (n < 1 || n > UPLOADS_HW_LEN || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		    "abcdefghijklmnopqrstuvwxyz0123456789._:-") < n ||
+		if (n < 1 || n > UPLOADS_HW_LEN || strspn(s, NAMES_HARDWARE_CHARS) < n ||
 		    ++count > UPLOADS_HW_MAX || off + n + 3 > len)
 			return -1;
 		if (off > 1)

@@ -16,7 +16,6 @@
 
 #include <event2/buffer.h>
 #include <event2/http.h>
-#include <openssl/evp.h>
 
 #include "http.h"
 #include "log.h"
@@ -194,12 +193,7 @@ www_read(struct www *w, const char *file, const char *url, const struct stat *st
 	f->len = off;
 	f->type = www_content_type(url);
 	f->is_immutable = www_is_hashed(url);
-	if (EVP_Digest(f->data, f->len, md, NULL, EVP_sha256(), NULL) != 1) {
-		free(f->path);
-		free(f->data);
-		snprintf(err, errlen, "%s: SHA-256 failed", file);
-		return -1;
-	}
+	util_sha256(f->data, f->len, md);
 	util_hex(md, 16, hex);
 	snprintf(f->etag, sizeof(f->etag), "\"%s\"", hex);
 	w->total += f->len;

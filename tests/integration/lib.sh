@@ -112,15 +112,17 @@ assert_ne() {
 }
 
 # assert_match ERE TEXT [MSG]: TEXT (a string) has a line matching ERE.
+# A here-string, not a pipe: grep -q may exit before a writer finishes,
+# and under pipefail the writer's SIGPIPE would fail a true match.
 assert_match() {
-    printf '%s\n' "$2" | grep -Eq -- "$1" && return 0
+    grep -Eq -- "$1" <<<"$2" && return 0
     printf '%s\n' "---- text:" "$2" "----"
     ql__fail_at 1 "${3:-no match}: /$1/ not found"
 }
 
 # assert_no_match ERE TEXT [MSG]
 assert_no_match() {
-    printf '%s\n' "$2" | grep -Eq -- "$1" || return 0
+    grep -Eq -- "$1" <<<"$2" || return 0
     printf '%s\n' "---- text:" "$2" "----"
     ql__fail_at 1 "${3:-unexpected match}: /$1/ found"
 }

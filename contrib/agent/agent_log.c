@@ -9,7 +9,7 @@
 
 int agent_verbosity = 1;
 
-static void
+static void __attribute__((format(printf, 2, 0)))
 agent_log_v(const char *level, const char *fmt, va_list ap)
 {
 	char line[1024];

@@ -32,7 +32,7 @@ devapi_no_cert(struct http_req *hr)
 }
 
 /* One reply for every refusal of a presented certificate. */
-static void
+void
 devapi_refuse(struct http_req *hr, enum devices_trust t)
 {
 	static const char *const why[] = {

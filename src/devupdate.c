@@ -20,6 +20,7 @@
 #include "api.h"
 #include "ca.h"
 #include "deploy.h"
+#include "devapi.h"
 #include "devcache.h"
 #include "http.h"
 #include "imgsign.h"
@@ -50,30 +51,13 @@ devupdate_register(struct db_pool *db)
 }
 
 static void
-devupdate_refuse(struct http_req *hr, enum devices_trust t)
-{
-	static const char *const why[] = {
-		[DEVICES_TRUST_UNKNOWN] = "client certificate is unknown",
-		[DEVICES_TRUST_REVOKED] = "client certificate is revoked",
-		[DEVICES_TRUST_EXPIRED] = "client certificate has expired",
-		[DEVICES_TRUST_NOT_DEVICE] = "client certificate is not a device's",
-		[DEVICES_TRUST_INACTIVE] = "device is disabled or not active",
-	};
-
-	if (t == DEVICES_TRUST_UNAVAILABLE || t == DEVICES_TRUST_OK)
-		http_reply_problem(hr, 503, NULL, "cannot check the client certificate now");
-	else
-		http_reply_problem(hr, 403, NULL, "%s", why[t]);
-}
-
-static void
 devupdate_run(struct http_req *hr, struct devcache_entry *e, devupdate_fn fn)
 {
 	if (e == NULL) {
 		http_add_header(hr, "Retry-After", "5");
 		http_reply_problem(hr, 503, NULL, "cannot check the client certificate now");
 	} else if (e->trust != DEVICES_TRUST_OK)
-		devupdate_refuse(hr, e->trust);
+		devapi_refuse(hr, e->trust);
 	else if (hr->req == NULL)
 		http_reply(hr, 499, NULL, NULL);	/* logged as gone */
 	else {
@@ -107,15 +91,15 @@ devupdate_authorize(struct http_req *hr, devupdate_fn fn)
 		return;
 	}
 	if ((ca = pki_issuer_of(hr->srv->pki, cert)) == NULL) {
-		devupdate_refuse(hr, DEVICES_TRUST_NOT_DEVICE);
+		devapi_refuse(hr, DEVICES_TRUST_NOT_DEVICE);
 		return;
 	}
 	if (pki_is_revoked(hr->srv->pki, cert)) {
-		devupdate_refuse(hr, DEVICES_TRUST_REVOKED);
+		devapi_refuse(hr, DEVICES_TRUST_REVOKED);
 		return;
 	}
 	if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0) {
-		devupdate_refuse(hr, DEVICES_TRUST_EXPIRED);
+		devapi_refuse(hr, DEVICES_TRUST_EXPIRED);
 		return;
 	}
 	ca_serial_hex(X509_get0_serialNumber(cert), serial);

@@ -1,7 +1,7 @@
 /* api_deploy.c: deployments of a project: create (a signed image, to all
  * devices or a tag, in ordered groups with success and error thresholds),
  * list, get with per-group and per-state counts, the per-device states,
- * pause, resume, cancel. Who gets what and when is decided in SQL
+ * pause, resume, cancel; and the deployments of one device, newest first. Who gets what and when is decided in SQL
  * (sql/011_deployments.sql); this file checks input and shapes replies. */
 #include "api_deploy.h"
 
@@ -16,6 +16,7 @@
 #include "deploy.h"
 #include "devcache.h"
 #include "json.h"
+#include "names.h"
 #include "server.h"
 #include "util.h"
 
@@ -251,6 +252,68 @@ api_deploy_devices(struct http_req *hr)
 	    api_deploy_devices_listed, hr);
 }
 
+/* ---- a device's deployments (its update history) ---- */
+
+static void
+api_deploy_history_fields(yajl_gen g, const PGresult *res, int i, int off)
+{
+	const char *tag = api_val(res, i, off + 4);
+
+	json_kv_int(g, "deployment", api_val_int(res, i, off));
+	json_key(g, "image");
+	yajl_gen_map_open(g);
+	json_key(g, "id");
+	if (PQgetisnull(res, i, off + 1))
+		yajl_gen_null(g);
+	else
+		yajl_gen_integer(g, api_val_int(res, i, off + 1));
+	json_kv_str(g, "name", PQgetvalue(res, i, off + 2));
+	json_kv_str(g, "version", PQgetvalue(res, i, off + 3));
+	yajl_gen_map_close(g);
+	if (tag == NULL)
+		json_kv_str(g, "target", "all");
+	else {
+		json_key(g, "target");
+		yajl_gen_map_open(g);
+		json_kv_str(g, "tag", tag);
+		yajl_gen_map_close(g);
+	}
+	json_kv_str(g, "deployment_status", PQgetvalue(res, i, off + 5));
+	api_deploy_device_fields(g, res, i, off + 6);
+}
+
+static void
+api_deploy_history_listed(enum db_status st, const PGresult *res,
+    const char *errstr, void *arg)
+{
+	struct http_req *hr = arg;
+
+	if (st == DB_OK && PQntuples(res) == 0)
+		http_reply_problem(hr, 404, NULL, "no such device");
+	else if (st == DB_OK && PQgetisnull(res, 0, 0))
+		api_list_end(hr, api_list_begin(), NULL);
+	else
+		api_reply_list(hr, st, res, errstr, api_deploy_history_fields, 0);
+}
+
+static void
+api_deploy_history(struct http_req *hr)
+{
+	char id[API_DEPLOY_DEVICE_ID + 1], limit[API_LIMIT_LEN], after[API_ID_LEN];
+	const char *v[4] = { api_project_id_str(hr), id, after, limit };
+
+	if (api_param(hr, 1, id, sizeof(id)) == -1)
+		return;
+	if (!names_is_device_id(id, strlen(id))) {
+		http_reply_problem(hr, 404, NULL, "no such device");
+		return;
+	}
+	if (api_page_id(hr, limit, after, sizeof(after)) == -1)
+		return;
+	db_query(hr->srv->db, &deploy_history, 4, v, NULL,
+	    api_deploy_history_listed, hr);
+}
+
 /* ---- create ---- */
 
 struct api_deploy_new {
@@ -482,5 +545,6 @@ const struct route api_deploy_routes[] = {
 	{ API_DEPLOY_PATH "/{deployment}/pause", EVHTTP_REQ_POST, ROUTE_ADMIN, api_deploy_pause, AUTH_OPERATOR, NULL },
 	{ API_DEPLOY_PATH "/{deployment}/resume", EVHTTP_REQ_POST, ROUTE_ADMIN, api_deploy_resume, AUTH_OPERATOR, NULL },
 	{ API_DEPLOY_PATH "/{deployment}/cancel", EVHTTP_REQ_POST, ROUTE_ADMIN, api_deploy_cancel, AUTH_OPERATOR, NULL },
+	{ "/api/v1/projects/{project}/devices/{device}/deployments", EVHTTP_REQ_GET, ROUTE_ADMIN, api_deploy_history, AUTH_VIEWER, api_deploy_list_query },
 };
 const size_t api_deploy_nroutes = sizeof(api_deploy_routes) / sizeof(api_deploy_routes[0]);

@@ -1,6 +1,7 @@
 /* api_pki.c: /pki/ca/<ca>.crt, /pki/crl/<ca>.crl and /pki/ocsp. <ca> is
  * "root" or a project's current name (an alias), or under id/ the CA's id,
- * which is what certificates name because it never changes. */
+ * which is what certificates name because it never changes. The root
+ * certificate also as /api/v1/pki/root.crt on the admin listener. */
 #include "api_pki.h"
 
 #include <limits.h>
@@ -188,7 +189,16 @@ api_pki_ocsp_get(struct http_req *hr)
 	free(der);
 }
 
+/* The root certificate on the admin listener too, so the web UI links it
+ * on its own origin whatever the pki listener's address (or none). */
+static void
+api_pki_root(struct http_req *hr)
+{
+	api_pki_ca_got(pki_root(hr->srv->pki), NULL, hr);
+}
+
 const struct route api_pki_routes[] = {
+	{ "/api/v1/pki/root.crt", EVHTTP_REQ_GET, ROUTE_ADMIN, api_pki_root, 0, NULL },
 	{ "/pki/ca/{file}", EVHTTP_REQ_GET, ROUTE_PKI, api_pki_ca, 0, NULL },
 	{ "/pki/crl/{file}", EVHTTP_REQ_GET, ROUTE_PKI, api_pki_crl, 0, NULL },
 	{ "/pki/ca/id/{file}", EVHTTP_REQ_GET, ROUTE_PKI, api_pki_ca, 0, NULL },

@@ -47,6 +47,18 @@ const struct db_stmt deploy_devices = {
 	" JOIN devices v ON v.id = dd.device_id WHERE d.project_id = $1::bigint"
 	" AND d.id = $2::bigint AND v.device_id > $3 AND ($5::text IS NULL OR"
 	" dd.state = $5) ORDER BY v.device_id LIMIT $4::integer", 5 };
+/* The LEFT JOIN keeps one row for a device without deployments, so that
+ * only an unknown device has none. */
+const struct db_stmt deploy_history = {
+	"deploy_history", "WITH v AS (SELECT id, device_id FROM devices WHERE"
+	" project_id = $1::bigint AND device_id = $2) SELECT x.* FROM v LEFT JOIN"
+	" LATERAL (SELECT d.id, d.image_id, d.image_name, d.image_version,"
+	" d.target_tag, d.status, v.device_id, dd.group_ord, dd.state, dd.progress, dd.detail, ql_iso(dd.created_at) AS c,"
+	" ql_iso(dd.updated_at) AS u, ql_iso(dd.started_at) AS s,"
+	" ql_iso(dd.finished_at) AS f FROM device_deployments dd"
+	" JOIN deployments d ON d.id = dd.deployment_id WHERE dd.device_id = v.id"
+	" AND ($3::bigint = 0 OR dd.deployment_id < $3::bigint)"
+	" ORDER BY dd.deployment_id DESC LIMIT $4::integer) x ON true", 4 };
 
 const struct db_stmt deploy_device_update = {
 	"deploy_device_update", "SELECT x.ca, x.serial, u.trust, u.device, u.project,"
@@ -71,7 +83,7 @@ deploy_register(struct db_pool *db)
 {
 	static const struct db_stmt *const s[] = {
 		&deploy_create, &deploy_action, &deploy_list, &deploy_get,
-		&deploy_groups, &deploy_devices, &deploy_device_update,
+		&deploy_groups, &deploy_devices, &deploy_history, &deploy_device_update,
 		&deploy_report, &deploy_chunk, &deploy_signature, &deploy_seen,
 	};
 

@@ -31,6 +31,12 @@ extern const struct db_stmt deploy_groups;
  * device_id, group, state, progress, detail, created_at, updated_at,
  * started_at, finished_at */
 extern const struct db_stmt deploy_devices;
+/* $1 project, $2 device ID, $3 before deployment id ("0": the newest), $4
+ * limit: no row when the project has no such device; one row of NULLs when
+ * it took part in no deployment (before $3); else per deployment, newest
+ * first: id, image_id, image_name, image_version, target_tag, status, then
+ * the columns of deploy_devices */
+extern const struct db_stmt deploy_history;
 
 /* Device side. $1 CA ids bigint[], $2 serials text[] (pairs): per pair
  * ca, serial, then ql_device_update's trust, device, project, deployment,

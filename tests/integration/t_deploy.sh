@@ -216,6 +216,25 @@ assert_match 'not a legal transition' "$(api_detail "$BODY")" "409 names the tra
 eval "fid=\$id${first#dev}"
 assert_eq 1.2.0 "$(ql_psql "SELECT installed_version FROM devices WHERE device_id = '$fid'")" \
     "the reported version is recorded"
+# The final report is audited by the device, once; its update history shows it.
+assert_eq 1 "$(ql_psql "SELECT count(*) FROM audit_log WHERE action = 'deployment.installed'
+    AND object = '$dep' AND actor = 'device:$fid' AND detail = 'os 1.2.0'")" "the install report is audited"
+report "$first" "{\"deployment\":$dep,\"state\":\"installed\",\"version\":\"1.2.0\"}"
+assert_status 204 "a repeated final report"
+assert_eq 1 "$(ql_psql "SELECT count(*) FROM audit_log WHERE action = 'deployment.installed'
+    AND object = '$dep'")" "a repeated final report is not audited again"
+api GET "$P/devices/$fid/deployments"
+assert_status 200 "the device's update history"
+assert_eq "$dep os 1.2.0 edge active installed 100" \
+    "$(jq -r '.items[] | "\(.deployment) \(.image.name) \(.image.version) \(.target.tag) \(.deployment_status) \(.state) \(.progress)"' "$BODY")" \
+    "the history lists the deployment with the device's state"
+assert_eq null "$(jq -r .next "$BODY")" "one deployment, no next page"
+api GET "$P/devices/$id5/deployments"
+assert_eq '{"items":[],"next":null}' "$(jq -c . "$BODY")" "an untargeted device has no history"
+api GET "$P/devices/$id_other/deployments"
+assert_status 404 "another project's device"
+api GET "$P/devices/$fid/deployments?after=x"
+assert_status 400 "a bad cursor"
 poll "$first"
 assert_status 204 "an installed device has nothing to do"
 

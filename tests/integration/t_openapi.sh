@@ -248,6 +248,10 @@ oa_call GET "$P/certificates" /api/v1/projects/acme/certificates "${ADM[@]}"
 oa_call GET "$P/certificates/{serial}" "/api/v1/projects/acme/certificates/$SERIAL" "${ADM[@]}"
 oa_json POST "$P/certificates/{serial}/revoke" \
     "/api/v1/projects/acme/certificates/$SERIAL/revoke" '{"reason": "keyCompromise"}' "${ADM[@]}"
+oa_call GET "$P/devices/{device}/deployments" "$D/deployments?limit=5" "${ADM[@]}"
+assert_eq '{"items":[],"next":null}' "$(jq -c . "$BODY")" "a device never deployed to has no history"
+oa_call GET "$P/devices/{device}/deployments" /api/v1/projects/acme/devices/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/deployments "${ADM[@]}"
+assert_status 404 "the history of a device the project does not have"
 oa_call POST "$P/devices/{device}/disable" "$D/disable" "${ADM[@]}"
 oa_call POST "$P/devices/{device}/enable" "$D/enable" "${ADM[@]}"
 oa_call DELETE "$P/devices/{device}" "$D" "${ADM[@]}"
@@ -258,6 +262,12 @@ oa_call POST /api/v1/audit/checkpoints /api/v1/audit/checkpoints "${ADM[@]}"
 assert_status 201
 oa_call GET /api/v1/audit/checkpoints/latest /api/v1/audit/checkpoints/latest "${ADM[@]}"
 oa_call GET /api/v1/openapi.json /api/v1/openapi.json
+oa_call GET /api/v1/pki/root.crt /api/v1/pki/root.crt
+assert_status 200 "the root certificate on the admin listener"
+pki_fetch_ca root "$T/root.pem"
+openssl x509 -inform DER -in "$T/resp.$NCALLS" -out "$T/root-admin.pem" ||
+    fail "/api/v1/pki/root.crt is not a DER certificate"
+cmp -s "$T/root.pem" "$T/root-admin.pem" || fail "/api/v1/pki/root.crt is not the pki listener's root.crt"
 
 # Each response: its status is documented for the operation (errors may
 # fall to "default"), its Content-Type is the documented one, its body
@@ -301,6 +311,8 @@ for (const line of fs.readFileSync(callsFile, "utf8").split("\n")) {
     if (!media.includes(mt)) {
         console.log(`${what}: Content-Type "${mt}", documented ${media}`); bad++; continue;
     }
+    // A binary body (a DER certificate) has its media type checked only.
+    if (!/json$/.test(mt)) continue;
     const schema = resp.content[mt].schema;
     let data;
     try { data = JSON.parse(body); } catch (e) { console.log(`${what}: not JSON`); bad++; continue; }

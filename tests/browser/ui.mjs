@@ -4,90 +4,19 @@
 // SoftHSM. Steps that need the shell (an EST enrollment with curl) are
 // handed over through files in QL_UI_DIR. Any console error, page error,
 // failed request or HTTP error that a step did not expect fails the run.
-import { createRequire } from 'node:module';
-import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { open, env, log, assert, waitFile } from './lib.mjs';
 
-const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`${k} is not set`); return v; };
 const URL0 = env('QL_URL');
 const DIR = env('QL_UI_DIR');
 const OUT = env('QL_UI_OUT');
-const NM = env('QL_NODE_MODULES');
-const require = createRequire(path.join(path.dirname(NM), 'package.json'));
-const { chromium } = require('playwright-core');
-const { default: AxeBuilder } = require('@axe-core/playwright');
 const HAS_IMAGES = process.env.QL_HAS_IMAGES === '1';
 const HAS_DEPLOY = process.env.QL_HAS_DEPLOY === '1';
 
-mkdirSync(OUT, { recursive: true });
-const log = (...a) => console.log('#', ...a);
-const problems = [];
-const expected = []; // { method, re, status, left }
-function expect(method, re, status, times = 1) { expected.push({ method, re, status, left: times }); }
-function assert(cond, msg) { if (!cond) throw new Error(`assertion failed: ${msg}`); }
-
-const browser = await chromium.launchPersistentContext(path.join(DIR, 'chrome'), {
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  ignoreHTTPSErrors: true,
-  viewport: { width: 1280, height: 900 },
-  permissions: ['clipboard-read', 'clipboard-write'],
-});
-const page = browser.pages()[0] || await browser.newPage();
-page.setDefaultTimeout(15000);
-
-page.on('console', (m) => {
-  if (m.type() !== 'error') return;
-  // Chromium logs every HTTP error response; those are checked one by one below.
-  if (/^Failed to load resource: the server responded with a status of \d+/.test(m.text())) return;
-  problems.push(`console error: ${m.text()}`);
-});
-page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-page.on('requestfailed', (r) => {
-  const f = r.failure()?.errorText || '';
-  if (f === 'net::ERR_ABORTED' && r.url().includes('/api/v1/uploads/')) return; // paused upload
-  problems.push(`request failed: ${r.method()} ${r.url()}: ${f}`);
-});
-page.on('response', (r) => {
-  if (r.status() < 400) return;
-  const u = new URL(r.url());
-  const e = expected.find((x) => x.left > 0 && x.method === r.request().method() && x.status === r.status() && x.re.test(u.pathname));
-  if (e) { e.left -= 1; return; }
-  problems.push(`unexpected HTTP ${r.status()}: ${r.request().method()} ${u.pathname}${u.search}`);
-});
-// Every change made with the session cookie carries the CSRF token.
-const writes = [];
-page.on('request', (r) => {
-  const u = new URL(r.url());
-  if (!u.pathname.startsWith('/api/v1/') || ['GET', 'HEAD', 'OPTIONS'].includes(r.method())) return;
-  writes.push(`${r.method()} ${u.pathname}`);
-  if (u.pathname !== '/api/v1/login' && !r.headers()['x-csrf-token']) problems.push(`no X-CSRF-Token on ${r.method()} ${u.pathname}`);
-});
-
-const axeResults = {};
-async function check(name) {
-  await page.screenshot({ path: path.join(OUT, `${name}.png`), fullPage: true });
-  const r = await new AxeBuilder({ page }).analyze();
-  const bad = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  axeResults[name] = r.violations.map((v) => `${v.id}:${v.impact}`);
-  for (const v of bad) problems.push(`axe ${name}: ${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`);
-  log(`page ${name}: screenshot, axe ${r.violations.length} violations (${bad.length} serious/critical)`);
-}
-async function go(hash, heading) {
-  await page.evaluate((h) => { location.hash = h; }, hash);
-  await page.getByRole('heading', { level: 1, name: heading }).waitFor();
-}
-async function waitFile(f, ms) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (existsSync(f)) return readFileSync(f, 'utf8').trim();
-    await new Promise((r) => { setTimeout(r, 100); });
-  }
-  throw new Error(`timed out waiting for ${f}`);
-}
-const failIfProblems = (step) => { if (problems.length) throw new Error(`after ${step}:\n  ${problems.join('\n  ')}`); };
+const t = await open({ dir: DIR, out: OUT, nm: env('QL_NODE_MODULES') });
+const { browser, page, writes, expect, check, go, failIfProblems } = t;
+const axeResults = t.axe;
 
 try {
   // ---- login: a wrong password is shown next to the form; the keyboard alone logs in
@@ -272,10 +201,6 @@ try {
   writeFileSync(path.join(DIR, 'done'), JSON.stringify({ axe: axeResults, writes: writes.length }, null, 1));
   log(`done: ${Object.keys(axeResults).length} pages checked, ${writes.length} changes with CSRF token`);
 } catch (e) {
-  await page.screenshot({ path: path.join(OUT, 'failure.png'), fullPage: true }).catch(() => {});
-  console.log(`FAIL ui.mjs: ${e.message}`);
-  if (problems.length) console.log(`also:\n  ${problems.join('\n  ')}`);
-  await browser.close();
-  process.exit(1);
+  await t.fail(e);
 }
 await browser.close();

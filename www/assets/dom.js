@@ -161,7 +161,8 @@ export function table(columns, rows, { caption, empty = 'Nothing here yet.' } = 
   }
   for (const r of rows) tb.append(h('tr', {}, columns.map((c) => h('td', { class: c.class }, c.value(r)))));
   t.append(tb);
-  return h('div', { class: 'tablewrap' }, t);
+  // A wide table scrolls inside its box: focusable, so the keyboard can too.
+  return h('div', { class: 'tablewrap', tabindex: '0', role: 'region', 'aria-label': caption || columns.map((c) => c.label).join(', ') }, t);
 }
 
 export function fmtTime(iso) {

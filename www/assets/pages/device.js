@@ -1,12 +1,16 @@
-// device.js: one device: its state, tags (edited in place), actions, and
-// its certificates (revocable here).
+// device.js: one device: its state, tags (edited in place), actions, its
+// certificates (revocable here) and its update history (the deployments it
+// is a target of, polled while shown).
 import { api, enc, qs } from '../api.js';
-import { h, field, errorSlot, onSubmit, table, fmtTime, fmtAgo, badge, pageHeader, section, notice } from '../dom.js';
-import { canWrite } from '../app.js';
+import { h, field, errorSlot, showError, onSubmit, table, fmtTime, fmtAgo, badge, pageHeader, section, notice, clear, link } from '../dom.js';
+import { canWrite, every } from '../app.js';
 import { deviceActions } from './devices.js';
 import { revokeButton } from './cert.js';
 
+let historyTimer = null;	// one poll, also after a re-render (revoke, tags)
+
 export async function render(main, { project, device }) {
+  clearInterval(historyTimer);
   const path = `/projects/${enc(project)}/devices/${enc(device)}`;
   const d = await api('GET', path);
   const err = errorSlot();
@@ -43,6 +47,28 @@ export async function render(main, { project, device }) {
     { label: 'Expires', value: (c) => fmtTime(c.not_after) },
     { label: 'Revoked', value: (c) => (c.revoked_at ? [fmtTime(c.revoked_at), ` (${c.revocation_reason})`] : 'no') },
     { label: 'Actions', value: (c) => (c.revoked_at || !canWrite() ? null : revokeButton(project, c.serial, reload, cerr)) },
-  ], certs.items, { empty: 'No certificates.' })),
-  section('Update history', h('p', { class: 'hint' }, 'Deployments this device took part in are listed on each deployment\'s page (Deployments).')));
+  ], certs.items, { empty: 'No certificates.' })));
+
+  const herr = errorSlot();
+  const history = h('div');
+  main.append(section('Update history', herr, history));
+  let lastHistory = '';
+  const loadHistory = async () => {
+    const r = await api('GET', `${path}/deployments${qs({ limit: 100 })}`);
+    const key = JSON.stringify(r.items);
+    if (key === lastHistory) return;
+    lastHistory = key;
+    clear(history).append(table([
+      { label: 'Deployment', value: (x) => link(`#/p/${enc(project)}/deployments/${x.deployment}`, `#${x.deployment}`) },
+      { label: 'Image', value: (x) => `${x.image.name} ${x.image.version}` },
+      { label: 'Target', value: (x) => (x.target === 'all' ? 'all devices' : `tag ${x.target.tag}`) },
+      { label: 'Rollout', value: (x) => badge(x.deployment_status) },
+      { label: 'This device', value: (x) => badge(x.state) },
+      { label: 'Progress', value: (x) => (x.progress === null ? '—' : h('progress', { max: 100, value: x.progress, 'aria-label': `Progress of deployment ${x.deployment}` })) },
+      { label: 'Detail', value: (x) => x.detail || '' },
+      { label: 'Finished', value: (x) => (x.finished_at ? fmtTime(x.finished_at) : '—') },
+    ], r.items, { caption: 'Deployments of this device, newest first (last 100)', empty: 'This device was not the target of any deployment yet.' }));
+  };
+  await loadHistory().catch((e) => showError(herr, e));
+  historyTimer = every(5000, () => loadHistory().then(() => showError(herr, null), (e) => showError(herr, e)));
 }

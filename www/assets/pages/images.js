@@ -14,7 +14,8 @@ const DEFAULT_CHUNK = 32 * 1024 * 1024;
 // The largest PATCH body the server takes (Quarklink-Max-Chunk-Size on
 // OPTIONS), so no chunk is refused with 413.
 async function serverLimits() {
-  const r = await fetch(ENDPOINT, { method: 'OPTIONS', credentials: 'same-origin', headers: { 'Tus-Resumable': '1.0.0' } });
+  // The API takes the CSRF token on every method but GET and HEAD.
+  const r = await fetch(ENDPOINT, { method: 'OPTIONS', credentials: 'same-origin', headers: { 'Tus-Resumable': '1.0.0', 'X-CSRF-Token': csrfToken() || '' } });
   const chunk = Number(r.headers.get('Quarklink-Max-Chunk-Size')) || DEFAULT_CHUNK;
   const max = Number(r.headers.get('Tus-Max-Size')) || 0;
   return { chunk, max, ok: r.ok, status: r.status };
@@ -117,7 +118,6 @@ export async function render(main, { project }) {
   main.append(pageHeader(`Images of ${project}`));
   const err = errorSlot();
   const list = h('div');
-  const host = location.hostname.includes(':') ? `[${location.hostname}]` : location.hostname;
   const loadList = async () => {
     showError(err, null);
     try {
@@ -158,8 +158,8 @@ export async function render(main, { project }) {
     return h('span', { class: 'rowactions' }, out);
   };
   main.append(section('Images', err, list,
-    h('p', { class: 'hint' }, 'Verify a signature with the root certificate (', h('a', { href: `http://${host}:8080/pki/ca/root.crt`, download: 'root.crt' }, 'root.crt'),
-      ', on the pki listener): openssl cms -verify -binary -inform DER -in IMAGE.p7s -content IMAGE -CAfile root.pem -purpose any')));
+    h('p', { class: 'hint' }, 'Verify a signature with the root certificate (', h('a', { href: '/api/v1/pki/root.crt', download: 'root.crt' }, 'root.crt'),
+      ', DER; openssl x509 -inform DER -in root.crt -out root.pem): openssl cms -verify -binary -inform DER -in IMAGE.p7s -content IMAGE -CAfile root.pem -purpose any')));
   if (canWrite()) main.append(section('Upload an image', uploader(project, loadList)));
   await loadList();
 }

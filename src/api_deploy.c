@@ -41,13 +41,12 @@ api_deploy_counts(yajl_gen g, const PGresult *res, int i, int col)
 	yajl_gen_map_close(g);
 }
 
-/* One deployment row (deploy.h) starting at column off. */
+/* "image" and "target" of a deployment row whose id is column off. */
 static void
-api_deploy_fields(yajl_gen g, const PGresult *res, int i, int off)
+api_deploy_image_target(yajl_gen g, const PGresult *res, int i, int off)
 {
 	const char *tag = api_val(res, i, off + 4);
 
-	json_kv_int(g, "id", api_val_int(res, i, off));
 	json_key(g, "image");
 	yajl_gen_map_open(g);
 	json_key(g, "id");
@@ -66,6 +65,14 @@ api_deploy_fields(yajl_gen g, const PGresult *res, int i, int off)
 		json_kv_str(g, "tag", tag);
 		yajl_gen_map_close(g);
 	}
+}
+
+/* One deployment row (deploy.h) starting at column off. */
+static void
+api_deploy_fields(yajl_gen g, const PGresult *res, int i, int off)
+{
+	json_kv_int(g, "id", api_val_int(res, i, off));
+	api_deploy_image_target(g, res, i, off);
 	json_kv_int(g, "success_threshold", api_val_int(res, i, off + 5));
 	json_kv_int(g, "error_threshold", api_val_int(res, i, off + 6));
 	json_kv_str(g, "status", PQgetvalue(res, i, off + 7));
@@ -257,27 +264,8 @@ api_deploy_devices(struct http_req *hr)
 static void
 api_deploy_history_fields(yajl_gen g, const PGresult *res, int i, int off)
 {
-	const char *tag = api_val(res, i, off + 4);
-
 	json_kv_int(g, "deployment", api_val_int(res, i, off));
-	json_key(g, "image");
-	yajl_gen_map_open(g);
-	json_key(g, "id");
-	if (PQgetisnull(res, i, off + 1))
-		yajl_gen_null(g);
-	else
-		yajl_gen_integer(g, api_val_int(res, i, off + 1));
-	json_kv_str(g, "name", PQgetvalue(res, i, off + 2));
-	json_kv_str(g, "version", PQgetvalue(res, i, off + 3));
-	yajl_gen_map_close(g);
-	if (tag == NULL)
-		json_kv_str(g, "target", "all");
-	else {
-		json_key(g, "target");
-		yajl_gen_map_open(g);
-		json_kv_str(g, "tag", tag);
-		yajl_gen_map_close(g);
-	}
+	api_deploy_image_target(g, res, i, off);
 	json_kv_str(g, "deployment_status", PQgetvalue(res, i, off + 5));
 	api_deploy_device_fields(g, res, i, off + 6);
 }

@@ -207,6 +207,10 @@ ql__cleanup() {
     local rc=$?
     trap - EXIT
     trap "" PIPE   # a closed stdout must not stop the cleanup
+    local p
+    for p in "${QL_CHILD_PIDS[@]}"; do   # a browser test's node, say
+        kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
+    done
     if [ -n "$QL_PID" ] && kill -0 "$QL_PID" 2>/dev/null; then
         kill -TERM "$QL_PID" 2>/dev/null
         if ! wait_until 5 ql__exited "$QL_PID"; then
@@ -238,6 +242,8 @@ ql__cleanup() {
     fi
     exit "$rc"
 }
+# Processes a test starts in the background that must not outlive it.
+QL_CHILD_PIDS=()
 trap ql__cleanup EXIT
 trap 'exit 99' INT TERM HUP
 
@@ -971,4 +977,28 @@ api() {
     else
         ql_curl -X "$m" -b "$T/cookies" -H "X-CSRF-Token: $API_CSRF" "$(admin_url "$p")"
     fi
+}
+
+# ---------------------------------------------------------------- web UI
+
+# ui_www_setup: for the browser tests (tests/browser/): NM, the node_modules
+# holding the npm packages they need (missing ones fail: contrib/quickstart.sh
+# installs them), and W=$T/www, the UI as installed: www/ from the sources,
+# vendor/ from the build.
+ui_www_setup() {
+    NM=${QL_NODE_MODULES:-$top_srcdir/node_modules}
+    command -v node >/dev/null || fail "node not found (contrib/quickstart.sh installs nodejs)"
+    [ -x /usr/bin/chromium ] || fail "/usr/bin/chromium not found (contrib/quickstart.sh installs chromium)"
+    local p
+    for p in playwright-core @axe-core/playwright tus-js-client uplot; do
+        [ -f "$NM/$p/package.json" ] ||
+            fail "npm package $p missing in $NM: run npm ci (contrib/quickstart.sh does)"
+    done
+    W="$T/www"
+    cp -R "$top_srcdir/www" "$W" || hard_error "copying www/"
+    chmod -R u+w "$W"
+    rm -rf "$W/vendor"
+    [ -f "$top_builddir/www/vendor/vendor.json" ] ||
+        fail "$top_builddir/www/vendor not built (make builds it once npm ci has run)"
+    cp -R "$top_builddir/www/vendor" "$W/vendor" || hard_error "copying www/vendor"
 }

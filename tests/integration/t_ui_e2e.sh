@@ -17,22 +17,7 @@
 . "$(dirname "$0")/agent_lib.sh"
 ql_require curl openssl jq sha256sum cmp
 
-NM=${QL_NODE_MODULES:-$top_srcdir/node_modules}
-command -v node >/dev/null || fail "node not found (contrib/quickstart.sh installs nodejs)"
-[ -x /usr/bin/chromium ] || fail "/usr/bin/chromium not found (contrib/quickstart.sh installs chromium)"
-for p in playwright-core @axe-core/playwright tus-js-client uplot; do
-    [ -f "$NM/$p/package.json" ] ||
-        fail "npm package $p missing in $NM: run npm ci (contrib/quickstart.sh does)"
-done
-
-# The UI as installed: www/ from the sources, vendor/ from the build.
-W="$T/www"
-cp -R "$top_srcdir/www" "$W" || hard_error "copying www/"
-chmod -R u+w "$W"
-rm -rf "$W/vendor"
-[ -f "$top_builddir/www/vendor/vendor.json" ] ||
-    fail "$top_builddir/www/vendor not built (make builds it once npm ci has run)"
-cp -R "$top_builddir/www/vendor" "$W/vendor" || hard_error "copying www/vendor"
+ui_www_setup
 
 # PATCHes of 8 MiB: the 50 MiB upload is seven of them, so "half way"
 # falls between two and the resumed part is more than one.
@@ -59,6 +44,7 @@ QL_URL=$(admin_url "") QL_UI_DIR=$UI QL_UI_OUT=$OUT QL_NODE_MODULES=$NM QL_IMAGE
 QL_USER=admin QL_PASSWORD=$pw \
     node "$top_srcdir/tests/browser/e2e.mjs" >"$T/e2e.out" 2>&1 &
 node_pid=$!
+QL_CHILD_PIDS+=("$node_pid")
 
 # browser_gives FILE SECONDS WHAT: wait for the browser's hand-over file.
 browser_gives() {

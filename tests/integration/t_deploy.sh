@@ -267,6 +267,9 @@ assert_eq 1 "$(ql_psql "SELECT count(*) FROM audit_log WHERE action = 'deploymen
 api GET "$P/deployments/$dep/devices?state=failed"
 assert_eq "disk full" "$(jq -r --arg i "$(eval "echo \$id${g2a#dev}")" '.items[] | select(.device_id == $i) | .detail' "$BODY")" \
     "failure detail kept"
+assert_eq 1 "$(ql_psql "SELECT count(*) FROM audit_log WHERE action = 'deployment.failed'
+    AND object = '$dep' AND actor = 'device:$(eval "echo \$id${g2a#dev}")' AND detail = 'os 1.2.0: disk full'")" \
+    "a failure report is audited with its detail"
 wait_until 10 polls_204 "$g2c" || fail "a pending device of a paused deployment is told nothing"
 report "$g2c" "{\"deployment\":$dep,\"state\":\"downloading\"}"
 assert_status 409 "a pending device cannot start while paused"

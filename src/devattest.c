@@ -180,6 +180,7 @@ devattest_info(struct http_req *hr)
 struct devattest_challenge {
 	struct http_req		*hr;
 	char			 project[64];
+	yajl_val		 body;
 	unsigned char		*ek_der, *ek_pub, *ak_pub;
 	size_t			 ek_der_len, ek_pub_len, ak_pub_len;
 	X509			*ek_cert;
@@ -193,6 +194,8 @@ struct devattest_challenge {
 static void
 devattest_challenge_free(struct devattest_challenge *c)
 {
+	if (c->body != NULL)
+		yajl_tree_free(c->body);
 	free(c->ek_der);
 	free(c->ek_pub);
 	free(c->ak_pub);
@@ -304,7 +307,8 @@ devattest_challenge_saved(enum attest_result r, void *arg)
 	devattest_challenge_free(c);
 }
 
-/* The project is known: trust, EK binding, then the credential. */
+/* The project is known and uses attestation: the fields, the trust, the
+ * EK binding, then the credential. */
 static void
 devattest_challenge_project(enum attest_result r, const struct attest_project *p,
     void *arg)
@@ -327,6 +331,8 @@ devattest_challenge_project(enum attest_result r, const struct attest_project *p
 		http_reply_problem(hr, 403, NULL, "project does not use TPM attestation");
 		goto out;
 	}
+	if (devattest_challenge_parse(c, c->body) == -1)
+		goto out;
 	if ((store = attest_trust_store(p)) == NULL) {
 		http_reply_problem(hr, 503, NULL, "out of memory");
 		goto out;
@@ -371,21 +377,16 @@ devattest_challenge(struct http_req *hr)
 	static const char *const keys[] = { "ek_cert", "ek_public", "ak_public",
 	    "ek_chain", NULL };
 	struct devattest_challenge *c;
-	yajl_val body;
 
 	c = xcalloc(1, sizeof(*c));
 	c->hr = hr;
+	/* The body's form first, its TPM structures once the project is
+	 * known to use attestation (a project that does not refuses any). */
 	if (devattest_project(hr, c->project, sizeof(c->project)) == -1 ||
-	    (body = devattest_body(hr, DEVATTEST_BODY_MAX, keys)) == NULL) {
+	    (c->body = devattest_body(hr, DEVATTEST_BODY_MAX, keys)) == NULL) {
 		devattest_challenge_free(c);
 		return;
 	}
-	if (devattest_challenge_parse(c, body) == -1) {
-		yajl_tree_free(body);
-		devattest_challenge_free(c);
-		return;
-	}
-	yajl_tree_free(body);
 	attest_project_get(hr->srv->db, c->project, devattest_challenge_project, c);
 }
 

@@ -13,6 +13,8 @@
  *   attest_tool ekmatch EK.der EK.pub
  *   attest_tool tpmcertify TCTI KEYHANDLE AKHANDLE NONCEHEX ATTEST SIG
  *       TPM2_Certify with qualifyingData (tpm2-tools 5.4 cannot set it)
+ *   attest_tool fuzzseeds DIR
+ *       valid inputs of every fuzz/fuzz_attest.c mode, made in software
  * A check that refuses prints "refused: REASON" and exits 1; bad usage or
  * unreadable files exit 2. */
 #include <errno.h>
@@ -21,6 +23,7 @@
 #include <string.h>
 
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #pragma GCC diagnostic push
@@ -31,6 +34,7 @@
 #pragma GCC diagnostic pop
 
 #include "attest_crypto.h"
+#include "attest_soft.h"
 
 #define TOOL_MAX	16384
 
@@ -386,6 +390,119 @@ tool_tpmcertify(int argc, char **argv)
 	return 0;
 }
 
+/* fuzz_attest's input: a mode byte, then fields of 2-byte length. */
+struct tool_seed {
+	unsigned char	 b[8192];
+	size_t		 len;
+};
+
+static void
+tool_seed_field(struct tool_seed *s, const unsigned char *f, size_t len)
+{
+	if (s->len + 2 + len > sizeof(s->b))
+		tool_die("seed too large", NULL);
+	s->b[s->len++] = (unsigned char)(len >> 8);
+	s->b[s->len++] = (unsigned char)len;
+	memcpy(s->b + s->len, f, len);
+	s->len += len;
+}
+
+static void
+tool_seed_write(const char *dir, const char *name, const struct tool_seed *s)
+{
+	char path[4096];
+	FILE *f;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path) ||
+	    (f = fopen(path, "wb")) == NULL)
+		tool_die("cannot write seed", name);
+	tool_write(f, s->b, s->len, path);
+	if (fclose(f) != 0)
+		tool_die("write failed", path);
+}
+
+static size_t
+tool_seed_pub(EVP_PKEY *k, enum attest_role role, unsigned char *out, size_t max)
+{
+	TPMT_PUBLIC p;
+	size_t n;
+
+	if (attest_soft_tpmt(k, role, &p) != 0 || (n = attest_soft_public(&p, out, max)) == 0)
+		tool_die("cannot make a TPM2B_PUBLIC", NULL);
+	return n;
+}
+
+static int
+tool_fuzzseeds(int argc, char **argv)
+{
+	unsigned char ek[1024], ak[1024], akr[1024], id[1024], name[34], akname[34], akrname[34];
+	unsigned char a[2048], sig[1024], nonce[ATTEST_NONCE_LEN], digest[32], v[3 + 8 * 32];
+	size_t ek_len, ak_len, akr_len, id_len, a_len, sig_len;
+	EVP_PKEY *ekk, *akk, *akrk, *idk, *signer;
+	struct tool_seed s;
+	TPMS_ATTEST info;
+	int i;
+
+	if (argc != 3)
+		tool_die("usage: fuzzseeds DIR", NULL);
+	ekk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	akk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	akrk = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	idk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	if (ekk == NULL || akk == NULL || akrk == NULL || idk == NULL)
+		tool_die("key generation failed", NULL);
+	ek_len = tool_seed_pub(ekk, ATTEST_EK, ek, sizeof(ek));
+	ak_len = tool_seed_pub(akk, ATTEST_AK, ak, sizeof(ak));
+	akr_len = tool_seed_pub(akrk, ATTEST_AK, akr, sizeof(akr));
+	id_len = tool_seed_pub(idk, ATTEST_IDENTITY, id, sizeof(id));
+	attest_soft_name(id, id_len, name);
+	attest_soft_name(ak, ak_len, akname);
+	attest_soft_name(akr, akr_len, akrname);
+	memset(nonce, 0x4e, sizeof(nonce));
+
+	s.b[0] = 0; s.len = 1; tool_seed_field(&s, ek, ek_len); tool_seed_write(argv[2], "ek.bin", &s);
+	s.b[0] = 1; s.len = 1; tool_seed_field(&s, ak, ak_len); tool_seed_write(argv[2], "ak-ecc.bin", &s);
+	s.b[0] = 1; s.len = 1; tool_seed_field(&s, akr, akr_len); tool_seed_write(argv[2], "ak-rsa.bin", &s);
+	s.b[0] = 2; s.len = 1; tool_seed_field(&s, id, id_len); tool_seed_write(argv[2], "identity.bin", &s);
+	s.b[0] = 3; s.len = 1; tool_seed_field(&s, ek, ek_len); tool_seed_field(&s, akname, 34);
+	tool_seed_write(argv[2], "makecred.bin", &s);
+
+	attest_soft_certify_info(&info, nonce, sizeof(nonce), name, sizeof(name));
+	a_len = attest_soft_attest(&info, a, sizeof(a));
+	sig_len = attest_soft_sign(akk, a + 2, a_len - 2, sig, sizeof(sig));
+	s.b[0] = 4; s.len = 1;
+	tool_seed_field(&s, ak, ak_len);
+	tool_seed_field(&s, id, id_len);
+	tool_seed_field(&s, a, a_len);
+	tool_seed_field(&s, sig, sig_len);
+	tool_seed_field(&s, nonce, sizeof(nonce));
+	tool_seed_write(argv[2], "certify.bin", &s);
+
+	v[0] = 0xff; v[1] = 0; v[2] = 0;
+	for (i = 0; i < 8; i++)
+		memset(v + 3 + 32 * i, i, 32);
+	SHA256(v + 3, 8 * 32, digest);
+	attest_soft_quote_info(&info, nonce, sizeof(nonce), 0xff, digest);
+	a_len = attest_soft_attest(&info, a, sizeof(a));
+	for (i = 0; i < 2; i++) {
+		signer = i == 0 ? akk : akrk;
+		sig_len = attest_soft_sign(signer, a + 2, a_len - 2, sig, sizeof(sig));
+		s.b[0] = 5; s.len = 1;
+		tool_seed_field(&s, i == 0 ? ak : akr, i == 0 ? ak_len : akr_len);
+		tool_seed_field(&s, a, a_len);
+		tool_seed_field(&s, sig, sig_len);
+		tool_seed_field(&s, nonce, sizeof(nonce));
+		tool_seed_field(&s, v, sizeof(v));
+		tool_seed_write(argv[2], i == 0 ? "quote-ecc.bin" : "quote-rsa.bin", &s);
+	}
+	EVP_PKEY_free(ekk);
+	EVP_PKEY_free(akk);
+	EVP_PKEY_free(akrk);
+	EVP_PKEY_free(idk);
+	printf("ok\n");
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -396,13 +513,13 @@ main(int argc, char **argv)
 		{ "name", tool_name }, { "makecred", tool_makecred },
 		{ "certify", tool_certify }, { "quote", tool_quote },
 		{ "ekverify", tool_ekverify }, { "ekmatch", tool_ekmatch },
-		{ "tpmcertify", tool_tpmcertify },
+		{ "tpmcertify", tool_tpmcertify }, { "fuzzseeds", tool_fuzzseeds },
 	};
 	size_t i;
 
 	for (i = 0; argc > 1 && i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(argv[1], cmds[i].name) == 0)
 			return cmds[i].fn(argc, argv);
-	tool_die("usage: attest_tool name|makecred|certify|quote|ekverify|ekmatch|tpmcertify ...",
+	tool_die("usage: attest_tool name|makecred|certify|quote|ekverify|ekmatch|tpmcertify|fuzzseeds ...",
 	    NULL);
 }

@@ -149,39 +149,6 @@ al_sprintf(const char *fmt, ...)
 
 /* ---------------------------------------------------------------- CA */
 
-static X509 *
-al_cert(EVP_PKEY *key, const char *cn, int is_ca, long serial)
-{
-	X509 *x = X509_new();
-	X509V3_CTX v3;
-	X509_EXTENSION *ext;
-	X509 *issuer;
-
-	if (x == NULL)
-		loadgen_fatalx("out of memory");
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 30L * 86400);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-	    (const unsigned char *)cn, -1, -1, 0);
-	issuer = is_ca ? x : g.ca;
-	X509_set_issuer_name(x, X509_get_subject_name(issuer));
-	X509_set_pubkey(x, key);
-	X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints,
-	    is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
-	X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage,
-	    is_ca ? "critical,keyCertSign,cRLSign" : "critical,keyEncipherment");
-	X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	if (X509_sign(x, is_ca ? key : g.ca_key, EVP_sha256()) <= 0)
-		loadgen_fatalx("cannot sign a certificate");
-	return x;
-}
-
 static void
 al_make_ca(const char *dir)
 {
@@ -191,7 +158,8 @@ al_make_ca(const char *dir)
 
 	if ((k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) == NULL)
 		loadgen_fatalx("keygen");
-	g.ca = al_cert(k, "bench TPM manufacturer", 1, 1);
+	if ((g.ca = attest_soft_cert(k, "bench TPM manufacturer", NULL, k, 1, NULL)) == NULL)
+		loadgen_fatalx("cannot make the CA certificate");
 	snprintf(path, sizeof(path), "%s/ca.pem", dir);
 	if ((f = fopen(path, "w")) == NULL || !PEM_write_X509(f, g.ca) || fclose(f) != 0)
 		loadgen_fatalx("cannot write %s", path);
@@ -267,9 +235,9 @@ al_make_dev(long i)
 	d->key_public_b64 = al_pub_b64(d->id, ATTEST_IDENTITY, d->id_pub, &d->id_pub_len);
 	attest_soft_name(ak_pub, ak_len, d->ak_name);
 	pthread_mutex_lock(&g.lock);	/* g.ca's signing key, one user at a time */
-	cert = al_cert(d->ek, cn, 0, 2 + i);
+	cert = attest_soft_cert(d->ek, cn, g.ca, g.ca_key, 2 + i, NULL);
 	pthread_mutex_unlock(&g.lock);
-	if ((n = i2d_X509(cert, &der)) <= 0)
+	if (cert == NULL || (n = i2d_X509(cert, &der)) <= 0)
 		loadgen_fatalx("EK certificate");
 	cert_b64 = al_b64(der, (size_t)n);
 	OPENSSL_free(der);

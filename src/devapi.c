@@ -18,8 +18,6 @@
 #include "pki.h"
 #include "xmalloc.h"
 
-typedef void (*devapi_handler)(struct http_req *, X509 *cert);
-
 struct devapi_call {
 	struct http_req	*hr;
 	devapi_handler	 fn;
@@ -41,6 +39,8 @@ devapi_refuse(struct http_req *hr, enum devices_trust t)
 		[DEVICES_TRUST_EXPIRED] = "client certificate has expired",
 		[DEVICES_TRUST_NOT_DEVICE] = "client certificate is not a device's",
 		[DEVICES_TRUST_INACTIVE] = "device is disabled or not active",
+		[DEVICES_TRUST_TAMPERED] = "device failed attestation: PCR values differ"
+		    " from the reference; an admin must accept them",
 	};
 
 	if (t == DEVICES_TRUST_UNAVAILABLE || t == DEVICES_TRUST_OK)
@@ -70,7 +70,7 @@ devapi_trusted(enum devices_trust t, void *arg)
  * change is seen at once, with no cache to invalidate (one indexed lookup
  * per request; the device routes need the database anyway). Certificates
  * of a client_ca issuer are not ours to look up and pass as verified. */
-static void
+void
 devapi_authorize(struct http_req *hr, devapi_handler fn)
 {
 	X509 *cert = http_peer_cert(hr);

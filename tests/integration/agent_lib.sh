@@ -126,35 +126,6 @@ tpm_start() {
         hard_error "the TPM does not answer through tpm2-abrmd: $(cat "$T/tpm/abrmd.log")"
 }
 
-# tpm_ek_provision CA: before tpm_start, manufacture $T/tpm as a TPM vendor
-# does (swtpm_setup): an RSA 2048 EK persistent at 0x81010001 whose
-# certificate, at NV index 0x01c00002, is issued by a local CA in $T/CA that
-# stands in for the manufacturer (swtpm_localca makes it on first use):
-# $T/CA/swtpm-localca-rootca-cert.pem is its root, $T/CA/issuercert.pem the
-# issuing CA.  Only the SHA-256 PCR bank is active.
-tpm_ek_provision() {
-    ql_require swtpm_setup swtpm_localca
-    local ca="$T/$1"
-    mkdir -p "$ca" "$T/tpm"
-    cat >"$ca/localca.conf" <<EOC
-statedir = $ca
-signingkey = $ca/signkey.pem
-issuercert = $ca/issuercert.pem
-certserial = $ca/certserial
-EOC
-    printf '%s\n' "--platform-manufacturer quarklink-test-$1" "--platform-version 2.1" \
-        "--platform-model swtpm" >"$ca/localca.options"
-    cat >"$ca/swtpm_setup.conf" <<EOC
-create_certs_tool = /usr/bin/swtpm_localca
-create_certs_tool_config = $ca/localca.conf
-create_certs_tool_options = $ca/localca.options
-active_pcr_banks = sha256
-EOC
-    swtpm_setup --tpm2 --tpmstate "$T/tpm" --create-ek-cert --create-platform-cert \
-        --config "$ca/swtpm_setup.conf" --overwrite >"$ca/setup.log" 2>&1 ||
-        hard_error "swtpm_setup failed: $(tail -n 5 "$ca/setup.log")"
-}
-
 tpm_stop() {
     local p
     for p in "${TPM_PIDS[@]}"; do

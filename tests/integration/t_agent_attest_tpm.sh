@@ -19,6 +19,8 @@
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=agent_lib.sh
 . "$(dirname "$0")/agent_lib.sh"
+# shellcheck source=tpm_lib.sh
+. "$(dirname "$0")/tpm_lib.sh"
 ql_require openssl python3 jq base64 sha256sum tpm2_makecredential tpm2_print tpm2_readpublic \
     tpm2_evictcontrol tpm2_nvread tpm2_pcrread tpm2_pcrextend
 [ -x "$QL_AGENT" ] || skip "ql-agent not built: $QL_AGENT"
@@ -27,7 +29,8 @@ tls_make_certs
 S="$T/standin"
 mkdir -p "$S"
 
-tpm_ek_provision ekca
+tpm_ca_new ekca
+tpm_manufacture d ekca "$T/tpm"
 tpm_start
 trap 'rc=$?; kill "$spid" 2>/dev/null; tpm_stop; (exit $rc); ql__cleanup' EXIT
 # The agent makes the EK itself when it is not persisted: from the TCG

@@ -12,6 +12,8 @@ MODE (read on every request) picks the answers:
   tampered      quotes are judged tampered and the update poll refused
   other-name    the credential is made for another key's Name than the AK's
   bad-blob      credential_blob is not a TPM2B_ID_OBJECT
+  many-pcrs     quotes over PCRs 0..15 and 23 (more than one PCR_Read answers)
+  bad-pcrs      a quote challenge asking for PCR 24
 Prints its port on stdout.  Usage: attest_server.py CERT KEY ISSUER_CERT ISSUER_KEY ROOT_CERT DIR"""
 import base64
 import datetime
@@ -149,7 +151,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif self.path == "/device/v1/quote/challenge":
             nonce = secrets.token_bytes(32)
             save("quote-nonce.bin", nonce)
-            self.reply(200, {"nonce": b64(nonce), "bank": "sha256", "pcrs": PCRS,
+            pcrs = {"many-pcrs": list(range(16)) + [23], "bad-pcrs": [0, 24]}.get(mode(), PCRS)
+            self.reply(200, {"nonce": b64(nonce), "bank": "sha256", "pcrs": pcrs,
                              "expires_in": 300})
         elif self.path == "/device/v1/quote":
             save("quote.json", data)

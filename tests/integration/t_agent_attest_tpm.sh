@@ -203,6 +203,29 @@ assert_eq "$digest" "$(attest_field "$T/quote.yaml" pcrDigest)" "pcrDigest cover
 agent d status --json
 printf '%s\n' "$AGENT_OUT" >"$T/status.json"
 assert_eq "trusted (reference recorded)" "$(jq -r .attestation "$T/status.json")" "status: trusted"
+agent d status
+assert_match $'\nattestation: trusted \\(reference recorded\\) at [0-9]{4}-[0-9]{2}-[0-9]{2}T' \
+    $'\n'"$AGENT_OUT" "status text shows the verdict and its time"
+
+# More PCRs than one PCR_Read answers; a challenge asking for PCR 24 is
+# refused by the agent (logged; the poll goes on).
+echo many-pcrs >"$S/MODE"
+agent d run --once
+assert_agent_rc 0 "a quote over 17 PCRs"
+pcrs_all() { tpm2_pcrread sha256:0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,23 |
+    sed -nE 's/^ +([0-9]+) *: 0x([0-9A-F]+)$/\1:\L\2/p'; }
+assert_eq "$(pcrs_all)" "$(pcrs_sent)" "the values of PCRs 0..15 and 23"
+b64f quote.json quote | tail -c +3 >"$T/quote17.attest"
+tpm2_print -t TPMS_ATTEST "$T/quote17.attest" >"$T/quote17.yaml" 2>&1 || fail "quote over 17 PCRs"
+digest=$(pcrs_sent | cut -d: -f2 | tr -d '\n' | xxd -r -p | sha256sum | cut -d' ' -f1)
+assert_eq "$digest" "$(attest_field "$T/quote17.yaml" pcrDigest)" "pcrDigest over 17 PCRs"
+echo bad-pcrs >"$S/MODE"
+n=$(grep -c 'POST /device/v1/quote$' "$S/requests.log")
+agent d run --once
+assert_agent_rc 0 "a bad quote challenge does not fail the poll"
+assert_one_line_error 'quote challenge: missing or invalid pcrs$'
+assert_eq "$n" "$(grep -c 'POST /device/v1/quote$' "$S/requests.log")" "no quote for PCR 24"
+echo required >"$S/MODE"
 
 # ---- tampering: PCR 7 extended, the server judges it and refuses updates
 tpm2_pcrextend 7:sha256=$(printf 'tamper' | sha256sum | cut -d' ' -f1) || hard_error "tpm2_pcrextend"

@@ -181,6 +181,13 @@ assert_agent_rc 0 "second enroll"
 assert_eq "$id" "$AGENT_OUT" "same ID"
 assert_eq "$n" "$(grep -c 'challenge' "$S/requests.log")" "no second challenge"
 
+# A renewal keeps the attested key (named by state.json, not the configuration).
+serial0=$(cert_serial "$T/d/cert.pem")
+agent d renew --force
+assert_agent_rc 0 "renewal of the attested device"
+assert_ne "$serial0" "$(cert_serial "$T/d/cert.pem")" "a new certificate"
+assert_eq "$keypem" "$(openssl x509 -in "$T/d/cert.pem" -noout -pubkey)" "for the attested key"
+
 # ---- quotes in the field (mutual TLS with the key at 0x81000002)
 agent d run --once
 assert_agent_rc 0 "a poll cycle with a quote"

@@ -23,6 +23,7 @@
 #include "api_users.h"
 #include "auth.h"
 #include "devapi.h"
+#include "devattest.h"
 #include "devupdate.h"
 #include "est.h"
 #include "log.h"
@@ -51,6 +52,7 @@ routes_init(void)
 		{ api_health_routes, &api_health_nroutes },
 		{ devapi_routes, &devapi_nroutes },
 		{ devupdate_routes, &devupdate_nroutes },
+		{ devattest_routes, &devattest_nroutes },
 		{ est_routes, &est_nroutes },
 		{ api_pki_routes, &api_pki_nroutes },
 		{ api_session_routes, &api_session_nroutes },

@@ -180,6 +180,7 @@ devattest_info(struct http_req *hr)
 struct devattest_challenge {
 	struct http_req		*hr;
 	char			 project[64];
+	yajl_val		 body;
 	unsigned char		*ek_der, *ek_pub, *ak_pub;
 	size_t			 ek_der_len, ek_pub_len, ak_pub_len;
 	X509			*ek_cert;
@@ -193,6 +194,8 @@ struct devattest_challenge {
 static void
 devattest_challenge_free(struct devattest_challenge *c)
 {
+	if (c->body != NULL)
+		yajl_tree_free(c->body);
 	free(c->ek_der);
 	free(c->ek_pub);
 	free(c->ak_pub);
@@ -268,8 +271,7 @@ devattest_challenge_parse(struct devattest_challenge *c, yajl_val body)
 		return -1;
 	}
 	if (attest_key_parse(c->ak_pub, c->ak_pub_len, ATTEST_AK, &c->ak, &why) == -1) {
-		http_reply_problem(hr, 400, NULL, "AK is not a restricted fixedTPM"
-		    " signing key: %s", why);
+		http_reply_problem(hr, 400, NULL, "%s", why);
 		return -1;
 	}
 	return 0;
@@ -304,7 +306,8 @@ devattest_challenge_saved(enum attest_result r, void *arg)
 	devattest_challenge_free(c);
 }
 
-/* The project is known: trust, EK binding, then the credential. */
+/* The project is known and uses attestation: the fields, the trust, the
+ * EK binding, then the credential. */
 static void
 devattest_challenge_project(enum attest_result r, const struct attest_project *p,
     void *arg)
@@ -327,6 +330,8 @@ devattest_challenge_project(enum attest_result r, const struct attest_project *p
 		http_reply_problem(hr, 403, NULL, "project does not use TPM attestation");
 		goto out;
 	}
+	if (devattest_challenge_parse(c, c->body) == -1)
+		goto out;
 	if ((store = attest_trust_store(p)) == NULL) {
 		http_reply_problem(hr, 503, NULL, "out of memory");
 		goto out;
@@ -371,21 +376,16 @@ devattest_challenge(struct http_req *hr)
 	static const char *const keys[] = { "ek_cert", "ek_public", "ak_public",
 	    "ek_chain", NULL };
 	struct devattest_challenge *c;
-	yajl_val body;
 
 	c = xcalloc(1, sizeof(*c));
 	c->hr = hr;
+	/* The body's form first, its TPM structures once the project is
+	 * known to use attestation (a project that does not refuses any). */
 	if (devattest_project(hr, c->project, sizeof(c->project)) == -1 ||
-	    (body = devattest_body(hr, DEVATTEST_BODY_MAX, keys)) == NULL) {
+	    (c->body = devattest_body(hr, DEVATTEST_BODY_MAX, keys)) == NULL) {
 		devattest_challenge_free(c);
 		return;
 	}
-	if (devattest_challenge_parse(c, body) == -1) {
-		yajl_tree_free(body);
-		devattest_challenge_free(c);
-		return;
-	}
-	yajl_tree_free(body);
 	attest_project_get(hr->srv->db, c->project, devattest_challenge_project, c);
 }
 
@@ -477,8 +477,7 @@ devattest_proof_tried(enum attest_result r, const struct attest_tried *t, void *
 	}
 	if (attest_key_parse(c->key_pub, c->key_pub_len, ATTEST_IDENTITY, &key,
 	    &why) == -1) {
-		http_reply_problem(hr, 403, NULL, "identity key is not fixedTPM,"
-		    " fixedParent, sensitiveDataOrigin signing key: %s", why);
+		http_reply_problem(hr, 403, NULL, "%s", why);
 		goto out;
 	}
 	if (attest_key_parse(t->ak_public, t->ak_public_len, ATTEST_AK, &ak,

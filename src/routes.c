@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api_attest.h"
 #include "api_audit.h"
 #include "api_certs.h"
 #include "api_deploy.h"
@@ -60,6 +61,7 @@ routes_init(void)
 		{ api_devices_routes, &api_devices_nroutes },
 		{ api_certs_routes, &api_certs_nroutes },
 		{ api_enroll_routes, &api_enroll_nroutes },
+		{ api_attest_routes, &api_attest_nroutes },
 		{ api_users_routes, &api_users_nroutes },
 		{ api_audit_routes, &api_audit_nroutes },
 		{ api_imgsign_routes, &api_imgsign_nroutes },

@@ -5,6 +5,8 @@
 #   QL_AGENT   the agent binary ($top_builddir/contrib/agent/ql-agent)
 
 : "${QL_AGENT:=$top_builddir/contrib/agent/ql-agent}"
+# shellcheck source=tpm_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tpm_lib.sh"
 AGENT_OUT='' AGENT_ERR='' AGENT_RC=''
 
 # agent_pki_start [ql_config ARGS...]: the harness with the device listener
@@ -94,23 +96,9 @@ tpm_start() {
         [ -n "$(find /usr/lib -name tpm2.so -path '*ossl-modules*' 2>/dev/null | head -n 1)" ] ||
         skip "the tpm2-openssl provider is not installed"
     mkdir -p "$T/tpm"
-    local port try
-    # Another process may take the port between the check and the bind.
-    for try in 1 2 3 4 5; do
-        port=$(( 20000 + RANDOM % 20000 ))
-        while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null ||
-              (exec 3<>"/dev/tcp/127.0.0.1/$((port + 1))") 2>/dev/null; do
-            port=$((port + 2))
-        done
-        swtpm socket --tpmstate dir="$T/tpm" --tpm2 \
-            --server type=tcp,port="$port",bindaddr=127.0.0.1 \
-            --ctrl type=tcp,port="$((port + 1))",bindaddr=127.0.0.1 \
-            --flags not-need-init,startup-clear --daemon --pid file="$T/tpm/swtpm.pid" \
-            --log file="$T/tpm/swtpm.log" && break
-        [ "$try" = 5 ] && hard_error "swtpm did not start: $(tail -n 5 "$T/tpm/swtpm.log" 2>/dev/null)"
-    done
-    wait_until 10 test -s "$T/tpm/swtpm.pid" || hard_error "swtpm wrote no pid file"
-    TPM_PIDS+=("$(cat "$T/tpm/swtpm.pid")")
+    tpm_swtpm_spawn "$T/tpm"
+    TPM_PIDS+=("$TPM_SPAWN_PID")
+    local port=$TPM_SPAWN_PORT
     local out
     out=$(dbus-daemon --session --fork --print-address=1 --print-pid=1) ||
         hard_error "dbus-daemon did not start"

@@ -89,6 +89,7 @@ TPM_PIDS=()
 # resource manager (tpm2-abrmd on a private D-Bus session bus), as
 # /dev/tpmrm0 is on a device.  Exports TPM_TCTI for the agent and
 # TPM2TOOLS_TCTI for tpm2-tools; the processes stop with the test.
+# TPM_ABRMD_ARGS: more options for tpm2-abrmd (e.g. its per-connection limits).
 tpm_start() {
     ql_require swtpm tpm2-abrmd dbus-daemon tpm2_getrandom
     [ -r /usr/lib/x86_64-linux-gnu/ossl-modules/tpm2.so ] ||
@@ -104,7 +105,8 @@ tpm_start() {
     DBUS_SESSION_BUS_ADDRESS=$(printf '%s\n' "$out" | sed -n 1p)
     TPM_PIDS+=("$(printf '%s\n' "$out" | sed -n 2p)")
     export DBUS_SESSION_BUS_ADDRESS
-    tpm2-abrmd --session --allow-root --tcti="swtpm:host=127.0.0.1,port=$port" \
+    # shellcheck disable=SC2086 # TPM_ABRMD_ARGS: words for tpm2-abrmd
+    tpm2-abrmd --session --allow-root ${TPM_ABRMD_ARGS:-} --tcti="swtpm:host=127.0.0.1,port=$port" \
         >"$T/tpm/abrmd.log" 2>&1 &
     TPM_PIDS+=("$!")
     TPM_TCTI="tabrmd:bus_type=session"

@@ -42,6 +42,8 @@ Subcommands (the hostile ones are the refusals of issue 15):
                        software key K2
   quote CERT KEY       mTLS quote challenge and quote with the AK
        [--hostile other-ak|other-pcrs|replay|bad-values]
+  mtls METHOD PATH CERT KEY [--body JSON]
+                       one request with the TPM-held client key
 """
 
 import argparse
@@ -123,7 +125,13 @@ class Server:
         self.project = args.project
         self.tcti = args.tcti
         self.token = args.token
-        self.ctx = ssl.create_default_context(cafile=args.cacert)
+        self._ctx = None
+
+    @property
+    def ctx(self):
+        if self._ctx is None:
+            self._ctx = ssl.create_default_context(cafile=self.cacert)
+        return self._ctx
 
     def request(self, method, path, body=None, ctype="application/json", headers=None):
         """One request without a client certificate: (status, headers, bytes)."""
@@ -663,6 +671,16 @@ def cmd_quote(srv, args):
     return result
 
 
+def cmd_mtls(srv, args):
+    body = json.loads(args.body) if args.body is not None else None
+    status, parsed, result = srv.json_call(f"{args.method} {args.path}", args.method, args.path,
+                                           body, want=range(100, 600),
+                                           mtls=(args.cert, args.key))
+    if isinstance(parsed, dict):
+        result["json"] = parsed
+    return result
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tcti", required=True, help="swtpm:host=...,port=... or tabrmd:...")
@@ -695,6 +713,12 @@ def main():
     s.add_argument("key", help="the client key for OpenSSL: handle:0x... or a TSS2 PEM file")
     s.add_argument("--ak-handle", type=lambda v: int(v, 0))
     s.add_argument("--hostile", choices=("other-ak", "other-pcrs", "replay", "bad-values"))
+    s = sub.add_parser("mtls")
+    s.add_argument("method")
+    s.add_argument("path")
+    s.add_argument("cert")
+    s.add_argument("key")
+    s.add_argument("--body")
     args = ap.parse_args()
     srv = Server(args)
     fn = globals()["cmd_" + args.cmd.replace("-", "_")]

@@ -22,6 +22,41 @@
  * longer one rather than drop the filter without a word. */
 #define API_DEVICES_QBUF	4096
 
+/* "attestation": what the TPM attestation and quotes left (sql/014). */
+static void
+api_devices_attestation(yajl_gen g, const struct devices_row *d)
+{
+	const char *p = d->pcr_differ;
+	const char *errstr;
+	char num[8];
+	long long v;
+	size_t n;
+
+	json_key(g, "attestation");
+	yajl_gen_map_open(g);
+	json_kv_str(g, "state", d->att_state);
+	json_kv_str(g, "ek_sha256", d->ek_sha256);
+	json_kv_str(g, "ak_name", d->ak_name);
+	json_kv_str(g, "attested_at", d->attested_at);
+	json_kv_str(g, "last_quote_at", d->last_quote_at);
+	json_key(g, "differ");
+	yajl_gen_array_open(g);
+	while (*p != '\0') {
+		n = strcspn(p, ",");
+		if (n < sizeof(num)) {
+			memcpy(num, p, n);
+			num[n] = '\0';
+			errstr = NULL;
+			v = util_strtonum(num, 0, 23, &errstr);
+			if (errstr == NULL)
+				yajl_gen_integer(g, v);
+		}
+		p += n + (p[n] == ',');
+	}
+	yajl_gen_array_close(g);
+	yajl_gen_map_close(g);
+}
+
 static void
 api_devices_fields(yajl_gen g, const PGresult *res, int i, int off)
 {
@@ -57,6 +92,7 @@ api_devices_fields(yajl_gen g, const PGresult *res, int i, int off)
 		json_kv_str(g, "not_after", d.cert_not_after);
 		yajl_gen_map_close(g);
 	}
+	api_devices_attestation(g, &d);
 }
 
 /* The {device} path parameter; 404 unless it can be a device ID. */
@@ -279,6 +315,37 @@ api_devices_tags(struct http_req *hr)
 	db_query(hr->srv->db, &devices_set_tags, 4, v, NULL, api_devices_changed, hr);
 }
 
+/* result, then the device row: 'ok', 'conflict' or 'not_found'. */
+static void
+api_devices_accepted(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct http_req *hr = arg;
+	struct devices_row d;
+
+	if (st == DB_OK && PQntuples(res) == 1 &&
+	    devices_change_decode(res) == DEVICES_CHANGE_CONFLICT) {
+		devices_decode(res, 0, 1, &d);
+		http_reply_problem(hr, 409, NULL, "the device's attestation state is %s,"
+		    " not tampered: there is nothing to accept", d.att_state);
+		return;
+	}
+	api_devices_changed(st, res, errstr, arg);
+}
+
+/* The last quoted PCR values become the reference (admins only). */
+static void
+api_devices_attest_accept(struct http_req *hr)
+{
+	char id[API_DEVICES_ID_LEN + 1];
+	const char *v[3] = { api_project_id_str(hr), id, api_actor(hr) };
+
+	if (api_devices_param(hr, id) == -1)
+		return;
+	db_query(hr->srv->db, &devices_attest_accept, 3, v, NULL,
+	    api_devices_accepted, hr);
+}
+
 /* ql_device_delete: NULL when there is no such device. */
 static void
 api_devices_deleted(enum db_status st, const PGresult *res, const char *errstr,
@@ -311,5 +378,6 @@ const struct route api_devices_routes[] = {
 	{ "/api/v1/projects/{project}/devices/{device}/disable", EVHTTP_REQ_POST, ROUTE_ADMIN, api_devices_disable, AUTH_OPERATOR, NULL },
 	{ "/api/v1/projects/{project}/devices/{device}/enable", EVHTTP_REQ_POST, ROUTE_ADMIN, api_devices_enable, AUTH_OPERATOR, NULL },
 	{ "/api/v1/projects/{project}/devices/{device}/tags", EVHTTP_REQ_PUT, ROUTE_ADMIN, api_devices_tags, AUTH_OPERATOR, NULL },
+	{ "/api/v1/projects/{project}/devices/{device}/attestation/accept", EVHTTP_REQ_POST, ROUTE_ADMIN, api_devices_attest_accept, AUTH_ADMIN, NULL },
 };
 const size_t api_devices_nroutes = sizeof(api_devices_routes) / sizeof(api_devices_routes[0]);

@@ -14,6 +14,9 @@
 #include "projects.h"
 #include "server.h"
 
+#define API_PROJECTS_NPOLICIES	4	/* token, allowlist, approval, tpm */
+#define API_PROJECTS_PCR_MAX	24	/* PCRs 0-23 of a PC client TPM */
+
 static void
 api_projects_fields(yajl_gen g, const PGresult *res, int i, int col)
 {
@@ -26,6 +29,17 @@ api_projects_fields(yajl_gen g, const PGresult *res, int i, int col)
 	json_kv_bool(g, "token", p.policy_token);
 	json_kv_bool(g, "allowlist", p.policy_allowlist);
 	json_kv_bool(g, "approval", p.policy_approval);
+	json_kv_bool(g, "tpm", p.policy_tpm);
+	yajl_gen_map_close(g);
+	json_key(g, "attestation");
+	yajl_gen_map_open(g);
+	json_key(g, "pcrs");
+	yajl_gen_array_open(g);
+	for (int n = 0; n < API_PROJECTS_PCR_MAX; n++)
+		if (p.attest_pcrs & (1u << n))
+			yajl_gen_integer(g, n);
+	yajl_gen_array_close(g);
+	json_kv_bool(g, "refuse_tampered", p.attest_refuse_tampered);
 	yajl_gen_map_close(g);
 	json_kv_int(g, "cert_validity_days", p.cert_validity_days);
 	json_kv_str(g, "created_at", p.created_at);
@@ -116,10 +130,12 @@ api_projects_created(enum pki_create_status st, const char *err, void *arg)
 static int
 api_projects_policy(struct http_req *hr, yajl_val body, int *pol, int *given)
 {
-	static const char *const keys[] = { "token", "allowlist", "approval", NULL };
+	static const char *const keys[] = { "token", "allowlist", "approval", "tpm",
+	    NULL };
 	yajl_val v = json_get(body, "policy");
 
-	given[0] = given[1] = given[2] = 0;
+	for (int i = 0; i < API_PROJECTS_NPOLICIES; i++)
+		given[i] = 0;
 	if (v == NULL)
 		return 0;
 	if (!YAJL_IS_OBJECT(v)) {
@@ -128,7 +144,7 @@ api_projects_policy(struct http_req *hr, yajl_val body, int *pol, int *given)
 	}
 	if (api_json_only(hr, v, keys) == -1)
 		return -1;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < API_PROJECTS_NPOLICIES; i++) {
 		pol[i] = -1;
 		if (api_json_bool(hr, v, keys[i], 0, &pol[i]) == -1)
 			return -1;
@@ -137,11 +153,54 @@ api_projects_policy(struct http_req *hr, yajl_val body, int *pol, int *given)
 	return 0;
 }
 
+/* "attestation": {"pcrs": [n, ...], "refuse_tampered": bool}, each
+ * optional: *mask and *refuse stay -1 when not given. */
+static int
+api_projects_attestation(struct http_req *hr, yajl_val body, long long *mask,
+    int *refuse)
+{
+	static const char *const keys[] = { "pcrs", "refuse_tampered", NULL };
+	static const char *const bad = "field \"attestation.pcrs\" must be an"
+	    " array of distinct PCR numbers 0-23";
+	yajl_val v = json_get(body, "attestation"), pcrs;
+
+	*mask = -1;
+	*refuse = -1;
+	if (v == NULL)
+		return 0;
+	if (!YAJL_IS_OBJECT(v)) {
+		http_reply_problem(hr, 400, NULL, "field \"attestation\" must be an object");
+		return -1;
+	}
+	if (api_json_only(hr, v, keys) == -1 ||
+	    api_json_bool(hr, v, "refuse_tampered", 0, refuse) == -1)
+		return -1;
+	if ((pcrs = json_get(v, "pcrs")) == NULL)
+		return 0;
+	if (!YAJL_IS_ARRAY(pcrs)) {
+		http_reply_problem(hr, 400, NULL, "%s", bad);
+		return -1;
+	}
+	*mask = 0;
+	for (size_t i = 0; i < pcrs->u.array.len; i++) {
+		yajl_val n = pcrs->u.array.values[i];
+		long long pcr;
+
+		if (!YAJL_IS_INTEGER(n) || (pcr = YAJL_GET_INTEGER(n)) < 0 ||
+		    pcr >= API_PROJECTS_PCR_MAX || (*mask & (1LL << pcr))) {
+			http_reply_problem(hr, 400, NULL, "%s", bad);
+			return -1;
+		}
+		*mask |= 1LL << pcr;
+	}
+	return 0;
+}
+
 static void
 api_projects_create(struct http_req *hr)
 {
 	static const char *const keys[] = { "name", "policy", "cert_validity_days", NULL };
-	int pol[3] = { 1, 0, 0 }, given[3];
+	int pol[API_PROJECTS_NPOLICIES] = { 1, 0, 0, 0 }, given[API_PROJECTS_NPOLICIES];
 	long long days = 0;
 	const char *name = NULL;
 	struct api_projects_new *p;
@@ -155,12 +214,12 @@ api_projects_create(struct http_req *hr)
 		yajl_tree_free(v);
 		return;
 	}
-	if (!given[0] && !given[1] && !given[2])
-		pol[0] = 1, pol[1] = pol[2] = 0;
-	for (int i = 0; i < 3; i++)
+	if (!given[0] && !given[1] && !given[2] && !given[3])
+		pol[0] = 1, pol[1] = pol[2] = pol[3] = 0;
+	for (int i = 0; i < API_PROJECTS_NPOLICIES; i++)
 		if (pol[i] == -1)
 			pol[i] = 0;
-	if (!pol[0] && !pol[1] && !pol[2]) {
+	if (!pol[0] && !pol[1] && !pol[2] && !pol[3]) {
 		yajl_tree_free(v);
 		http_reply_problem(hr, 422, NULL, "at least one enrollment policy must be on");
 		return;
@@ -173,24 +232,40 @@ api_projects_create(struct http_req *hr)
 	snprintf(p->name, sizeof(p->name), "%s", name);
 	yajl_tree_free(v);
 	pki_project_create(hr->srv->pki, api_actor(hr), p->name, pol[0], pol[1],
-	    pol[2], (int)days, api_projects_created, p);
+	    pol[2], pol[3], (int)days, api_projects_created, p);
+}
+
+/* No row: the change would have turned every policy off. */
+static void
+api_projects_updated(enum db_status st, const PGresult *res, const char *errstr,
+    void *arg)
+{
+	struct http_req *hr = arg;
+
+	if (st == DB_OK && PQntuples(res) == 0)
+		http_reply_problem(hr, 422, NULL, "at least one enrollment policy must be on");
+	else
+		api_projects_one(st, res, errstr, hr);
 }
 
 static void
 api_projects_update(struct http_req *hr)
 {
-	static const char *const keys[] = { "name", "policy", "cert_validity_days", NULL };
-	int pol[3] = { -1, -1, -1 }, given[3];
-	long long days = 0;
-	const char *name = NULL, *v[7];
-	char days_s[16];
+	static const char *const keys[] = { "name", "policy", "cert_validity_days",
+	    "attestation", NULL };
+	int pol[API_PROJECTS_NPOLICIES] = { -1, -1, -1, -1 };
+	int given[API_PROJECTS_NPOLICIES], refuse;
+	long long days = 0, mask;
+	const char *name = NULL, *v[10];
+	char days_s[24], mask_s[24];
 	yajl_val body;
 
 	if ((body = api_body_json(hr, keys)) == NULL)
 		return;
 	if (api_json_str(hr, body, "name", 0, 63, &name) == -1 ||
 	    api_projects_policy(hr, body, pol, given) == -1 ||
-	    api_json_int(hr, body, "cert_validity_days", 0, 1, 3650, &days) == -1) {
+	    api_json_int(hr, body, "cert_validity_days", 0, 1, 3650, &days) == -1 ||
+	    api_projects_attestation(hr, body, &mask, &refuse) == -1) {
 		yajl_tree_free(body);
 		return;
 	}
@@ -200,14 +275,18 @@ api_projects_update(struct http_req *hr)
 		return;
 	}
 	snprintf(days_s, sizeof(days_s), "%lld", days);
+	snprintf(mask_s, sizeof(mask_s), "%lld", mask);
 	v[0] = api_project_id_str(hr);
 	v[1] = name;
 	for (int i = 0; i < 3; i++)
 		v[2 + i] = given[i] ? (pol[i] ? "true" : "false") : NULL;
 	v[5] = days ? days_s : NULL;
 	v[6] = api_actor(hr);
+	v[7] = given[3] ? (pol[3] ? "true" : "false") : NULL;
+	v[8] = mask >= 0 ? mask_s : NULL;
+	v[9] = refuse == -1 ? NULL : refuse ? "true" : "false";
 	/* Values are copied by db_query before the tree goes. */
-	db_query(hr->srv->db, &projects_update, 7, v, NULL, api_projects_one, hr);
+	db_query(hr->srv->db, &projects_update, 10, v, NULL, api_projects_updated, hr);
 	yajl_tree_free(body);
 }
 

@@ -25,7 +25,7 @@ struct cli_cmd {
 };
 
 static const struct cli_cmd cli_cmds[] = {
-	{ "create-project", 1, 4, "create-project NAME [token] [allowlist] [approval]" },
+	{ "create-project", 1, 5, "create-project NAME [token] [allowlist] [approval] [tpm]" },
 	{ "create-token", 1, 3, "create-token PROJECT [MAX_USES [VALID_DAYS]]" },
 	{ "allow", 2, 2, "allow PROJECT DEVICE_ID" },
 	{ "approve", 2, 2, "approve PROJECT DEVICE_ID" },
@@ -118,15 +118,15 @@ cli_device_id(const char *s)
 static void
 cli_create_project(struct server *srv, int argc, char **argv)
 {
-	int policy[3] = { 0, 0, 0 };
-	static const char *const names[3] = { "token", "allowlist", "approval" };
+	int policy[4] = { 0, 0, 0, 0 };
+	static const char *const names[4] = { "token", "allowlist", "approval", "tpm" };
 
 	for (int i = 2; i < argc; i++) {
 		int j;
 
-		for (j = 0; j < 3 && strcmp(argv[i], names[j]) != 0; j++)
+		for (j = 0; j < 4 && strcmp(argv[i], names[j]) != 0; j++)
 			;
-		if (j == 3) {
+		if (j == 4) {
 			fprintf(stderr, "quarklinkd: unknown policy %s\n", argv[i]);
 			server_exit(srv, 1);
 			return;
@@ -136,7 +136,7 @@ cli_create_project(struct server *srv, int argc, char **argv)
 	if (argc == 2)
 		policy[0] = 1;
 	pki_project_create(srv->pki, "cli", argv[1], policy[0], policy[1],
-	    policy[2], 0, cli_project_done, srv);
+	    policy[2], policy[3], 0, cli_project_done, srv);
 }
 
 static void

@@ -41,6 +41,8 @@ devapi_refuse(struct http_req *hr, enum devices_trust t)
 		[DEVICES_TRUST_EXPIRED] = "client certificate has expired",
 		[DEVICES_TRUST_NOT_DEVICE] = "client certificate is not a device's",
 		[DEVICES_TRUST_INACTIVE] = "device is disabled or not active",
+		[DEVICES_TRUST_TAMPERED] = "device failed attestation: PCR values differ"
+		    " from the reference; an admin must accept them",
 	};
 
 	if (t == DEVICES_TRUST_UNAVAILABLE || t == DEVICES_TRUST_OK)

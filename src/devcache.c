@@ -219,6 +219,7 @@ devcache_trust(const char *s)
 		{ "not_device", DEVICES_TRUST_NOT_DEVICE },
 		{ "inactive", DEVICES_TRUST_INACTIVE },
 		{ "unknown", DEVICES_TRUST_UNKNOWN },
+		{ "tampered", DEVICES_TRUST_TAMPERED },
 	};
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)

@@ -8,10 +8,13 @@
 #include <string.h>
 
 #define DEVICES_COLS "device_id, label, status, tag_list, created_at, last_seen," \
-	" installed_version, cert_serial, cert_not_after"
+	" installed_version, cert_serial, cert_not_after, att_state, ek_sha256," \
+	" ak_name, attested_at, last_quote_at, pcr_differ"
 #define DEVICES_DEV_COLS "(r.dev).device_id, (r.dev).label, (r.dev).status," \
 	" (r.dev).tag_list, (r.dev).created_at, (r.dev).last_seen," \
-	" (r.dev).installed_version, (r.dev).cert_serial, (r.dev).cert_not_after"
+	" (r.dev).installed_version, (r.dev).cert_serial, (r.dev).cert_not_after," \
+	" (r.dev).att_state, (r.dev).ek_sha256, (r.dev).ak_name, (r.dev).attested_at," \
+	" (r.dev).last_quote_at, (r.dev).pcr_differ"
 
 const struct db_stmt devices_list = {
 	"devices_list", "SELECT " DEVICES_COLS " FROM ql_devices_list($1::bigint,"
@@ -25,6 +28,9 @@ const struct db_stmt devices_set_status = {
 const struct db_stmt devices_set_tags = {
 	"devices_set_tags", "SELECT r.result, " DEVICES_DEV_COLS
 	" FROM ql_device_set_tags($1::bigint, $2, $3, $4) r", 4 };
+const struct db_stmt devices_attest_accept = {
+	"devices_attest_accept", "SELECT r.result, " DEVICES_DEV_COLS
+	" FROM ql_attest_accept($1::bigint, $2, $3) r", 3 };
 const struct db_stmt devices_delete = {
 	"devices_delete", "SELECT ql_device_delete($1::bigint, $2, $3)", 3 };
 static const struct db_stmt devices_trust_get = {
@@ -47,6 +53,12 @@ devices_decode(const PGresult *res, int i, int col, struct devices_row *d)
 	d->installed_version = db_val(res, i, col + 6);
 	d->cert_serial = db_val(res, i, col + 7);
 	d->cert_not_after = PQgetvalue(res, i, col + 8);
+	d->att_state = PQgetvalue(res, i, col + 9);
+	d->ek_sha256 = db_val(res, i, col + 10);
+	d->ak_name = db_val(res, i, col + 11);
+	d->attested_at = db_val(res, i, col + 12);
+	d->last_quote_at = db_val(res, i, col + 13);
+	d->pcr_differ = PQgetvalue(res, i, col + 14);
 }
 
 enum devices_change
@@ -65,7 +77,7 @@ devices_register(struct db_pool *db)
 {
 	static const struct db_stmt *const s[] = {
 		&devices_list, &devices_get, &devices_set_status, &devices_set_tags,
-		&devices_delete, &devices_trust_get,
+		&devices_delete, &devices_trust_get, &devices_attest_accept,
 	};
 
 	return db_register_all(db, s, sizeof(s) / sizeof(s[0]));

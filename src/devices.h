@@ -7,7 +7,7 @@
 
 #include "db.h"
 
-#define DEVICES_NCOLS	9
+#define DEVICES_NCOLS	15
 #define DEVICES_TAG_SEP	'\037'
 
 /* One device row; strings point into the result, NULL for SQL NULL. */
@@ -21,6 +21,12 @@ struct devices_row {
 	const char	*installed_version;
 	const char	*cert_serial;	/* the current certificate, or NULL */
 	const char	*cert_not_after;
+	const char	*att_state;	/* none, trusted, tampered */
+	const char	*ek_sha256;	/* hex, NULL: not attested */
+	const char	*ak_name;	/* hex */
+	const char	*attested_at;
+	const char	*last_quote_at;
+	const char	*pcr_differ;	/* "n,m", "" for none */
 };
 
 /* Row i of a result whose device columns start at col. */
@@ -45,6 +51,9 @@ extern const struct db_stmt devices_get;
 extern const struct db_stmt devices_set_status;
 /* $1 project id, $2 device_id, $3 tags joined with ',', $4 actor: as above */
 extern const struct db_stmt devices_set_tags;
+/* $1 project id, $2 device_id, $3 actor: a tampered device's last quoted
+ * PCR values become its reference (conflict: it is not tampered); as above */
+extern const struct db_stmt devices_attest_accept;
 /* $1 project id, $2 device_id, $3 actor: revokes the device's certificates
  * and deletes it; one row, NULL when there is no such device */
 extern const struct db_stmt devices_delete;
@@ -59,6 +68,7 @@ enum devices_trust {
 	DEVICES_TRUST_EXPIRED,
 	DEVICES_TRUST_NOT_DEVICE,	/* a listener's certificate, or device deleted */
 	DEVICES_TRUST_INACTIVE,		/* device disabled, rejected or pending */
+	DEVICES_TRUST_TAMPERED,		/* PCRs differ, project refuses (update API) */
 	DEVICES_TRUST_UNAVAILABLE,	/* database error: decide nothing */
 };
 typedef void (*devices_trust_cb)(enum devices_trust, void *arg);

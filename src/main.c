@@ -85,7 +85,7 @@ main_usage(FILE *out)
 	    "  --version       print the version and exit\n"
 	    "  --help          print this help and exit\n"
 	    "admin commands (run against the database and token, then exit):\n"
-	    "  create-project NAME [token] [allowlist] [approval]\n"
+	    "  create-project NAME [token] [allowlist] [approval] [tpm]\n"
 	    "  create-token PROJECT [MAX_USES [VALID_DAYS]]\n"
 	    "  allow PROJECT DEVICE_ID\n"
 	    "  approve PROJECT DEVICE_ID\n"

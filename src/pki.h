@@ -74,7 +74,7 @@ void		 pki_ca_get(struct pki *, long long id, pki_ca_cb, void *arg);
  * when creation fails. */
 void		 pki_project_create(struct pki *, const char *actor,
 		    const char *name, int token, int allowlist, int approval,
-		    int validity_days, pki_create_cb, void *arg);
+		    int tpm, int validity_days, pki_create_cb, void *arg);
 
 /* After a project's rows are deleted: its token keys ("label,label"),
  * destroyed on a token worker; cb (may be NULL) once they are gone, with

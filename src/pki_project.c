@@ -20,8 +20,9 @@
 static const struct db_stmt pki_project_exists = {
 	"pki_project_exists", "SELECT 1 FROM projects WHERE name = $1", 1 };
 static const struct db_stmt pki_project_insert = {
-	"pki_project_insert", "SELECT ql_create_project($1, $2, $3, $4, $5, $6, $7, $8,"
-	" to_timestamp($9::float8), $10, $11, $12, to_timestamp($13::float8), $14)", 14 };
+	"pki_project_insert", "SELECT ql_create_project($1, $2, $3, $4, $15::boolean, $5,"
+	" $6, $7, $8, to_timestamp($9::float8), $10, $11, $12, to_timestamp($13::float8),"
+	" $14)", 15 };
 
 /* What one certificate of the project carries into the insert. */
 struct pki_project_cert {
@@ -37,7 +38,7 @@ struct pki_create {
 	char			 name[64];
 	char			 actor[160];
 	int			 validity_days;
-	int			 policy[3];
+	int			 policy[4];	/* token, allowlist, approval, tpm */
 	struct pki_project_cert	 certs[2];	/* issuing CA, code signing */
 	int			 is_made;
 	char			 err[256];
@@ -270,8 +271,8 @@ pki_project_made(void *arg)
 {
 	struct pki_create *c = arg;
 	char validity[16];
-	const char *v[14];
-	int lengths[14];
+	const char *v[15];
+	int lengths[15];
 
 	if (!c->is_made) {
 		/* The labels are set before the keys exist, so a failure at
@@ -282,7 +283,7 @@ pki_project_made(void *arg)
 		return;
 	}
 	snprintf(validity, sizeof(validity), "%d", c->validity_days);
-	for (int i = 0; i < 14; i++)
+	for (int i = 0; i < 15; i++)
 		lengths[i] = -1;
 	v[0] = c->name;
 	v[1] = c->policy[0] ? "true" : "false";
@@ -297,7 +298,8 @@ pki_project_made(void *arg)
 		v[8 + 4 * i] = c->certs[i].notafter;
 	}
 	v[13] = c->actor;
-	db_query(c->pki->srv->db, &pki_project_insert, 14, v, lengths,
+	v[14] = c->policy[3] ? "true" : "false";
+	db_query(c->pki->srv->db, &pki_project_insert, 15, v, lengths,
 	    pki_project_inserted, c);
 }
 
@@ -323,8 +325,8 @@ pki_project_checked(enum db_status st, const PGresult *res, const char *errstr,
 
 void
 pki_project_create(struct pki *pki, const char *actor, const char *name,
-    int token, int allowlist, int approval, int validity_days, pki_create_cb cb,
-    void *arg)
+    int token, int allowlist, int approval, int tpm, int validity_days,
+    pki_create_cb cb, void *arg)
 {
 	struct pki_create *c;
 	size_t n = strlen(name);
@@ -347,6 +349,7 @@ pki_project_create(struct pki *pki, const char *actor, const char *name,
 	c->policy[0] = token;
 	c->policy[1] = allowlist;
 	c->policy[2] = approval;
+	c->policy[3] = tpm;
 	c->cb = cb;
 	c->arg = arg;
 	db_query(pki->srv->db, &pki_project_exists, 1, &name, NULL,

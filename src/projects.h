@@ -6,7 +6,7 @@
 
 #include "db.h"
 
-#define PROJECTS_NCOLS	8
+#define PROJECTS_NCOLS	11
 
 /* One project row; strings point into the result. */
 struct projects_row {
@@ -16,6 +16,9 @@ struct projects_row {
 	long long	 cert_validity_days;
 	const char	*created_at;	/* ISO 8601 UTC */
 	long long	 devices;	/* how many the project has */
+	int		 policy_tpm;
+	unsigned	 attest_pcrs;	/* bit n: PCR n of the SHA-256 bank */
+	int		 attest_refuse_tampered;
 };
 
 /* Row i of a result whose project columns start at col. */
@@ -28,7 +31,8 @@ extern const struct db_stmt projects_get;
 /* $1 name */
 extern const struct db_stmt projects_by_name;
 /* $1 id, $2 name|NULL, $3 token|NULL, $4 allowlist|NULL, $5 approval|NULL,
- * $6 validity|NULL, $7 actor */
+ * $6 validity|NULL, $7 actor, $8 tpm|NULL, $9 PCR mask|NULL,
+ * $10 refuse_tampered|NULL: no row when the change would leave no policy on */
 extern const struct db_stmt projects_update;
 /* $1 id, $2 actor: 0 rows when the project still has devices, else the
  * audit id and its CAs' token key labels ("label,label") */

@@ -63,7 +63,7 @@ EOF
 # tpm_ca_bundle CA: print the path of the CA's root + intermediate PEM file.
 tpm_ca_bundle() {
     local d="$T/$1"
-    [ -s "$d/swtpm-localca-rootca-cert.pem" ] && [ -s "$d/issuercert.pem" ] ||
+    { [ -s "$d/swtpm-localca-rootca-cert.pem" ] && [ -s "$d/issuercert.pem" ]; } ||
         hard_error "tpm_ca_bundle: CA $1 has not issued anything yet"
     cat "$d/swtpm-localca-rootca-cert.pem" "$d/issuercert.pem" >"$d/bundle.pem"
     printf '%s\n' "$d/bundle.pem"

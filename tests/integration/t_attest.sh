@@ -95,20 +95,48 @@ assert_refused() {
     grep -Eq -- "$3" <<<"$d" || ql__fail_at 1 "$4: detail '$d' does not match /$3/"
 }
 
-# Nothing recorded: the same rows in every table (audit_log aside, which
-# may log the refusal) and the same devices with the same attestation.
+# Nothing recorded.  A refused step leaves every table as it was (audit_log
+# aside, which logs refusals), devices and their attestation (state,
+# reference and last PCR values, quote time) unchanged, and no session
+# proven.  The challenge before a refused proof does leave its session
+# (tried, never proven), and a quote challenge its nonce: snapshot counts
+# those two tables apart.
 snapshot() {
-    api_table_counts
-    ql_psql "SELECT device_id FROM devices ORDER BY 1"
+    api_table_counts | tr ' ' '\n' | grep -Ev '^(attest_sessions|quote_nonces)='
+    ql_psql "SELECT device_id, att_state, coalesce(pcr_reference::text, '-'),
+                    coalesce(pcr_last::text, '-'), coalesce(last_quote_at::text, '-'),
+                    coalesce(encode(att_spki_sha256, 'hex'), '-')
+             FROM devices ORDER BY 1"
     api GET /api/v1/projects/p1/devices
     jq -S '[.items[] | {device_id, attestation}]' "$BODY"
 }
+sessions() {
+    ql_psql "SELECT count(*) || ' ' || count(*) FILTER (WHERE state = 'proven')
+             FROM attest_sessions"
+}
+take_snapshot() {
+    SNAP=$(snapshot)
+    SNAP_SESSIONS=$(sessions)
+}
+# assert_nothing_recorded MSG [challenge|proof|proven]: as take_snapshot
+# left it; the refused step was the challenge (no new session), a proof (a
+# new session, not proven), or came after a proof that passed (a new
+# proven session, not taken by any device).
 assert_nothing_recorded() {
-    local now
+    local now all proven want_all want_proven
     now=$(snapshot)
-    [ "$now" = "$SNAP" ] && return 0
-    diff <(printf '%s\n' "$SNAP") <(printf '%s\n' "$now")
-    ql__fail_at 1 "$1: the refused attempt changed the database"
+    if [ "$now" != "$SNAP" ]; then
+        diff <(printf '%s\n' "$SNAP") <(printf '%s\n' "$now")
+        ql__fail_at 1 "$1: the refused attempt changed the database"
+    fi
+    read -r all proven <<<"$SNAP_SESSIONS"
+    case ${2:-challenge} in
+        challenge) want_all=$all want_proven=$proven ;;
+        proof) want_all=$((all + 1)) want_proven=$proven ;;
+        proven) want_all=$((all + 1)) want_proven=$((proven + 1)) ;;
+    esac
+    assert_eq "$want_all $want_proven" "$(sessions)" "$1: attestation sessions (all, proven)"
+    take_snapshot
 }
 
 # ---- a project whose policy is tpm alone, and one that does not use it.
@@ -128,7 +156,7 @@ CL_PROJECT=nosuch client T info
 assert_eq "info 404" "$(cl .step) $(cl .status)" "an unknown project"
 
 # ---- the manufacturer CA is not trusted yet: T is refused like U.
-SNAP=$(snapshot)
+take_snapshot
 client T enroll "$T/early"
 assert_refused challenge 403 'EK|manufacturer|CA|trust' "T before its CA is trusted"
 assert_nothing_recorded "T before its CA is trusted"
@@ -153,71 +181,6 @@ ql_curl -X POST -b "$T/cookies" -H "X-CSRF-Token: $API_CSRF" \
     -H 'Content-Type: application/x-pem-file' --data-binary 'not a certificate' \
     "$(admin_url /api/v1/projects/p1/tpm-cas)"
 assert_status 400 "a tpm-cas body that is not a PEM certificate"
-
-# ---- every hostile case of issue 15, refused, nothing recorded.
-client T export-ek "$T/ek-of-T"
-[ "$CL_RC" = 0 ] || hard_error "export-ek T: $(cat "$T/client.err")"
-assert_eq "$ek_fp" "$(cl .ek_sha256)" "the client reads the same EK certificate as tpm2_nvread"
-client U export-ek "$T/ek-of-U"
-[ "$CL_RC" = 0 ] || hard_error "export-ek U: $(cat "$T/client.err")"
-SNAP=$(snapshot)
-
-client U enroll "$T/u"
-assert_refused challenge 403 'EK|manufacturer|CA|trust' "an EK certificate from an untrusted CA"
-assert_nothing_recorded "untrusted EK CA"
-
-client T ek-mismatch "$T/ek-of-U/ek_public.bin"
-assert_refused challenge 403 'EK|match' "an EK certificate that does not match the EK public"
-assert_nothing_recorded "EK certificate and EK public of two TPMs"
-
-client U other-tpm "$T/ek-of-T"
-assert_refused proof 403 'credential was not activated by the TPM holding this EK' \
-    "a credential for T's EK answered by U"
-assert_ne true "$(cl .activation)" "U could not activate a credential made for T's EK"
-assert_nothing_recorded "credential activated by another TPM"
-
-client T replay-proof
-assert_eq "200" "$(cl '.first.device_id | if . then "200" else "none" end')" "the first proof passes"
-assert_refused proof 403 'attestation session unknown, used or expired' "a replayed proof"
-assert_nothing_recorded "replayed proof (a proof alone records no device)"
-
-client T retry-proof
-assert_eq 403 "$(cl .first.status)" "a proof with a wrong secret"
-assert_match 'credential was not activated' "$(cl .first.detail)" "the wrong secret's reason"
-assert_refused proof 403 'attestation session unknown, used or expired' \
-    "the right secret after a wrong one: one try per session"
-assert_nothing_recorded "second try on a used session"
-
-client T wrong-project p2
-assert_refused proof 403 'attestation session unknown, used or expired' \
-    "a session of p1 proven to p2"
-assert_nothing_recorded "a session of another project"
-
-CL_PROJECT=p2 client T enroll "$T/p2"
-assert_refused challenge 403 'project does not use TPM attestation' "a challenge to p2"
-assert_nothing_recorded "challenge to a project without tpm"
-
-for v in import created; do
-    client T not-fixedtpm "$v"
-    assert_refused proof 403 'identity key is not fixedTPM' "an identity key that is not fixedTPM ($v)"
-    assert_nothing_recorded "identity key not fixedTPM ($v)"
-done
-
-client T csr-mismatch
-assert_refused simpleenroll 403 'no TPM attestation for this key' "a CSR whose key is not the certified one"
-assert_ne "$(cl .proven_device_id)" "$(cl .csr_device_id)" "the CSR's key is another key"
-assert_nothing_recorded "CSR of another key"
-
-# Malformed challenges: 400, nothing recorded.
-ql_curl --cacert "$T/root.pem" -H 'Content-Type: application/json' --data-binary '{"ek_cert": 1}' \
-    "$(device_url /device/v1/attest/p1/challenge)"
-assert_status 400 "a challenge with a number for ek_cert"
-assert_est_problem 400
-head -c 20000 /dev/zero | tr '\0' a >"$T/big.json"
-ql_curl --cacert "$T/root.pem" -H 'Content-Type: application/json' --data-binary "@$T/big.json" \
-    "$(device_url /device/v1/attest/p1/challenge)"
-case $HTTP_STATUS in 400 | 413) ;; *) fail "a 20 KB challenge body: HTTP $HTTP_STATUS" ;; esac
-assert_nothing_recorded "malformed challenges"
 
 # ---- the independent client enrolls T: the contract's whole flow.
 client T enroll "$T/cl"
@@ -251,9 +214,74 @@ assert_match '^[0-9]{4}-' "$(jq -r .attestation.attested_at "$BODY")" "attested_
 assert_eq 1 "$(ql_psql "SELECT count(*) FROM audit_log WHERE action = 'device.attested'
     AND object LIKE '%$id%'")" "device.attested audited for the agent's device"
 
+# ---- every hostile case of issue 15, refused, nothing recorded.
+client T export-ek "$T/ek-of-T"
+[ "$CL_RC" = 0 ] || hard_error "export-ek T: $(cat "$T/client.err")"
+assert_eq "$ek_fp" "$(cl .ek_sha256)" "the client reads the same EK certificate as tpm2_nvread"
+client U export-ek "$T/ek-of-U"
+[ "$CL_RC" = 0 ] || hard_error "export-ek U: $(cat "$T/client.err")"
+take_snapshot
+
+client U enroll "$T/u"
+assert_refused challenge 403 'EK|manufacturer|CA|trust' "an EK certificate from an untrusted CA"
+assert_nothing_recorded "untrusted EK CA"
+
+client T ek-mismatch "$T/ek-of-U/ek_public.bin"
+assert_refused challenge 403 'EK|match' "an EK certificate that does not match the EK public"
+assert_nothing_recorded "EK certificate and EK public of two TPMs"
+
+client U other-tpm "$T/ek-of-T"
+assert_refused proof 403 'credential was not activated by the TPM holding this EK' \
+    "a credential for T's EK answered by U"
+assert_ne true "$(cl .activation)" "U could not activate a credential made for T's EK"
+assert_nothing_recorded "credential activated by another TPM" proof
+
+client T replay-proof
+assert_eq "200" "$(cl '.first.device_id | if . then "200" else "none" end')" "the first proof passes"
+assert_refused proof 403 'attestation session unknown, used or expired' "a replayed proof"
+assert_nothing_recorded "replayed proof (a proof alone records no device)" proven
+
+client T retry-proof
+assert_eq 403 "$(cl .first.status)" "a proof with a wrong secret"
+assert_match 'credential was not activated' "$(cl .first.detail)" "the wrong secret's reason"
+assert_refused proof 403 'attestation session unknown, used or expired' \
+    "the right secret after a wrong one: one try per session"
+assert_nothing_recorded "second try on a used session" proof
+
+client T wrong-project p2
+assert_refused proof 403 'attestation session unknown, used or expired' \
+    "a session of p1 proven to p2"
+assert_nothing_recorded "a session of another project" proof
+
+CL_PROJECT=p2 client T enroll "$T/p2"
+assert_refused challenge 403 'project does not use TPM attestation' "a challenge to p2"
+assert_nothing_recorded "challenge to a project without tpm"
+
+for v in import created; do
+    client T not-fixedtpm "$v"
+    assert_refused proof 403 'identity key is not fixedTPM' "an identity key that is not fixedTPM ($v)"
+    assert_nothing_recorded "identity key not fixedTPM ($v)" proof
+done
+
+client T csr-mismatch
+assert_refused simpleenroll 403 'no TPM attestation for this key' "a CSR whose key is not the certified one"
+assert_ne "$(cl .proven_device_id)" "$(cl .csr_device_id)" "the CSR's key is another key"
+assert_nothing_recorded "CSR of another key" proven
+
+# Malformed challenges: 400, nothing recorded.
+ql_curl --cacert "$T/root.pem" -H 'Content-Type: application/json' --data-binary '{"ek_cert": 1}' \
+    "$(device_url /device/v1/attest/p1/challenge)"
+assert_status 400 "a challenge with a number for ek_cert"
+assert_est_problem 400
+head -c 20000 /dev/zero | tr '\0' a >"$T/big.json"
+ql_curl --cacert "$T/root.pem" -H 'Content-Type: application/json' --data-binary "@$T/big.json" \
+    "$(device_url /device/v1/attest/p1/challenge)"
+case $HTTP_STATUS in 400 | 413) ;; *) fail "a 20 KB challenge body: HTTP $HTTP_STATUS" ;; esac
+assert_nothing_recorded "malformed challenges"
+
 # ---- measured boot.  Quote refusals on the client's device first: nothing
 # recorded, the device has no reference yet.
-SNAP=$(snapshot)
+take_snapshot
 for h in other-ak other-pcrs bad-values; do
     client T quote "$T/cl/device.crt" "handle:0x81000012" --hostile "$h"
     assert_refused quote 403 '.' "a quote ($h)"
@@ -285,7 +313,7 @@ assert_match 'trusted' "$(jq -c . "$T/status.json")" "status shows the last atte
 
 # The AK of the agent's device, driven by the independent client: a quote
 # over other PCRs is refused, a good one matches.
-SNAP=$(snapshot)
+take_snapshot
 client T quote "$T/t1/cert.pem" "$T/t1/key.tpm2.pem" --ak-handle "$TPM_AK_HANDLE" --hostile other-pcrs
 assert_refused quote 403 '.' "a quote over PCRs other than asked, with the agent's AK"
 assert_nothing_recorded "other PCRs with the agent's AK"
@@ -334,7 +362,7 @@ for f in "${!ca_id[@]}"; do
 done
 api GET /api/v1/projects/p1/tpm-cas
 assert_eq 0 "$(jq '.items | length' "$BODY")" "no trusted manufacturer left"
-SNAP=$(snapshot)
+take_snapshot
 client T enroll "$T/late"
 assert_refused challenge 403 'EK|manufacturer|CA|trust' "T once its CA is removed"
 assert_nothing_recorded "T once its CA is removed"

@@ -16,7 +16,7 @@
 
 #define AGENT_CONF_MAX	(64 * 1024)
 
-enum agent_conf_type { C_STR, C_URL, C_LONG, C_LLONG, C_FRACTION, C_KEYSTORE };
+enum agent_conf_type { C_STR, C_URL, C_LONG, C_LLONG, C_FRACTION, C_KEYSTORE, C_HANDLE };
 
 struct agent_conf_opt {
 	const char		*name;
@@ -37,6 +37,9 @@ static const struct agent_conf_opt agent_conf_opts[] = {
 	{ "key_store", C_KEYSTORE, "file", 0, 0, O(key_store) },
 	{ "tpm2_tcti", C_STR, "", 0, 0, O(tpm2_tcti) },
 	{ "tpm2_key", C_STR, "", 0, 0, O(tpm2_key) },
+	{ "tpm2_ek_handle", C_HANDLE, "0x81010001", 0, 0, O(tpm2_ek_handle) },
+	{ "tpm2_ak_handle", C_HANDLE, "0x81010002", 0, 0, O(tpm2_ak_handle) },
+	{ "tpm2_srk_handle", C_HANDLE, "0x81000001", 0, 0, O(tpm2_srk_handle) },
 	{ "state_dir", C_STR, "/var/lib/ql-agent", 0, 0, O(state_dir) },
 	{ "poll_interval", C_LONG, "300", 1, 86400, O(poll_interval) },
 	{ "renew_fraction", C_FRACTION, "0.66", 0, 0, O(renew_fraction) },
@@ -108,6 +111,17 @@ agent_conf_set(struct agent_conf *c, const struct agent_conf_opt *o, const char 
 			return -1;
 		}
 		*(double *)((char *)c + o->off) = d;
+		return 0;
+	case C_HANDLE:
+		/* A TPM persistent handle, in hex as TPM tools print them. */
+		errno = 0;
+		n = strtoll(v, &end, 16);
+		if (strncmp(v, "0x", 2) != 0 || errno != 0 || *end != '\0' ||
+		    n < 0x81000000LL || n > 0x81ffffffLL) {
+			*why = "must be a persistent handle, 0x81000000 to 0x81ffffff";
+			return -1;
+		}
+		*(long *)((char *)c + o->off) = (long)n;
 		return 0;
 	case C_KEYSTORE:
 		if (strcmp(v, "file") == 0)

@@ -14,6 +14,9 @@ struct agent_conf {
 	enum agent_keystore key_store;
 	char	*tpm2_tcti;		/* TPM2OPENSSL_TCTI for the provider */
 	char	*tpm2_key;		/* optional: "handle:0x81000002" */
+	long	 tpm2_ek_handle;	/* persistent handles of attestation */
+	long	 tpm2_ak_handle;
+	long	 tpm2_srk_handle;
 	char	*state_dir;
 	long	 poll_interval;		/* seconds */
 	double	 renew_fraction;	/* of the certificate lifetime */

@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "agent.h"
+#include "agent_attest.h"
 #include "agent_conf.h"
 #include "agent_json.h"
 #include "agent_key.h"
@@ -23,22 +24,6 @@
 #include "agent_util.h"
 
 #define AGENT_EST_MAX	(256 * 1024)
-
-/* The one-line detail of a problem+json answer, for messages. */
-static void
-agent_est_detail(const struct agent_net_resp *r, char *out, size_t len)
-{
-	char err[64];
-	const char *d = NULL;
-	yajl_val doc = NULL;
-
-	if (r->body != NULL && strncmp(r->content_type, "application/problem+json", 24) == 0)
-		doc = agent_json_parse(r->body, r->len, err, sizeof(err));
-	if (doc != NULL)
-		d = agent_json_str(doc, "detail");
-	snprintf(out, len, "%s", d ? d : "no detail");
-	yajl_tree_free(doc);
-}
 
 static char *
 agent_est_csr(EVP_PKEY *key, X509 *current, const char *device_id)
@@ -220,8 +205,9 @@ agent_est_enroll(const struct agent_conf *c, const char *token, long wait, char 
 	    .content_type = "application/pkcs10", .accept = "application/pkcs7-mime" };
 	struct agent_net_resp r;
 	struct agent_ident id;
+	struct agent_conf attested;
 	EVP_PKEY *key;
-	char *csr = NULL, *url = NULL, detail[256];
+	char *csr = NULL, *url = NULL, detail[256], key_uri[AGENT_ATTEST_KEY_MAX];
 	time_t deadline = time(NULL) + wait;
 	long delay;
 	int rc, is_waiting = 0;
@@ -237,6 +223,14 @@ agent_est_enroll(const struct agent_conf *c, const char *token, long wait, char 
 	}
 	if (rc != AGENT_ENOTENROLLED)
 		return rc;
+	/* A project that requires attestation gets the key the TPM proved. */
+	if ((rc = agent_attest_enroll(c, key_uri)) != AGENT_OK)
+		return rc;
+	if (key_uri[0] != '\0') {
+		attested = *c;
+		attested.tpm2_key = key_uri;
+		c = &attested;
+	}
 	if ((key = agent_key_load(c, 1)) == NULL)
 		return AGENT_EFAIL;
 	rc = AGENT_EFAIL;
@@ -256,7 +250,7 @@ agent_est_enroll(const struct agent_conf *c, const char *token, long wait, char 
 			agent_err("%s", r.err);
 			goto out;
 		}
-		agent_est_detail(&r, detail, sizeof(detail));
+		agent_net_detail(&r, detail, sizeof(detail));
 		switch (r.status) {
 		case 200:
 			rc = agent_est_accept(c, key, &r);
@@ -336,7 +330,7 @@ agent_est_reenroll(const struct agent_conf *c, struct agent_ident *id)
 		agent_err("renewal: %s", r.err);
 		goto out;
 	}
-	agent_est_detail(&r, detail, sizeof(detail));
+	agent_net_detail(&r, detail, sizeof(detail));
 	if (r.status == 200) {
 		rc = agent_est_accept(c, id->key, &r);
 	} else if (r.status == 401 || r.status == 403) {

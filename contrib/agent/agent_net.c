@@ -20,6 +20,7 @@
 
 #include "agent.h"
 #include "agent_conf.h"
+#include "agent_json.h"
 
 static const struct agent_conf *agent_net_conf;
 static X509 *agent_net_cert;
@@ -388,4 +389,19 @@ agent_net_resp_free(struct agent_net_resp *r)
 	free(r->body);
 	r->body = NULL;
 	r->len = 0;
+}
+
+void
+agent_net_detail(const struct agent_net_resp *r, char *out, size_t len)
+{
+	char err[64];
+	const char *d = NULL;
+	yajl_val doc = NULL;
+
+	if (r->body != NULL && strncmp(r->content_type, "application/problem+json", 24) == 0)
+		doc = agent_json_parse(r->body, r->len, err, sizeof(err));
+	if (doc != NULL)
+		d = agent_json_str(doc, "detail");
+	snprintf(out, len, "%s", d ? d : "no detail");
+	yajl_tree_free(doc);
 }

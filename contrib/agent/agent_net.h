@@ -51,6 +51,8 @@ void	 agent_net_set_identity(X509 *, STACK_OF(X509) *chain, EVP_PKEY *);
  * the transport failure with resp->err set. */
 int	 agent_net_do(const struct agent_net_req *, struct agent_net_resp *);
 void	 agent_net_resp_free(struct agent_net_resp *);
+/* The one-line detail of a problem+json answer ("no detail" otherwise). */
+void	 agent_net_detail(const struct agent_net_resp *, char *out, size_t len);
 void	 agent_net_cleanup(void);
 
 #endif

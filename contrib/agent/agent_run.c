@@ -25,6 +25,7 @@
 #include <yajl/yajl_gen.h>
 
 #include "agent.h"
+#include "agent_attest.h"
 #include "agent_conf.h"
 #include "agent_est.h"
 #include "agent_json.h"
@@ -626,9 +627,16 @@ agent_run_poll(struct agent_run *r)
 		break;
 	case 401:
 	case 403:
-		agent_err("poll: the server refused the device (HTTP %ld)", resp.status);
+		agent_net_detail(&resp, err, sizeof(err));
+		/* A failed attestation lasts until an admin accepts the new
+		 * values; the loop goes on polling (and quoting) meanwhile. */
+		if (strstr(err, "attestation") != NULL) {
+			agent_err("poll refused: %s (the agent keeps polling)", err);
+		} else
+			agent_err("poll: the server refused the device (HTTP %ld): %s",
+			    resp.status, err);
 		snprintf(r->state.last_result, sizeof(r->state.last_result),
-		    "poll refused: HTTP %ld", resp.status);
+		    "poll refused: HTTP %ld: %.200s", resp.status, err);
 		agent_net_resp_free(&resp);
 		return AGENT_EREFUSED;
 	default:
@@ -673,6 +681,8 @@ agent_run_cycle(struct agent_run *r)
 			agent_info("renewed the certificate of device %s", r->id.device_id);
 		}
 	}
+	/* The quote first: its verdict decides what this poll may get. */
+	(void)agent_attest_quote(r->conf, &r->state);
 	rc = agent_run_poll(r);
 	if (agent_state_save(r->conf, &r->state) == -1 && rc == AGENT_OK)
 		rc = AGENT_EFAIL;

@@ -75,6 +75,12 @@ agent_state_load(const struct agent_conf *c, struct agent_state *s)
 		s->renewed_at = (time_t)n;
 	if ((v = agent_json_str(doc, "last_result")) != NULL)
 		snprintf(s->last_result, sizeof(s->last_result), "%s", v);
+	if ((v = agent_json_str(doc, "attestation")) != NULL)
+		snprintf(s->attestation, sizeof(s->attestation), "%s", v);
+	if ((n = agent_json_uint(doc, "attested_at")) >= 0)
+		s->attested_at = (time_t)n;
+	if ((v = agent_json_str(doc, "tpm2_key")) != NULL)
+		snprintf(s->tpm2_key, sizeof(s->tpm2_key), "%s", v);
 	yajl_tree_free(doc);
 	rc = 0;
 out:
@@ -116,6 +122,12 @@ agent_state_save(const struct agent_conf *c, const struct agent_state *s)
 	agent_state_int(g, "last_poll", (long long)s->last_poll);
 	agent_state_str(g, "last_result", s->last_result);
 	agent_state_int(g, "renewed_at", (long long)s->renewed_at);
+	if (s->attestation[0] != '\0') {
+		agent_state_str(g, "attestation", s->attestation);
+		agent_state_int(g, "attested_at", (long long)s->attested_at);
+	}
+	if (s->tpm2_key[0] != '\0')
+		agent_state_str(g, "tpm2_key", s->tpm2_key);
 	yajl_gen_map_close(g);
 	if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok &&
 	    (path = agent_path(c->state_dir, "state.json")) != NULL) {

@@ -17,6 +17,9 @@ struct agent_state {
 	time_t		 last_poll;				/* 0 = never */
 	char		 last_result[256];
 	time_t		 renewed_at;
+	char		 attestation[256];	/* last attestation result, "" = none */
+	time_t		 attested_at;		/* when, 0 = never */
+	char		 tpm2_key[64];		/* identity key of an attested enrollment */
 };
 
 /* The device's identity: key, certificate, chain up to (not including) the root. */

@@ -15,6 +15,7 @@
 #include "config.h"
 
 #include "agent.h"
+#include "agent_attest.h"
 #include "agent_conf.h"
 #include "agent_est.h"
 #include "agent_key.h"
@@ -112,7 +113,7 @@ agent_cmd_status(const struct agent_conf *c, int argc, char **argv)
 {
 	struct agent_ident id;
 	struct agent_state st;
-	char subject[256] = "", expires[32] = "", polled[32] = "";
+	char subject[256] = "", expires[32] = "", polled[32] = "", attested[32] = "";
 	const unsigned char *buf;
 	struct tm tm;
 	size_t len;
@@ -142,6 +143,8 @@ agent_cmd_status(const struct agent_conf *c, int argc, char **argv)
 	}
 	if (st.last_poll != 0)
 		agent_time_format(st.last_poll, polled, sizeof(polled));
+	if (st.attested_at != 0)
+		agent_time_format(st.attested_at, attested, sizeof(attested));
 	if (is_json) {
 		if ((g = yajl_gen_alloc(NULL)) == NULL)
 			return AGENT_EFAIL;
@@ -154,6 +157,8 @@ agent_cmd_status(const struct agent_conf *c, int argc, char **argv)
 		    st.installed_version[0] ? st.installed_version : NULL);
 		agent_status_kv(g, "last_poll", st.last_poll ? polled : NULL);
 		agent_status_kv(g, "last_result", st.last_result[0] ? st.last_result : NULL);
+		agent_status_kv(g, "attestation", st.attestation[0] ? st.attestation : NULL);
+		agent_status_kv(g, "attested_at", st.attested_at ? attested : NULL);
 		yajl_gen_map_close(g);
 		yajl_gen_get_buf(g, &buf, &len);
 		printf("%.*s\n", (int)len, buf);
@@ -169,6 +174,10 @@ agent_cmd_status(const struct agent_conf *c, int argc, char **argv)
 		    st.installed_version[0] ? st.installed_version : "(none)");
 		printf("last_poll: %s\n", st.last_poll ? polled : "(never)");
 		printf("last_result: %s\n", st.last_result[0] ? st.last_result : "(none)");
+		if (st.attestation[0] != '\0')
+			printf("attestation: %s at %s\n", st.attestation, attested);
+		else
+			printf("attestation: (none)\n");
 	}
 	if (rc == AGENT_OK)
 		agent_ident_free(&id);
@@ -252,6 +261,10 @@ main(int argc, char **argv)
 	}
 	if (agent_conf_load(conf_path, &c) == -1)
 		return AGENT_EUSAGE;
+	if (agent_attest_conf(&c) == -1) {
+		agent_conf_free(&c);
+		return AGENT_EFAIL;
+	}
 	if (agent_key_init(&c) == -1 || agent_net_init(&c) == -1) {
 		agent_key_cleanup();
 		agent_conf_free(&c);

@@ -309,15 +309,16 @@ assert_ne "$q1" "$(jq -r .attestation.last_quote_at "$BODY")" "a second quote wa
 agent t1 status --json
 assert_agent_rc 0 "status"
 printf '%s\n' "$AGENT_OUT" >"$T/status.json"
-assert_match 'trusted' "$(jq -c . "$T/status.json")" "status shows the last attestation result"
+assert_match '^trusted' "$(jq -r .attestation "$T/status.json")" "status shows the last attestation result"
+assert_match '^[0-9]{4}-' "$(jq -r .attested_at "$T/status.json")" "and its time"
 
 # The AK of the agent's device, driven by the independent client: a quote
 # over other PCRs is refused, a good one matches.
 take_snapshot
-client T quote "$T/t1/cert.pem" "$T/t1/key.tpm2.pem" --ak-handle "$TPM_AK_HANDLE" --hostile other-pcrs
+client T quote "$T/t1/cert.pem" "handle:$TPM_ID_HANDLE" --ak-handle "$TPM_AK_HANDLE" --hostile other-pcrs
 assert_refused quote 403 '.' "a quote over PCRs other than asked, with the agent's AK"
 assert_nothing_recorded "other PCRs with the agent's AK"
-client T quote "$T/t1/cert.pem" "$T/t1/key.tpm2.pem" --ak-handle "$TPM_AK_HANDLE"
+client T quote "$T/t1/cert.pem" "handle:$TPM_ID_HANDLE" --ak-handle "$TPM_AK_HANDLE"
 assert_eq "quote 200 trusted matched" "$(cl '"\(.step) \(.status) \(.state) \(.reference)"')" \
     "a quote with the agent's AK by another client matches the reference"
 
@@ -330,7 +331,7 @@ assert_eq tampered "$(jq -r .attestation.state "$BODY")" "PCR 7 changed: the dev
 assert_eq '[7]' "$(jq -c .attestation.differ "$BODY")" "the API names PCR 7"
 assert_eq 1 "$(ql_psql "SELECT count(*) FROM audit_log WHERE action = 'device.tampered'
     AND object LIKE '%$id%'")" "device.tampered audited"
-client T mtls GET /device/v1/update "$T/t1/cert.pem" "$T/t1/key.tpm2.pem"
+client T mtls GET /device/v1/update "$T/t1/cert.pem" "handle:$TPM_ID_HANDLE"
 assert_refused "GET /device/v1/update" 403 'device failed attestation: PCR values differ' \
     "the tampered device's update poll"
 # The client's device on the same TPM is tampered by its next quote too.
@@ -347,7 +348,7 @@ agent t1 run --once
 assert_agent_rc 0 "run --once after the accept"
 api GET "/api/v1/projects/p1/devices/$id"
 assert_eq trusted "$(jq -r .attestation.state "$BODY")" "trusted after the admin accepted"
-client T mtls GET /device/v1/update "$T/t1/cert.pem" "$T/t1/key.tpm2.pem"
+client T mtls GET /device/v1/update "$T/t1/cert.pem" "handle:$TPM_ID_HANDLE"
 [ "$CL_RC" = 0 ] || fail "update poll: $(cat "$T/client.err")"
 case $(cl .status) in 200 | 204) ;; *) fail "update poll after the accept: $(cat "$T/client.json")" ;; esac
 # The client's device was not accepted: still refused.

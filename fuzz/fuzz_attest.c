@@ -15,7 +15,17 @@
 
 #include "attest_crypto.h"
 
+int LLVMFuzzerInitialize(int *, char ***);
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+/* libtss2-mu logs each malformed structure to stderr, as in the daemon
+ * (main.c silences it the same way). */
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	setenv("TSS2_LOG", "all+none", 0);
+	return 0;
+}
 
 struct fuzz_attest_in {
 	const uint8_t	*p;

@@ -414,6 +414,11 @@ main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 	}
 	/* A client that hangs up mid-write must not kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
+	/* libtss2-mu writes a line to stderr for every malformed TPM
+	 * structure, so a device could fill the daemon's stderr; the reason
+	 * attest_crypto.c returns is what gets logged. An admin's TSS2_LOG
+	 * still wins. */
+	setenv("TSS2_LOG", "all+none", 0);
 	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
 
 	if (admin_argc == 0 && main_www_load(c, &srv.www, err, sizeof(err)) == -1) {

@@ -76,6 +76,13 @@ agent_attest_field(yajl_val doc, const char *k, size_t len, int is_exact, size_t
 	return p;
 }
 
+/* A TPM2B: its size prefix counts the bytes that follow. */
+static int
+agent_attest_is_tpm2b(const unsigned char *p, size_t len)
+{
+	return len >= 2 && (size_t)((p[0] << 8) | p[1]) == len - 2;
+}
+
 /* POST the document of g (or GET when g is NULL) to path under device_url. */
 static int
 agent_attest_call(const struct agent_conf *c, const char *path, yajl_gen g, int client_auth,
@@ -133,6 +140,33 @@ agent_attest_refused(const char *what, const struct agent_net_resp *r)
 		agent_err("%s: HTTP %ld: %s", what, r->status, detail);
 		return AGENT_EPROTO;
 	}
+}
+
+/* One exchange of the protocol: the answer must have status expect and be
+ * one JSON object, returned in *doc (the caller frees it). */
+static int
+agent_attest_json(const struct agent_conf *c, const char *path, yajl_gen g, int client_auth,
+    long expect, const char *what, yajl_val *doc)
+{
+	struct agent_net_resp r;
+	char err[128];
+	int rc;
+
+	*doc = NULL;
+	if ((rc = agent_attest_call(c, path, g, client_auth, &r)) != AGENT_OK)
+		return rc;
+	if (r.status != expect) {
+		rc = agent_attest_refused(what, &r);
+		agent_net_resp_free(&r);
+		return rc;
+	}
+	*doc = agent_json_parse(r.body, r.len, err, sizeof(err));
+	agent_net_resp_free(&r);
+	if (*doc == NULL) {
+		agent_err("%s: %s", what, err);
+		return AGENT_EPROTO;
+	}
+	return AGENT_OK;
 }
 
 static yajl_gen
@@ -204,8 +238,7 @@ static int
 agent_attest_challenge(const struct agent_conf *c, const struct agent_tpm_ids *ids,
     struct agent_attest_session *s)
 {
-	struct agent_net_resp r;
-	char path[256], err[128];
+	char path[256];
 	const char *v, *what = NULL;
 	yajl_val doc;
 	yajl_gen g;
@@ -222,30 +255,19 @@ agent_attest_challenge(const struct agent_conf *c, const struct agent_tpm_ids *i
 	}
 	yajl_gen_map_close(g);
 	snprintf(path, sizeof(path), "/device/v1/attest/%s/challenge", c->project);
-	rc = agent_attest_call(c, path, g, 0, &r);
+	rc = agent_attest_json(c, path, g, 0, 201, "attestation challenge", &doc);
 	yajl_gen_free(g);
 	if (rc != AGENT_OK)
 		return rc;
-	if (r.status != 201) {
-		rc = agent_attest_refused("attestation challenge", &r);
-		agent_net_resp_free(&r);
-		return rc;
-	}
-	doc = agent_json_parse(r.body, r.len, err, sizeof(err));
-	agent_net_resp_free(&r);
-	if (doc == NULL) {
-		agent_err("attestation challenge: %s", err);
-		return AGENT_EPROTO;
-	}
 	if ((v = agent_json_str(doc, "session")) == NULL || strlen(v) != 32 ||
 	    strspn(v, "0123456789abcdef") != 32)
 		what = "session";
 	else if (memcpy(s->id, v, 33) == NULL ||
 	    (s->blob = agent_attest_field(doc, "credential_blob", 2 + 256, 0,
-	    &s->blob_len)) == NULL)
+	    &s->blob_len)) == NULL || !agent_attest_is_tpm2b(s->blob, s->blob_len))
 		what = "credential_blob";
 	else if ((s->enc = agent_attest_field(doc, "encrypted_secret", 2 + 512, 0,
-	    &s->enc_len)) == NULL)
+	    &s->enc_len)) == NULL || !agent_attest_is_tpm2b(s->enc, s->enc_len))
 		what = "encrypted_secret";
 	else if ((s->nonce = agent_attest_field(doc, "nonce", AGENT_TPM_NONCE, 1,
 	    &s->nonce_len)) == NULL)
@@ -264,8 +286,7 @@ agent_attest_proof(const struct agent_conf *c, const struct agent_attest_session
     const unsigned char secret[AGENT_TPM_SECRET], const struct agent_tpm_ids *ids,
     const struct agent_tpm_buf *info, const struct agent_tpm_buf *sig, char id_out[33])
 {
-	struct agent_net_resp r;
-	char path[256], err[128];
+	char path[256];
 	const char *v;
 	yajl_val doc;
 	yajl_gen g;
@@ -283,20 +304,12 @@ agent_attest_proof(const struct agent_conf *c, const struct agent_attest_session
 	}
 	yajl_gen_map_close(g);
 	snprintf(path, sizeof(path), "/device/v1/attest/%s/proof", c->project);
-	rc = agent_attest_call(c, path, g, 0, &r);
+	rc = agent_attest_json(c, path, g, 0, 200, "attestation proof", &doc);
 	yajl_gen_free(g);
 	if (rc != AGENT_OK)
 		return rc;
-	if (r.status != 200) {
-		rc = agent_attest_refused("attestation proof", &r);
-		agent_net_resp_free(&r);
-		return rc;
-	}
-	doc = agent_json_parse(r.body, r.len, err, sizeof(err));
-	agent_net_resp_free(&r);
-	if (doc == NULL || (v = agent_json_str(doc, "device_id")) == NULL ||
-	    strlen(v) != 32) {
-		agent_err("attestation proof: %s", doc ? "missing or invalid device_id" : err);
+	if ((v = agent_json_str(doc, "device_id")) == NULL || strlen(v) != 32) {
+		agent_err("attestation proof: missing or invalid device_id");
 		yajl_tree_free(doc);
 		return AGENT_EPROTO;
 	}

@@ -164,41 +164,21 @@ agent_tpm_buf_set(struct agent_tpm_buf *b, const void *p, size_t len)
 }
 
 /* The wire form of each structure handed out, in a fresh buffer. */
-static int
-agent_tpm_put_public(const TPM2B_PUBLIC *v, struct agent_tpm_buf *out)
-{
-	unsigned char buf[sizeof(*v)];
-	size_t off = 0;
-	TSS2_RC rc;
-
-	if ((rc = Tss2_MU_TPM2B_PUBLIC_Marshal(v, buf, sizeof(buf), &off)) != TSS2_RC_SUCCESS)
-		return agent_tpm_fail(rc, "marshalling a TPM2B_PUBLIC");
-	return agent_tpm_buf_set(out, buf, off);
+#define AGENT_TPM_PUT(name, type)						\
+static int									\
+agent_tpm_put_##name(const type *v, struct agent_tpm_buf *out)			\
+{										\
+	unsigned char buf[sizeof(*v)];						\
+	size_t off = 0;								\
+	TSS2_RC rc;								\
+										\
+	if ((rc = Tss2_MU_##type##_Marshal(v, buf, sizeof(buf), &off)) != TSS2_RC_SUCCESS) \
+		return agent_tpm_fail(rc, "marshalling a " #type);		\
+	return agent_tpm_buf_set(out, buf, off);				\
 }
-
-static int
-agent_tpm_put_attest(const TPM2B_ATTEST *v, struct agent_tpm_buf *out)
-{
-	unsigned char buf[sizeof(*v)];
-	size_t off = 0;
-	TSS2_RC rc;
-
-	if ((rc = Tss2_MU_TPM2B_ATTEST_Marshal(v, buf, sizeof(buf), &off)) != TSS2_RC_SUCCESS)
-		return agent_tpm_fail(rc, "marshalling a TPM2B_ATTEST");
-	return agent_tpm_buf_set(out, buf, off);
-}
-
-static int
-agent_tpm_put_signature(const TPMT_SIGNATURE *v, struct agent_tpm_buf *out)
-{
-	unsigned char buf[sizeof(*v)];
-	size_t off = 0;
-	TSS2_RC rc;
-
-	if ((rc = Tss2_MU_TPMT_SIGNATURE_Marshal(v, buf, sizeof(buf), &off)) != TSS2_RC_SUCCESS)
-		return agent_tpm_fail(rc, "marshalling a TPMT_SIGNATURE");
-	return agent_tpm_buf_set(out, buf, off);
-}
+AGENT_TPM_PUT(public, TPM2B_PUBLIC)
+AGENT_TPM_PUT(attest, TPM2B_ATTEST)
+AGENT_TPM_PUT(signature, TPMT_SIGNATURE)
 
 int
 agent_tpm_identity_handle(const struct agent_conf *c, unsigned *handle)

@@ -5,6 +5,8 @@
 #   QL_AGENT   the agent binary ($top_builddir/contrib/agent/ql-agent)
 
 : "${QL_AGENT:=$top_builddir/contrib/agent/ql-agent}"
+# shellcheck source=tpm_lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/tpm_lib.sh"
 AGENT_OUT='' AGENT_ERR='' AGENT_RC=''
 
 # agent_pki_start [ql_config ARGS...]: the harness with the device listener
@@ -87,36 +89,24 @@ TPM_PIDS=()
 # resource manager (tpm2-abrmd on a private D-Bus session bus), as
 # /dev/tpmrm0 is on a device.  Exports TPM_TCTI for the agent and
 # TPM2TOOLS_TCTI for tpm2-tools; the processes stop with the test.
+# TPM_ABRMD_ARGS: more options for tpm2-abrmd (e.g. its per-connection limits).
 tpm_start() {
     ql_require swtpm tpm2-abrmd dbus-daemon tpm2_getrandom
     [ -r /usr/lib/x86_64-linux-gnu/ossl-modules/tpm2.so ] ||
         [ -n "$(find /usr/lib -name tpm2.so -path '*ossl-modules*' 2>/dev/null | head -n 1)" ] ||
         skip "the tpm2-openssl provider is not installed"
     mkdir -p "$T/tpm"
-    local port try
-    # Another process may take the port between the check and the bind.
-    for try in 1 2 3 4 5; do
-        port=$(( 20000 + RANDOM % 20000 ))
-        while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null ||
-              (exec 3<>"/dev/tcp/127.0.0.1/$((port + 1))") 2>/dev/null; do
-            port=$((port + 2))
-        done
-        swtpm socket --tpmstate dir="$T/tpm" --tpm2 \
-            --server type=tcp,port="$port",bindaddr=127.0.0.1 \
-            --ctrl type=tcp,port="$((port + 1))",bindaddr=127.0.0.1 \
-            --flags not-need-init,startup-clear --daemon --pid file="$T/tpm/swtpm.pid" \
-            --log file="$T/tpm/swtpm.log" && break
-        [ "$try" = 5 ] && hard_error "swtpm did not start: $(tail -n 5 "$T/tpm/swtpm.log" 2>/dev/null)"
-    done
-    wait_until 10 test -s "$T/tpm/swtpm.pid" || hard_error "swtpm wrote no pid file"
-    TPM_PIDS+=("$(cat "$T/tpm/swtpm.pid")")
+    tpm_swtpm_spawn "$T/tpm"
+    TPM_PIDS+=("$TPM_SPAWN_PID")
+    local port=$TPM_SPAWN_PORT
     local out
     out=$(dbus-daemon --session --fork --print-address=1 --print-pid=1) ||
         hard_error "dbus-daemon did not start"
     DBUS_SESSION_BUS_ADDRESS=$(printf '%s\n' "$out" | sed -n 1p)
     TPM_PIDS+=("$(printf '%s\n' "$out" | sed -n 2p)")
     export DBUS_SESSION_BUS_ADDRESS
-    tpm2-abrmd --session --allow-root --tcti="swtpm:host=127.0.0.1,port=$port" \
+    # shellcheck disable=SC2086 # TPM_ABRMD_ARGS: words for tpm2-abrmd
+    tpm2-abrmd --session --allow-root ${TPM_ABRMD_ARGS:-} --tcti="swtpm:host=127.0.0.1,port=$port" \
         >"$T/tpm/abrmd.log" 2>&1 &
     TPM_PIDS+=("$!")
     TPM_TCTI="tabrmd:bus_type=session"

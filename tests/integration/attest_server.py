@@ -10,6 +10,10 @@ MODE (read on every request) picks the answers:
   required      the project requires attestation (default)
   refuse-proof  the proof is refused with 403 and a reason
   tampered      quotes are judged tampered and the update poll refused
+  other-name    the credential is made for another key's Name than the AK's
+  bad-blob      credential_blob is not a TPM2B_ID_OBJECT
+  many-pcrs     quotes over PCRs 0..15 and 23 (more than one PCR_Read answers)
+  bad-pcrs      a quote challenge asking for PCR 24
 Prints its port on stdout.  Usage: attest_server.py CERT KEY ISSUER_CERT ISSUER_KEY ROOT_CERT DIR"""
 import base64
 import datetime
@@ -147,7 +151,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif self.path == "/device/v1/quote/challenge":
             nonce = secrets.token_bytes(32)
             save("quote-nonce.bin", nonce)
-            self.reply(200, {"nonce": b64(nonce), "bank": "sha256", "pcrs": PCRS,
+            pcrs = {"many-pcrs": list(range(16)) + [23], "bad-pcrs": [0, 24]}.get(mode(), PCRS)
+            self.reply(200, {"nonce": b64(nonce), "bank": "sha256", "pcrs": pcrs,
                              "expires_in": 300})
         elif self.path == "/device/v1/quote":
             save("quote.json", data)
@@ -172,9 +177,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         save("ek.pub", ek)
         secret = secrets.token_bytes(32)
         save("secret.bin", secret)
+        name = name_of(ak)
+        if mode() == "other-name":
+            name = b"\x00\x0b" + secrets.token_bytes(32)
         out = os.path.join(DIR, "cred.out")
         subprocess.run(["tpm2_makecredential", "-T", "none", "-u", os.path.join(DIR, "ek.pub"),
-                        "-s", os.path.join(DIR, "secret.bin"), "-n", name_of(ak).hex(),
+                        "-s", os.path.join(DIR, "secret.bin"), "-n", name.hex(),
                         "-o", out], check=True, capture_output=True)
         # tpm2-tools' file: magic, version, TPM2B_ID_OBJECT, TPM2B_ENCRYPTED_SECRET.
         cred = load("cred.out")[8:]
@@ -183,7 +191,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         save("session", session.encode())
         nonce = secrets.token_bytes(32)
         save("nonce.bin", nonce)
-        self.reply(201, {"session": session, "credential_blob": b64(cred[:n]),
+        blob = cred[:n]
+        if mode() == "bad-blob":
+            blob = b"\x00\x10" + secrets.token_bytes(8)
+        self.reply(201, {"session": session, "credential_blob": b64(blob),
                          "encrypted_secret": b64(cred[n:]), "nonce": b64(nonce),
                          "expires_in": 300})
 

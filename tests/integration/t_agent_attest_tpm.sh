@@ -31,6 +31,11 @@ mkdir -p "$S"
 
 tpm_ca_new ekca
 tpm_manufacture d ekca "$T/tpm"
+# One session per connection: a policy session the agent did not flush
+# (three are used: AK creation, AK load, activation) fails the next one.
+# (Transient objects cannot be bounded as tightly: the tpm2 provider's TLS
+# handshake keeps more than four hash sequences loaded at once.)
+TPM_ABRMD_ARGS="--max-sessions=1"
 tpm_start
 trap 'rc=$?; kill "$spid" 2>/dev/null; tpm_stop; (exit $rc); ql__cleanup' EXIT
 # The agent makes the EK itself when it is not persisted: from the TCG
@@ -161,7 +166,7 @@ openssl req -inform DER -in "$S/csr.der" -noout -verify >/dev/null 2>&1 ||
 assert_eq "$keypem" "$(openssl x509 -in "$T/d/cert.pem" -noout -pubkey)" "the certificate's key"
 assert_json "$T/d/state.json" tpm2_key handle:0x81000002 "state.json names the attested key"
 [ -e "$T/d/key.tpm2.pem" ] && fail "an attested enrollment wrote a key blob"
-assert_eq 0 "$(grep -c 'tpm_start\|ERROR' "$T/d.agent.err")" "no TSS log lines on stderr"
+assert_eq 0 "$(grep -cE '^(ERROR|WARNING):' "$T/d.agent.err")" "no TSS log lines on stderr"
 
 agent d status --json
 assert_agent_rc 0 "status"
@@ -198,6 +203,29 @@ assert_eq "$digest" "$(attest_field "$T/quote.yaml" pcrDigest)" "pcrDigest cover
 agent d status --json
 printf '%s\n' "$AGENT_OUT" >"$T/status.json"
 assert_eq "trusted (reference recorded)" "$(jq -r .attestation "$T/status.json")" "status: trusted"
+agent d status
+assert_match $'\nattestation: trusted \\(reference recorded\\) at [0-9]{4}-[0-9]{2}-[0-9]{2}T' \
+    $'\n'"$AGENT_OUT" "status text shows the verdict and its time"
+
+# More PCRs than one PCR_Read answers; a challenge asking for PCR 24 is
+# refused by the agent (logged; the poll goes on).
+echo many-pcrs >"$S/MODE"
+agent d run --once
+assert_agent_rc 0 "a quote over 17 PCRs"
+pcrs_all() { tpm2_pcrread sha256:0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,23 |
+    sed -nE 's/^ +([0-9]+) *: 0x([0-9A-F]+)$/\1:\L\2/p'; }
+assert_eq "$(pcrs_all)" "$(pcrs_sent)" "the values of PCRs 0..15 and 23"
+b64f quote.json quote | tail -c +3 >"$T/quote17.attest"
+tpm2_print -t TPMS_ATTEST "$T/quote17.attest" >"$T/quote17.yaml" 2>&1 || fail "quote over 17 PCRs"
+digest=$(pcrs_sent | cut -d: -f2 | tr -d '\n' | xxd -r -p | sha256sum | cut -d' ' -f1)
+assert_eq "$digest" "$(attest_field "$T/quote17.yaml" pcrDigest)" "pcrDigest over 17 PCRs"
+echo bad-pcrs >"$S/MODE"
+n=$(grep -c 'POST /device/v1/quote$' "$S/requests.log")
+agent d run --once
+assert_agent_rc 0 "a bad quote challenge does not fail the poll"
+assert_one_line_error 'quote challenge: missing or invalid pcrs$'
+assert_eq "$n" "$(grep -c 'POST /device/v1/quote$' "$S/requests.log")" "no quote for PCR 24"
+echo required >"$S/MODE"
 
 # ---- tampering: PCR 7 extended, the server judges it and refuses updates
 tpm2_pcrextend 7:sha256=$(printf 'tamper' | sha256sum | cut -d' ' -f1) || hard_error "tpm2_pcrextend"
@@ -235,6 +263,17 @@ agent r enroll
 assert_agent_rc 8 "a refused proof"
 assert_one_line_error 'attestation proof refused: credential was not activated by the TPM holding this EK$'
 [ -e "$T/r/cert.pem" ] && fail "a refused attestation enrolled"
+echo other-name >"$S/MODE"
+n=$(grep -c proof "$S/requests.log")
+agent r enroll
+assert_agent_rc 1 "a credential for another key than the AK"
+assert_one_line_error 'TPM: ActivateCredential \(the credential is not for this TPM.s EK and AK\)'
+assert_eq "$n" "$(grep -c proof "$S/requests.log")" "no proof without the secret"
+echo bad-blob >"$S/MODE"
+agent r enroll
+assert_agent_rc 9 "a malformed credential_blob"
+assert_one_line_error 'attestation challenge: missing or invalid credential_blob$'
+assert_eq "$n" "$(grep -c proof "$S/requests.log")" "no proof after a bad challenge"
 echo required >"$S/MODE"
 agent_conf f root_ca="$T/ca.crt" key_store=file
 agent f enroll

@@ -10,6 +10,7 @@
 #   tpm_manufacture NAME CA [DIR]  a TPM state in DIR (default $T/tpm-NAME)
 #                                  with its EK certificates issued by CA
 #   tpm_swtpm_start NAME           swtpm on that state, free loopback ports
+#   tpm_swtpm_spawn DIR            swtpm on any state directory (ports, pid)
 #   tpm_use NAME                   point tpm2-tools (TPM2TOOLS_TCTI) at it
 #   tpm_ek_read NAME               ek.der (NV 0x01c00002) and ek.pub
 #   tpm_ak_create NAME [ecc|rsa]   AK at 0x81010002: ak.pub, ak.name
@@ -24,7 +25,10 @@
 # Persistent handles: swtpm_setup persists the RSA EK at 0x81010001 (the
 # TCG default template, the key of the certificate at 0x01c00002).
 
+[ -n "${TPM_LIB_LOADED:-}" ] && return 0	# sourced by a test and agent_lib.sh
+TPM_LIB_LOADED=1
 TPM_LIB_PIDS=()
+TPM_SPAWN_PORT='' TPM_SPAWN_PID=''
 declare -A TPM_LIB_DIR=() TPM_LIB_PORT=()
 TPM_EK_HANDLE=0x81010001
 TPM_AK_HANDLE=0x81010002
@@ -81,13 +85,11 @@ tpm_manufacture() {
         hard_error "swtpm_setup failed for $name: $(tail -n 5 "$dir/setup.log")"
 }
 
-# tpm_swtpm_start NAME: run swtpm on NAME's state; tpm2-tools then talk
-# to it (tpm_use NAME).  TPM_LIB_PORT[NAME] is its command port.
-tpm_swtpm_start() {
-    local name=$1 dir port try
-    dir=$(tpm_dir "$name")
-    [ -d "$dir" ] || hard_error "tpm_swtpm_start: no state for $name (tpm_manufacture)"
-    ql_require tpm2_getrandom
+# tpm_swtpm_spawn DIR: swtpm (TCP, loopback) on the state in DIR on two
+# free ports; sets TPM_SPAWN_PORT (command port, control is the next) and
+# TPM_SPAWN_PID.  Also behind agent_lib.sh's tpm_start.
+tpm_swtpm_spawn() {
+    local dir=$1 port try
     rm -f "$dir/swtpm.pid"
     # Another process may take the port between the check and the bind.
     for try in 1 2 3 4 5; do
@@ -104,8 +106,20 @@ tpm_swtpm_start() {
         [ "$try" = 5 ] && hard_error "swtpm did not start: $(tail -n 5 "$dir/swtpm.log" 2>/dev/null)"
     done
     wait_until 10 test -s "$dir/swtpm.pid" || hard_error "swtpm wrote no pid file"
-    TPM_LIB_PIDS+=("$(cat "$dir/swtpm.pid")")
-    TPM_LIB_PORT[$name]=$port
+    TPM_SPAWN_PORT=$port
+    TPM_SPAWN_PID=$(cat "$dir/swtpm.pid")
+}
+
+# tpm_swtpm_start NAME: run swtpm on NAME's state; tpm2-tools then talk
+# to it (tpm_use NAME).  TPM_LIB_PORT[NAME] is its command port.
+tpm_swtpm_start() {
+    local name=$1 dir
+    dir=$(tpm_dir "$name")
+    [ -d "$dir" ] || hard_error "tpm_swtpm_start: no state for $name (tpm_manufacture)"
+    ql_require tpm2_getrandom
+    tpm_swtpm_spawn "$dir"
+    TPM_LIB_PIDS+=("$TPM_SPAWN_PID")
+    TPM_LIB_PORT[$name]=$TPM_SPAWN_PORT
     tpm_use "$name"
     wait_until 10 tpm2_getrandom 4 >/dev/null 2>&1 || hard_error "swtpm $name does not answer"
 }

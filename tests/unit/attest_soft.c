@@ -12,6 +12,7 @@
 #include <openssl/params.h>
 #include <openssl/rsa.h>
 #include <openssl/sha.h>
+#include <openssl/x509v3.h>
 
 #include "attest_soft.h"
 
@@ -323,4 +324,66 @@ attest_soft_activate(EVP_PKEY *ek, const unsigned char *ak_name, size_t ak_name_
 	memcpy(secret, out.buffer, out.size);
 	*secret_len = out.size;
 	return 0;
+}
+
+static int
+attest_soft_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX ctx;
+	X509_EXTENSION *ext;
+	int ok;
+
+	X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+	if ((ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value)) == NULL)
+		return 0;
+	ok = X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	return ok;
+}
+
+static int
+attest_soft_critical(X509 *x, const char *oid)
+{
+	static const unsigned char null_der[] = { 0x05, 0x00 };
+	ASN1_OBJECT *obj = OBJ_txt2obj(oid, 1);
+	ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+	X509_EXTENSION *ext = NULL;
+	int ok = 0;
+
+	if (obj != NULL && os != NULL && ASN1_OCTET_STRING_set(os, null_der, sizeof(null_der)) &&
+	    (ext = X509_EXTENSION_create_by_OBJ(NULL, obj, 1, os)) != NULL)
+		ok = X509_add_ext(x, ext, -1);
+	X509_EXTENSION_free(ext);
+	ASN1_OCTET_STRING_free(os);
+	ASN1_OBJECT_free(obj);
+	return ok;
+}
+
+X509 *
+attest_soft_cert(EVP_PKEY *key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
+    long serial, const char *critical_oid)
+{
+	X509 *x = X509_new();
+	int is_ca = issuer == NULL, ok;
+
+	if (x == NULL)
+		return NULL;
+	ok = X509_set_version(x, 2) && ASN1_INTEGER_set(X509_get_serialNumber(x), serial) &&
+	    X509_gmtime_adj(X509_getm_notBefore(x), -3600) != NULL &&
+	    X509_gmtime_adj(X509_getm_notAfter(x), 30L * 86400) != NULL &&
+	    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+	    (const unsigned char *)cn, -1, -1, 0) &&
+	    X509_set_issuer_name(x, X509_get_subject_name(is_ca ? x : issuer)) &&
+	    X509_set_pubkey(x, key) &&
+	    attest_soft_ext(x, is_ca ? x : issuer, NID_basic_constraints,
+	    is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE") &&
+	    attest_soft_ext(x, is_ca ? x : issuer, NID_key_usage,
+	    is_ca ? "critical,keyCertSign,cRLSign" : "critical,keyEncipherment") &&
+	    (critical_oid == NULL || attest_soft_critical(x, critical_oid)) &&
+	    X509_sign(x, issuer_key, EVP_sha256()) > 0;
+	if (!ok) {
+		X509_free(x);
+		return NULL;
+	}
+	return x;
 }

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
@@ -40,5 +41,12 @@ void	attest_soft_quote_info(TPMS_ATTEST *a, const unsigned char *nonce, size_t n
 int	attest_soft_activate(EVP_PKEY *ek, const unsigned char *ak_name, size_t ak_name_len,
 	    const unsigned char *blob, size_t blob_len, const unsigned char *enc, size_t enc_len,
 	    unsigned char *secret, size_t *secret_len);
+
+/* A certificate for key: a CA (issuer NULL, self-signed) or, signed by
+ * issuer, an EK certificate (keyEncipherment) with serial, plus an
+ * extension of OID critical_oid marked critical (may be NULL). NULL on
+ * error. */
+X509	*attest_soft_cert(EVP_PKEY *key, const char *cn, X509 *issuer,
+	    EVP_PKEY *issuer_key, long serial, const char *critical_oid);
 
 #endif

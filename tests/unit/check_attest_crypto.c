@@ -453,61 +453,21 @@ END_TEST
 
 /* ---------------------------------------------------------------- EK certificate */
 
-static X509 *
-make_cert(EVP_PKEY *subject_key, const char *cn, X509 *issuer, EVP_PKEY *issuer_key,
-    int is_ca, const char *critical_oid)
-{
-	X509 *x = X509_new();
-	X509V3_CTX ctx;
-	X509_EXTENSION *ext;
-	ASN1_OCTET_STRING *os;
-	ASN1_OBJECT *obj;
-	unsigned char null_der[] = { 0x05, 0x00 };
-
-	ck_assert_ptr_nonnull(x);
-	X509_set_version(x, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(x), is_ca ? 1 : 2);
-	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-	    (const unsigned char *)cn, -1, -1, 0);
-	X509_set_issuer_name(x, issuer != NULL ? X509_get_subject_name(issuer) :
-	    X509_get_subject_name(x));
-	X509_set_pubkey(x, subject_key);
-	X509V3_set_ctx(&ctx, issuer != NULL ? issuer : x, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints,
-	    is_ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
-	X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_key_usage,
-	    is_ca ? "critical,keyCertSign,cRLSign" : "critical,keyEncipherment");
-	X509_add_ext(x, ext, -1);
-	X509_EXTENSION_free(ext);
-	if (critical_oid != NULL) {
-		obj = OBJ_txt2obj(critical_oid, 1);
-		os = ASN1_OCTET_STRING_new();
-		ASN1_OCTET_STRING_set(os, null_der, sizeof(null_der));
-		ext = X509_EXTENSION_create_by_OBJ(NULL, obj, 1, os);
-		ck_assert_ptr_nonnull(ext);
-		X509_add_ext(x, ext, -1);
-		X509_EXTENSION_free(ext);
-		ASN1_OCTET_STRING_free(os);
-		ASN1_OBJECT_free(obj);
-	}
-	ck_assert_int_gt(X509_sign(x, issuer_key, EVP_sha256()), 0);
-	return x;
-}
-
 START_TEST(test_attest_ek_cert_chain_and_match)
 {
 	EVP_PKEY *ca_key = gen("EC", "P-256"), *ca2_key = gen("EC", "P-256");
-	X509 *ca = make_cert(ca_key, "maker root", NULL, ca_key, 1, NULL);
-	X509 *ca2 = make_cert(ca2_key, "other maker", NULL, ca2_key, 1, NULL);
+	X509 *ca = attest_soft_cert(ca_key, "maker root", NULL, ca_key, 1, NULL);
+	X509 *ca2 = attest_soft_cert(ca2_key, "other maker", NULL, ca2_key, 1, NULL);
 	/* 2.23.133.2.16, TCG's tpmSpecification, marked critical */
-	X509 *ek = make_cert(ek_key, "ek", ca, ca_key, 0, "2.23.133.2.16");
-	X509 *ek_unknown = make_cert(ek_key, "ek", ca, ca_key, 0, "1.3.6.1.4.1.99999.1");
+	X509 *ek = attest_soft_cert(ek_key, "ek", ca, ca_key, 2, "2.23.133.2.16");
+	X509 *ek_unknown = attest_soft_cert(ek_key, "ek", ca, ca_key, 3, "1.3.6.1.4.1.99999.1");
 	X509_STORE *store = X509_STORE_new(), *store2 = X509_STORE_new();
 	struct attest_key ekk, ek2k;
+
+	ck_assert_ptr_nonnull(ca);
+	ck_assert_ptr_nonnull(ca2);
+	ck_assert_ptr_nonnull(ek);
+	ck_assert_ptr_nonnull(ek_unknown);
 	const char *why = NULL;
 
 	X509_STORE_add_cert(store, ca);

@@ -15,7 +15,8 @@
 
 enum conf_type {
 	CONF_STR, CONF_PATH, CONF_INT, CONF_BOOL, CONF_SIZE, CONF_LEVEL,
-	CONF_ENUM, CONF_LISTEN
+	CONF_ENUM, CONF_LISTEN,
+	CONF_PATHS,	/* space-separated paths, each resolved like CONF_PATH */
 };
 
 struct conf_option {
@@ -94,6 +95,8 @@ static const struct conf_option conf_options[] = {
 	{ "pki", "max_connections", CONF_INT, "5000", 1, 1000000, O(pki.max_connections), NULL, 0 },
 	{ "pki", "listen", CONF_LISTEN, "0.0.0.0:8080", 0, 0, O(pki.listen), NULL, 0 },
 	{ "pki", "url", CONF_STR, "", 0, 0, O(pki_url), NULL, 0 },
+
+	{ "attest", "manufacturer_cas", CONF_PATHS, "", 0, 0, O(attest_manufacturer_cas), NULL, 1 },
 };
 #undef O
 #define CONF_NOPTIONS (sizeof(conf_options) / sizeof(conf_options[0]))
@@ -211,6 +214,7 @@ conf_set(struct conf *c, const struct conf_option *o, const char *v,
 		break;
 	case CONF_STR:
 	case CONF_PATH:
+	case CONF_PATHS:
 		break;
 	}
 	sp = field;
@@ -238,6 +242,7 @@ conf_free(struct conf *c)
 	for (size_t i = 0; i < CONF_NOPTIONS; i++) {
 		switch (conf_options[i].type) {
 		case CONF_STR: case CONF_PATH: case CONF_ENUM: case CONF_LISTEN:
+		case CONF_PATHS:
 			free(*(char **)((char *)c + conf_options[i].off));
 			break;
 		default:
@@ -272,12 +277,43 @@ conf_section_known(const char *section)
 
 /* Resolve relative paths against the config file's directory, so a config
  * and its files can move together (what the quick start and tests rely on). */
+/* Each word of a CONF_PATHS value, resolved, joined by single spaces. */
+static char *
+conf_resolve_list(const char *dir, const char *v)
+{
+	size_t cap = 1, len = 0, n;
+	char *out = xmalloc(cap), *word, *joined;
+	const char *p = v;
+
+	out[0] = '\0';
+	while (*(p += strspn(p, " \t")) != '\0') {
+		n = strcspn(p, " \t");
+		word = xstrndup(p, n);
+		p += n;
+		joined = util_path_join(dir, word);	/* word itself if absolute */
+		free(word);
+		cap = len + strlen(joined) + 2;
+		out = xrealloc(out, cap);
+		len += (size_t)snprintf(out + len, cap - len, "%s%s", len ? " " : "",
+		    joined);
+		free(joined);
+	}
+	return out;
+}
+
 static void
 conf_resolve_paths(struct conf *c, const char *dir)
 {
 	for (size_t i = 0; i < CONF_NOPTIONS; i++) {
 		char **sp, *joined;
 
+		if (conf_options[i].type == CONF_PATHS) {
+			sp = (char **)((char *)c + conf_options[i].off);
+			joined = conf_resolve_list(dir, *sp);
+			free(*sp);
+			*sp = joined;
+			continue;
+		}
 		if (conf_options[i].type != CONF_PATH)
 			continue;
 		sp = (char **)((char *)c + conf_options[i].off);

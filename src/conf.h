@@ -63,6 +63,7 @@ struct conf {
 	long long		 img_max_size;		/* Tus-Max-Size */
 	char			*www_dir;
 	long long		 www_max_size;
+	char			*attest_manufacturer_cas;	/* CONF_PATHS */
 
 	struct conf_listener	 admin;
 	struct conf_listener	 device;

@@ -18,8 +18,6 @@
 #include "pki.h"
 #include "xmalloc.h"
 
-typedef void (*devapi_handler)(struct http_req *, X509 *cert);
-
 struct devapi_call {
 	struct http_req	*hr;
 	devapi_handler	 fn;
@@ -72,7 +70,7 @@ devapi_trusted(enum devices_trust t, void *arg)
  * change is seen at once, with no cache to invalidate (one indexed lookup
  * per request; the device routes need the database anyway). Certificates
  * of a client_ca issuer are not ours to look up and pass as verified. */
-static void
+void
 devapi_authorize(struct http_req *hr, devapi_handler fn)
 {
 	X509 *cert = http_peer_cert(hr);

@@ -20,6 +20,8 @@
 #include "cli.h"
 #include "api_front.h"
 #include "api_health.h"
+#include "attest.h"
+#include "attest_trust.h"
 #include "audit.h"
 #include "checkpoint.h"
 #include "certs.h"
@@ -132,6 +134,22 @@ main_www_load(struct conf *c, struct www **out, char *err, size_t errlen)
 	return 0;
 }
 
+/* The installation's TPM manufacturer CAs, named like the TLS files. */
+static int
+main_attest_load(struct conf *c, char *err, size_t errlen)
+{
+	char why[CONF_ERRLEN - 32];
+
+	if (attest_trust_load(c->attest_manufacturer_cas, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "attest.manufacturer_cas: %.*s",
+		    (int)(errlen > 32 ? errlen - 32 : 0), why);
+		return -1;
+	}
+	if (attest_trust_count() > 0)
+		log_info("attest: %zu TPM manufacturer CAs", attest_trust_count());
+	return 0;
+}
+
 /* -t: everything that can be checked without serving: the file, the TLS
  * files, the token login and the database conninfo syntax. */
 static int
@@ -143,8 +161,10 @@ main_test_config(struct conf *c)
 	struct www *www;
 	struct p11 *p;
 
-	if (http_check_tls(c, err, sizeof(err)) == -1)
+	if (http_check_tls(c, err, sizeof(err)) == -1 ||
+	    main_attest_load(c, err, sizeof(err)) == -1)
 		goto fail;
+	attest_trust_free();
 	if ((opts = PQconninfoParse(c->db_conninfo, &pqerr)) == NULL) {
 		snprintf(err, sizeof(err), "database.conninfo: %s",
 		    pqerr ? pqerr : "out of memory");
@@ -206,16 +226,20 @@ main_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *srv = arg;
 	struct timeval tv = { (time_t)srv->conf->shutdown_timeout, 0 };
+	char err[CONF_ERRLEN];
 
 	(void)what;
 	switch (sig) {
 	case SIGHUP:
-		log_info("SIGHUP: reopening the log, reloading TLS certificates");
+		log_info("SIGHUP: reopening the log, reloading TLS certificates and"
+		    " TPM manufacturer CAs");
 		if (main_is_serving && !srv->is_draining)
 			(void)notify_reloading();
 		if (log_reopen() == -1)
 			log_warn("reopen %s", srv->conf->log_file);
 		http_reload_tls(srv);
+		if (main_attest_load(srv->conf, err, sizeof(err)) == -1)
+			log_warnx("%s; keeping the TPM manufacturer CAs loaded before", err);
 		/* Only a serving daemon is ready again; during start-up or
 		 * draining the service manager already knows its state. */
 		if (main_is_serving && !srv->is_draining)
@@ -382,7 +406,8 @@ main_register(struct server *srv)
 	    ocsp_register(srv->db) == -1 || tlsauto_register(srv->db) == -1 ||
 	    checkpoint_register(srv->db) == -1 || uploads_register(srv->db) == -1 ||
 	    images_register(srv->db) == -1 || deploy_register(srv->db) == -1 ||
-	    devupdate_register(srv->db) == -1 ? -1 : 0;
+	    devupdate_register(srv->db) == -1 || attest_register(srv->db) == -1 ?
+	    -1 : 0;
 }
 
 static int
@@ -427,6 +452,10 @@ main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 	}
 	if ((srv.p11 = main_p11_open(c, err, sizeof(err))) == NULL) {
 		log_warnx("pkcs11: %s", err);
+		goto out;
+	}
+	if (main_attest_load(c, err, sizeof(err)) == -1) {
+		log_warnx("cannot start: %s", err);
 		goto out;
 	}
 	if (migrate_run(c->db_conninfo, err, sizeof(err)) == -1) {
@@ -483,6 +512,7 @@ out:
 		event_base_free(srv.base);
 	p11_close(srv.p11);
 	www_free(srv.www);	/* after http_stop: replies referred to it */
+	attest_trust_free();
 	/* Not keyed on ready_fd: main_ready clears it once the daemon serves,
 	 * which left the file behind after every clean stop. */
 	if (has_pid_file && unlink(c->pid_file) == -1)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api_attest.h"
 #include "api_audit.h"
 #include "api_certs.h"
 #include "api_deploy.h"
@@ -23,6 +24,7 @@
 #include "api_users.h"
 #include "auth.h"
 #include "devapi.h"
+#include "devattest.h"
 #include "devupdate.h"
 #include "est.h"
 #include "log.h"
@@ -51,6 +53,7 @@ routes_init(void)
 		{ api_health_routes, &api_health_nroutes },
 		{ devapi_routes, &devapi_nroutes },
 		{ devupdate_routes, &devupdate_nroutes },
+		{ devattest_routes, &devattest_nroutes },
 		{ est_routes, &est_nroutes },
 		{ api_pki_routes, &api_pki_nroutes },
 		{ api_session_routes, &api_session_nroutes },
@@ -58,6 +61,7 @@ routes_init(void)
 		{ api_devices_routes, &api_devices_nroutes },
 		{ api_certs_routes, &api_certs_nroutes },
 		{ api_enroll_routes, &api_enroll_nroutes },
+		{ api_attest_routes, &api_attest_nroutes },
 		{ api_users_routes, &api_users_nroutes },
 		{ api_audit_routes, &api_audit_nroutes },
 		{ api_imgsign_routes, &api_imgsign_nroutes },

@@ -248,10 +248,29 @@ oa_call GET "$P/certificates" /api/v1/projects/acme/certificates "${ADM[@]}"
 oa_call GET "$P/certificates/{serial}" "/api/v1/projects/acme/certificates/$SERIAL" "${ADM[@]}"
 oa_json POST "$P/certificates/{serial}/revoke" \
     "/api/v1/projects/acme/certificates/$SERIAL/revoke" '{"reason": "keyCompromise"}' "${ADM[@]}"
+oa_call POST "$P/devices/{device}/attestation/accept" "$D/attestation/accept" "${ADM[@]}"
+assert_status 409 "accept on a device that is not tampered"
 oa_call POST "$P/devices/{device}/disable" "$D/disable" "${ADM[@]}"
 oa_call POST "$P/devices/{device}/enable" "$D/enable" "${ADM[@]}"
 oa_call DELETE "$P/devices/{device}" "$D" "${ADM[@]}"
 
+# TPM manufacturer CAs: one added, listed, a duplicate, deleted.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=oa-tpm-ca -addext basicConstraints=critical,CA:TRUE \
+    -keyout "$T/tpmca.key" -out "$T/tpmca.pem" >/dev/null 2>&1 ||
+    hard_error "openssl req failed"
+oa_call POST "$P/tpm-cas" /api/v1/projects/acme/tpm-cas -H 'Content-Type: application/x-pem-file' \
+    --data-binary @"$T/tpmca.pem" "${ADM[@]}"
+assert_status 201
+tpmca_id=$(json_get "$BODY" id)
+oa_call POST "$P/tpm-cas" /api/v1/projects/acme/tpm-cas -H 'Content-Type: application/x-pem-file' \
+    --data-binary @"$T/tpmca.pem" "${ADM[@]}"
+assert_status 409
+oa_call POST "$P/tpm-cas" /api/v1/projects/acme/tpm-cas -H 'Content-Type: application/x-pem-file' \
+    --data-binary 'not a certificate' "${ADM[@]}"
+oa_call GET "$P/tpm-cas" /api/v1/projects/acme/tpm-cas "${ADM[@]}"
+oa_call DELETE "$P/tpm-cas/{id}" "/api/v1/projects/acme/tpm-cas/$tpmca_id" "${ADM[@]}"
+assert_status 204
 oa_call GET /api/v1/audit '/api/v1/audit?limit=5&action=project.' "${ADM[@]}"
 oa_call GET /api/v1/audit/verify /api/v1/audit/verify "${ADM[@]}"
 oa_call POST /api/v1/audit/checkpoints /api/v1/audit/checkpoints "${ADM[@]}"

@@ -105,11 +105,16 @@ port_taken() {
 	fi
 }
 
-# A free TCP port in 20000-59999, at most 100 tries.
+# A free TCP port, at most 100 tries: in 20000-59999 below the kernel's
+# ephemeral range (32768 on Linux by default), where an outgoing connection
+# of another process can take the port between this check and the daemon's
+# bind (seen here with other test runs on the machine).
 port_free() {
-	local i p
+	local i p lo _ span=40000
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=60000
+	[[ $lo -gt 21000 && $lo -lt 60000 ]] && span=$((lo - 20000))
 	for ((i = 0; i < 100; i++)); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((20000 + RANDOM % span))
 		port_taken "$p" || { printf '%s\n' "$p"; return 0; }
 	done
 	die "no free port found"

@@ -32,9 +32,10 @@
 
 #define AGENT_ATTEST_DOC_MAX	(16 * 1024)	/* every answer of the protocol */
 #define AGENT_ATTEST_URL_MAX	1024
-/* The platform's measured-boot log, sent with a quote when readable. */
+/* The platform's measured-boot log, sent with a quote when readable; in
+ * base64 with the quote it stays within the server's 256 KiB body. */
 #define AGENT_ATTEST_EVENTLOG	"/sys/kernel/security/tpm0/binary_bios_measurements"
-#define AGENT_ATTEST_EVENTLOG_MAX (64 * 1024)
+#define AGENT_ATTEST_EVENTLOG_MAX (160 * 1024)
 
 /* ---------------------------------------------------------------- helpers */
 

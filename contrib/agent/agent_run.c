@@ -630,9 +630,9 @@ agent_run_poll(struct agent_run *r)
 		agent_net_detail(&resp, err, sizeof(err));
 		/* A failed attestation lasts until an admin accepts the new
 		 * values; the loop goes on polling (and quoting) meanwhile. */
-		if (strstr(err, "attestation") != NULL) {
+		if (strstr(err, "attestation") != NULL)
 			agent_err("poll refused: %s (the agent keeps polling)", err);
-		} else
+		else
 			agent_err("poll: the server refused the device (HTTP %ld): %s",
 			    resp.status, err);
 		snprintf(r->state.last_result, sizeof(r->state.last_result),

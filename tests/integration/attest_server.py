@@ -146,7 +146,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             else:
                 self.reply(200, {"device_id": device_id(base64.b64decode(doc["key_public"])),
                                  "expires_in": 300})
-        elif self.path == "/.well-known/est/p1/simpleenroll":
+        elif self.path in ("/.well-known/est/p1/simpleenroll",
+                           "/.well-known/est/p1/simplereenroll"):
             self.enroll(data)
         elif self.path == "/device/v1/quote/challenge":
             nonce = secrets.token_bytes(32)

@@ -14,14 +14,17 @@
 # update poll ("device failed attestation") is one clear line and the
 # daemon keeps running until the server lets it through again.  Refusals
 # print the server's reason with exit 8; a file key store is refused
-# locally (exit 2).
+# locally (exit 2).  Last, the same TPM against quarklinkd itself: attested
+# enrollment (EK fingerprint and AK name in the API), a trusted quote, a
+# tampered one after tpm2_pcrextend with the update poll refused, and
+# trusted again once an admin accepts the new values.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 # shellcheck source=agent_lib.sh
 . "$(dirname "$0")/agent_lib.sh"
 # shellcheck source=tpm_lib.sh
 . "$(dirname "$0")/tpm_lib.sh"
-ql_require openssl python3 jq base64 sha256sum tpm2_makecredential tpm2_print tpm2_readpublic \
+ql_require curl psql openssl python3 jq base64 sha256sum xxd tpm2_makecredential tpm2_print tpm2_readpublic \
     tpm2_evictcontrol tpm2_nvread tpm2_pcrread tpm2_pcrextend
 [ -x "$QL_AGENT" ] || skip "ql-agent not built: $QL_AGENT"
 python3 -c 'import cryptography' 2>/dev/null || skip "python3-cryptography is not installed"
@@ -181,6 +184,13 @@ assert_agent_rc 0 "second enroll"
 assert_eq "$id" "$AGENT_OUT" "same ID"
 assert_eq "$n" "$(grep -c 'challenge' "$S/requests.log")" "no second challenge"
 
+# A renewal keeps the attested key (named by state.json, not the configuration).
+serial0=$(cert_serial "$T/d/cert.pem")
+agent d renew --force
+assert_agent_rc 0 "renewal of the attested device"
+assert_ne "$serial0" "$(cert_serial "$T/d/cert.pem")" "a new certificate"
+assert_eq "$keypem" "$(openssl x509 -in "$T/d/cert.pem" -noout -pubkey)" "for the attested key"
+
 # ---- quotes in the field (mutual TLS with the key at 0x81000002)
 agent d run --once
 assert_agent_rc 0 "a poll cycle with a quote"
@@ -283,3 +293,47 @@ agent_conf k root_ca="$T/ca.crt" key_store=tpm2 tpm2_tcti="$TPM_TCTI" tpm2_key=/
 agent k enroll
 assert_agent_rc 2 "tpm2_key not a handle"
 assert_one_line_error 'tpm2_key /etc/some-key.pem: TPM attestation needs the identity key at a persistent handle'
+
+# ---- the real server: quarklinkd trusts the local manufacturer CA; the
+# same TPM (its keys now persistent) enrolls with attestation, quotes,
+# is found tampered after tpm2_pcrextend and recovers once an admin
+# accepts the new values.
+kill "$spid" 2>/dev/null
+wait "$spid" 2>/dev/null
+agent_pki_start attest.manufacturer_cas="$(tpm_ca_bundle ekca)"
+api_admin_session alice
+api POST /api/v1/projects '{"name": "p1", "policy": {"tpm": true}}'
+assert_status 201 "project p1 with policy tpm"
+agent_conf q key_store=tpm2 tpm2_tcti="$TPM_TCTI"
+agent q enroll
+assert_agent_rc 0 "attested enrollment with quarklinkd"
+assert_eq "$id" "$AGENT_OUT" "the same identity key, the same device ID"
+api GET "/api/v1/projects/p1/devices/$id"
+assert_status 200 "the device in the API"
+assert_eq "$(openssl x509 -inform DER -in "$T/nv-ekcert.der" -outform DER | sha256sum | cut -d' ' -f1)" \
+    "$(jq -r .attestation.ek_sha256 "$BODY")" "the API shows the EK certificate's SHA-256"
+tpm2_readpublic -c 0x81010002 -n "$T/ak.name" >/dev/null
+assert_eq "$(od -An -tx1 -v "$T/ak.name" | tr -d ' \n')" "$(jq -r .attestation.ak_name "$BODY")" \
+    "the API shows the AK's name"
+agent q run --once
+assert_agent_rc 0 "a quote to quarklinkd"
+api GET "/api/v1/projects/p1/devices/$id"
+assert_eq trusted "$(jq -r .attestation.state "$BODY")" "trusted after the first quote"
+tpm2_pcrextend 7:sha256=$(printf 'tamper again' | sha256sum | cut -d' ' -f1) || hard_error "tpm2_pcrextend"
+agent q run --once
+assert_agent_rc 8 "the tampered device's update poll is refused"
+assert_one_line_error 'poll refused: device failed attestation'
+api GET "/api/v1/projects/p1/devices/$id"
+assert_eq tampered "$(jq -r .attestation.state "$BODY")" "tampered after PCR 7 changed"
+assert_eq '[7]' "$(jq -c .attestation.differ "$BODY")" "PCR 7 differs"
+agent q status --json
+printf '%s\n' "$AGENT_OUT" >"$T/status.json"
+assert_match '^tampered .*PCRs 7 differ' "$(jq -r .attestation "$T/status.json")" "status: tampered"
+api POST "/api/v1/projects/p1/devices/$id/attestation/accept"
+assert_status 200 "an admin accepts the new values"
+agent q run --once
+assert_agent_rc 0 "updates answered again"
+agent q status --json
+printf '%s\n' "$AGENT_OUT" >"$T/status.json"
+assert_match '^trusted' "$(jq -r .attestation "$T/status.json")" "status: trusted again"
+ql_stop || fail "quarklinkd exited with status $? after SIGTERM"

@@ -535,8 +535,10 @@ def cmd_other_tpm(srv, args):
             activated = True
         except TSS2_Exception as e:
             secret, activated = secrets.token_bytes(32), str(e)
+        tpm.flush(ek)
         srk, _ = tpm.srk()
         key, key_pub = tpm.identity_key(srk)
+        tpm.flush(srk)
         info, sig = tpm.certify(key, ak, c["nonce_raw"])
     try:
         proof(srv, c, secret, key_pub, info, sig)

@@ -139,6 +139,8 @@ assert_nothing_recorded() {
     take_snapshot
 }
 
+untrusted='EK certificate does not chain to a trusted TPM manufacturer CA'
+
 # ---- a project whose policy is tpm alone, and one that does not use it.
 api POST /api/v1/projects '{"name": "p1", "policy": {"tpm": true}}'
 assert_status 201 "create project p1 with policy tpm"
@@ -158,7 +160,7 @@ assert_eq "info 404" "$(cl .step) $(cl .status)" "an unknown project"
 # ---- the manufacturer CA is not trusted yet: T is refused like U.
 take_snapshot
 client T enroll "$T/early"
-assert_refused challenge 403 'EK|manufacturer|CA|trust' "T before its CA is trusted"
+assert_refused challenge 403 "$untrusted" "T before its CA is trusted"
 assert_nothing_recorded "T before its CA is trusted"
 
 # ---- the admin adds the trusted manufacturer's root and intermediate.
@@ -223,11 +225,11 @@ client U export-ek "$T/ek-of-U"
 take_snapshot
 
 client U enroll "$T/u"
-assert_refused challenge 403 'EK|manufacturer|CA|trust' "an EK certificate from an untrusted CA"
+assert_refused challenge 403 "$untrusted" "an EK certificate from an untrusted CA"
 assert_nothing_recorded "untrusted EK CA"
 
 client T ek-mismatch "$T/ek-of-U/ek_public.bin"
-assert_refused challenge 403 'EK|match' "an EK certificate that does not match the EK public"
+assert_refused challenge 403 'EK certificate does not match EK public' "an EK certificate that does not match the EK public"
 assert_nothing_recorded "EK certificate and EK public of two TPMs"
 
 client U other-tpm "$T/ek-of-T"
@@ -259,12 +261,14 @@ assert_nothing_recorded "challenge to a project without tpm"
 
 for v in import created; do
     client T not-fixedtpm "$v"
-    assert_refused proof 403 'identity key is not fixedTPM' "an identity key that is not fixedTPM ($v)"
+    assert_refused proof 403 'identity key is not fixedTPM' \
+        "an identity key that is not fixedTPM ($v)"
     assert_nothing_recorded "identity key not fixedTPM ($v)" proof
 done
 
 client T csr-mismatch
-assert_refused simpleenroll 403 'no TPM attestation for this key' "a CSR whose key is not the certified one"
+assert_refused simpleenroll 403 'no TPM attestation for this key' \
+    "a CSR whose key is not the certified one"
 assert_ne "$(cl .proven_device_id)" "$(cl .csr_device_id)" "the CSR's key is another key"
 assert_nothing_recorded "CSR of another key" proven
 
@@ -282,17 +286,23 @@ assert_nothing_recorded "malformed challenges"
 # ---- measured boot.  Quote refusals on the client's device first: nothing
 # recorded, the device has no reference yet.
 take_snapshot
+declare -A quote_refusal=(
+    [other-ak]='signature does not verify with the AK'
+    [other-pcrs]='quote is over other PCRs than asked'
+    [bad-values]='PCR values do not hash to the quote'
+)
 for h in other-ak other-pcrs bad-values; do
     client T quote "$T/cl/device.crt" "handle:0x81000012" --hostile "$h"
-    assert_refused quote 403 '.' "a quote ($h)"
+    assert_refused quote 403 "${quote_refusal[$h]}" "a quote ($h)"
     assert_nothing_recorded "quote $h"
 done
-assert_eq none "$(api GET "/api/v1/projects/p1/devices/$cl_id"; jq -r .attestation.state "$BODY")" \
-    "no state before a good quote"
+assert_eq "null -" "$(api GET "/api/v1/projects/p1/devices/$cl_id"; jq -r .attestation.last_quote_at "$BODY") $(
+    ql_psql "SELECT coalesce(pcr_reference::text, '-') FROM devices WHERE device_id = '$cl_id'")" \
+    "no quote and no reference before a good quote"
 client T quote "$T/cl/device.crt" "handle:0x81000012" --hostile replay
 assert_eq "200 trusted recorded" "$(cl '"\(.first.status) \(.first.state) \(.first.reference)"')" \
     "the client's first quote records the reference"
-assert_refused quote 403 'nonce' "a replayed quote (used nonce)"
+assert_refused quote 403 'quote nonce unknown, used or expired' "a replayed quote (used nonce)"
 
 # The agent's quotes: run --once quotes when the server asks.
 agent t1 run --once
@@ -316,7 +326,8 @@ assert_match '^[0-9]{4}-' "$(jq -r .attested_at "$T/status.json")" "and its time
 # over other PCRs is refused, a good one matches.
 take_snapshot
 client T quote "$T/t1/cert.pem" "handle:$TPM_ID_HANDLE" --ak-handle "$TPM_AK_HANDLE" --hostile other-pcrs
-assert_refused quote 403 '.' "a quote over PCRs other than asked, with the agent's AK"
+assert_refused quote 403 'quote is over other PCRs than asked' \
+    "a quote over PCRs other than asked, with the agent's AK"
 assert_nothing_recorded "other PCRs with the agent's AK"
 client T quote "$T/t1/cert.pem" "handle:$TPM_ID_HANDLE" --ak-handle "$TPM_AK_HANDLE"
 assert_eq "quote 200 trusted matched" "$(cl '"\(.step) \(.status) \(.state) \(.reference)"')" \
@@ -365,7 +376,7 @@ api GET /api/v1/projects/p1/tpm-cas
 assert_eq 0 "$(jq '.items | length' "$BODY")" "no trusted manufacturer left"
 take_snapshot
 client T enroll "$T/late"
-assert_refused challenge 403 'EK|manufacturer|CA|trust' "T once its CA is removed"
+assert_refused challenge 403 "$untrusted" "T once its CA is removed"
 assert_nothing_recorded "T once its CA is removed"
 
 ql_stop || fail "quarklinkd exited with status $? after SIGTERM"

@@ -30,6 +30,7 @@ Subcommands (the hostile ones are the refusals of issue 15):
   other-tpm DIR        challenge with another TPM's EK (DIR, from export-ek)
                        and this TPM's AK; this TPM cannot activate the
                        credential; send what it has
+  ak-unrestricted      challenge with an AK that is not restricted
   replay-proof         a good proof, then the same proof again
   retry-proof          a proof with a wrong secret, then the right one
                        (any attempt uses the session up)
@@ -281,14 +282,14 @@ class Tpm:
         self.track(h)
         return h, pub, bytes(cert)
 
-    def ak(self, alg="ecc", label=b"quarklink-ak"):
+    def ak(self, alg="ecc", label=b"quarklink-ak", attrs=AK_ATTRS):
         """A restricted signing primary in the endorsement hierarchy; the
         same label gives the same key again, another label another AK."""
         if alg == "rsa":
-            templ = TPM2B_PUBLIC.parse("rsa2048:rsassa-sha256:null", AK_ATTRS)
+            templ = TPM2B_PUBLIC.parse("rsa2048:rsassa-sha256:null", attrs)
             templ.publicArea.unique.rsa = hashlib.sha256(label).digest() * 8
         else:
-            templ = TPM2B_PUBLIC.parse("ecc256:ecdsa-sha256:null", AK_ATTRS)
+            templ = TPM2B_PUBLIC.parse("ecc256:ecdsa-sha256:null", attrs)
             templ.publicArea.unique.ecc.x = hashlib.sha256(label).digest()
             templ.publicArea.unique.ecc.y = b""
         h, pub, _, _, _ = self.ectx.create_primary(None, templ, ESYS_TR.ENDORSEMENT)
@@ -521,6 +522,15 @@ def cmd_ek_mismatch(srv, args):
     return {"step": "challenge", "status": 201, "detail": "accepted a foreign EK public"}
 
 
+def cmd_ak_unrestricted(srv, args):
+    with Tpm(srv.tcti) as tpm:
+        _, ek_pub, ek_cert = tpm.ek()
+        _, ak_pub = tpm.ak(args.ak_alg, label=b"quarklink-unrestricted",
+                           attrs=AK_ATTRS & ~TPMA_OBJECT.RESTRICTED)
+    challenge(srv, ek_cert, ek_pub, ak_pub)
+    return {"step": "challenge", "status": 201, "detail": "accepted an unrestricted AK"}
+
+
 def cmd_other_tpm(srv, args):
     with open(os.path.join(args.dir, "ek_cert.der"), "rb") as f:
         other_cert = f.read()
@@ -703,6 +713,7 @@ def main():
     s.add_argument("file")
     s = sub.add_parser("other-tpm")
     s.add_argument("dir")
+    sub.add_parser("ak-unrestricted")
     sub.add_parser("replay-proof")
     sub.add_parser("retry-proof")
     s = sub.add_parser("wrong-project")

@@ -58,10 +58,15 @@ openssl verify -CAfile "$T/ca-trusted/swtpm-localca-rootca-cert.pem" \
     -untrusted "$T/ca-trusted/issuercert.pem" <(openssl x509 -inform DER -in "$T/ek-T.der") \
     >/dev/null 2>&1 || hard_error "T's EK certificate does not verify against ca-trusted"
 
-# client TPM ARGS...: attest_client.py against TPM T or U; its JSON result
+# client [--ak-alg rsa] TPM ARGS...: attest_client.py against TPM T or U; its JSON result
 # in $T/client.json (CL_RC: 0 the flow ran, even to a refusal; 2 it failed).
 client() {
     local tcti
+    local -a opt=()
+    if [ "$1" = --ak-alg ]; then
+        opt=(--ak-alg "$2")
+        shift 2
+    fi
     case $1 in
         T) tcti=$TCTI_T ;;
         U) tcti=$TCTI_U ;;
@@ -69,7 +74,7 @@ client() {
     esac
     shift
     "$PY" "$QL_LIBDIR/attest_client.py" --tcti "$tcti" --url "$(device_url '')" \
-        --cacert "$T/root.pem" --project "${CL_PROJECT:-p1}" "$@" >"$T/client.json" \
+        --cacert "$T/root.pem" --project "${CL_PROJECT:-p1}" "${opt[@]}" "$@" >"$T/client.json" \
         2>"$T/client.err"
     CL_RC=$?
     cat "$T/client.err" >>"$T/client.all.err"
@@ -198,6 +203,14 @@ assert_eq "$cl_ak" "$(jq -r .attestation.ak_name "$BODY")" "the client's device:
 assert_eq "$cl_id" "$(ql_psql "SELECT d.device_id FROM certificates c JOIN devices d ON d.id = c.device
     WHERE c.serial = '$(cert_serial "$T/cl/device.crt")'")" "the certificate is the device's"
 
+# The same flow with an RSA 2048 AK (RSASSA-SHA256) and another identity key.
+client --ak-alg rsa T enroll "$T/cl-rsa" --key-handle 0x81000013
+[ "$CL_RC" = 0 ] || fail "attest_client enroll with an RSA AK: $(cat "$T/client.err")"
+assert_eq "simpleenroll 200" "$(cl .step) $(cl .status)" "attest_client enrolls with an RSA AK"
+api GET "/api/v1/projects/p1/devices/$(cl .device_id)"
+assert_status 200 "the RSA-AK device in the API"
+assert_eq "$(cl .ak_name)" "$(jq -r .attestation.ak_name "$BODY")" "the RSA AK's name"
+
 # ---- the real agent on T.
 agent_conf t1 key_store=tpm2 tpm2_tcti="$TCTI_T"
 agent t1 enroll
@@ -231,6 +244,10 @@ assert_nothing_recorded "untrusted EK CA"
 client T ek-mismatch "$T/ek-of-U/ek_public.bin"
 assert_refused challenge 403 'EK certificate does not match EK public' "an EK certificate that does not match the EK public"
 assert_nothing_recorded "EK certificate and EK public of two TPMs"
+
+client T ak-unrestricted
+assert_refused challenge 400 'AK|restricted' "an AK that is not a restricted signing key"
+assert_nothing_recorded "unrestricted AK"
 
 client U other-tpm "$T/ek-of-T"
 assert_refused proof 403 'credential was not activated by the TPM holding this EK' \

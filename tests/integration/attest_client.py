@@ -49,6 +49,7 @@ Subcommands (the hostile ones are the refusals of issue 15):
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import http.client
 import json
@@ -102,6 +103,16 @@ class Refused(Exception):
     def __init__(self, result):
         super().__init__(result.get("detail", ""))
         self.result = result
+
+
+@contextlib.contextmanager
+def annotate(**extra):
+    """A refusal inside the block carries extra (what came before it)."""
+    try:
+        yield
+    except Refused as r:
+        r.result.update(extra)
+        raise
 
 
 def b64(data):
@@ -423,16 +434,17 @@ def proof(srv, c, secret, key_pub, info, sig, project=None, want=(200,)):
     return body, p, result
 
 
-def attest_once(srv, tpm, args, key_attrs=ID_ATTRS, persist=None):
-    """Challenge, activation, certify of a new identity key: the proof
-    body parts, with the TPM still open.  Returns (c, secret, key_pub, info, sig)."""
+def attest_once(srv, tpm, args, make_key=None, persist=None):
+    """Challenge, activation, certify of a new identity key (made by
+    make_key(tpm, srk, srk_pub), default a fixedTPM one): the proof body
+    parts.  Returns (c, secret, key_pub, info, sig, ek_cert)."""
     ek, ek_pub, ek_cert = tpm.ek()
     ak, ak_pub = tpm.ak(args.ak_alg)
     c = challenge(srv, ek_cert, ek_pub, ak_pub)
     secret = tpm.activate(ak, ek, c["blob"], c["enc"])
     tpm.flush(ek)
-    srk, _ = tpm.srk()
-    key, key_pub = tpm.identity_key(srk, key_attrs)
+    srk, srk_pub = tpm.srk()
+    key, key_pub = (make_key or (lambda t, h, _: t.identity_key(h)))(tpm, srk, srk_pub)
     tpm.flush(srk)
     info, sig = tpm.certify(key, ak, c["nonce_raw"])
     if persist is not None:
@@ -550,11 +562,8 @@ def cmd_other_tpm(srv, args):
         key, key_pub = tpm.identity_key(srk)
         tpm.flush(srk)
         info, sig = tpm.certify(key, ak, c["nonce_raw"])
-    try:
+    with annotate(activation=activated):
         proof(srv, c, secret, key_pub, info, sig)
-    except Refused as r:
-        r.result["activation"] = activated
-        raise
     return {"step": "proof", "status": 200, "detail": "proof accepted", "activation": activated}
 
 
@@ -563,11 +572,8 @@ def cmd_replay_proof(srv, args):
         c, secret, key_pub, info, sig, _ = attest_once(srv, tpm, args)
     _, p, _ = proof(srv, c, secret, key_pub, info, sig)
     first = {"device_id": p.get("device_id")}
-    try:
+    with annotate(first=first):
         proof(srv, c, secret, key_pub, info, sig)
-    except Refused as r:
-        r.result["first"] = first
-        raise
     return {"step": "proof", "status": 200, "detail": "replayed proof accepted", "first": first}
 
 
@@ -580,11 +586,8 @@ def cmd_retry_proof(srv, args):
         return {"step": "proof", "status": 200, "detail": "accepted a wrong secret"}
     except Refused as r:
         first = r.result
-    try:
+    with annotate(first=first):
         proof(srv, c, secret, key_pub, info, sig)
-    except Refused as r:
-        r.result["first"] = first
-        raise
     return {"step": "proof", "status": 200, "detail": "second try accepted", "first": first}
 
 
@@ -596,27 +599,17 @@ def cmd_wrong_project(srv, args):
 
 
 def cmd_not_fixedtpm(srv, args):
+    if args.variant == "import":
+        def make_key(tpm, srk, srk_pub):
+            return tpm.imported_key(srk, srk_pub)
+    else:
+        def make_key(tpm, srk, _):
+            return tpm.identity_key(srk, TPMA_OBJECT.SIGN_ENCRYPT
+                                    | TPMA_OBJECT.SENSITIVEDATAORIGIN | TPMA_OBJECT.USERWITHAUTH)
     with Tpm(srv.tcti) as tpm:
-        ek, ek_pub, ek_cert = tpm.ek()
-        ak, ak_pub = tpm.ak(args.ak_alg)
-        c = challenge(srv, ek_cert, ek_pub, ak_pub)
-        secret = tpm.activate(ak, ek, c["blob"], c["enc"])
-        tpm.flush(ek)
-        srk, srk_pub = tpm.srk()
-        if args.variant == "import":
-            key, key_pub = tpm.imported_key(srk, srk_pub)
-        else:
-            key, key_pub = tpm.identity_key(
-                srk, TPMA_OBJECT.SIGN_ENCRYPT | TPMA_OBJECT.SENSITIVEDATAORIGIN
-                | TPMA_OBJECT.USERWITHAUTH)
-        tpm.flush(srk)
-        info, sig = tpm.certify(key, ak, c["nonce_raw"])
-        attrs = int(key_pub.publicArea.objectAttributes)
-    try:
+        c, secret, key_pub, info, sig, _ = attest_once(srv, tpm, args, make_key)
+    with annotate(key_attributes=f"0x{int(key_pub.publicArea.objectAttributes):08x}"):
         proof(srv, c, secret, key_pub, info, sig)
-    except Refused as r:
-        r.result["key_attributes"] = f"0x{attrs:08x}"
-        raise
     return {"step": "proof", "status": 200, "detail": "a key that is not fixedTPM was accepted"}
 
 
@@ -632,11 +625,8 @@ def cmd_csr_mismatch(srv, args):
         k2_id = base64.b32encode(hashlib.sha256(run(
             ["openssl", "pkey", "-in", k2, "-pubout", "-outform", "DER"])).digest()[:20]
         ).decode().lower().rstrip("=")
-        try:
+        with annotate(proven_device_id=p.get("device_id"), csr_device_id=k2_id):
             result = est_enroll(srv, csr, d, "k2")
-        except Refused as r:
-            r.result.update(proven_device_id=p.get("device_id"), csr_device_id=k2_id)
-            raise
     result.update(detail="a CSR of another key was enrolled", csr_device_id=k2_id)
     return result
 
@@ -673,12 +663,8 @@ def cmd_quote(srv, args):
     result.update(q)
     result["pcrs"] = body["pcrs"]
     if args.hostile == "replay":
-        first = dict(result)
-        try:
+        with annotate(first=dict(result)):
             srv.json_call("quote", "POST", "/device/v1/quote", body, want=(200,), mtls=mtls)
-        except Refused as r:
-            r.result["first"] = first
-            raise
         result = {"step": "quote", "status": 200, "detail": "replayed quote accepted"}
     return result
 

@@ -271,8 +271,7 @@ devattest_challenge_parse(struct devattest_challenge *c, yajl_val body)
 		return -1;
 	}
 	if (attest_key_parse(c->ak_pub, c->ak_pub_len, ATTEST_AK, &c->ak, &why) == -1) {
-		http_reply_problem(hr, 400, NULL, "AK is not a restricted fixedTPM"
-		    " signing key: %s", why);
+		http_reply_problem(hr, 400, NULL, "%s", why);
 		return -1;
 	}
 	return 0;
@@ -478,8 +477,7 @@ devattest_proof_tried(enum attest_result r, const struct attest_tried *t, void *
 	}
 	if (attest_key_parse(c->key_pub, c->key_pub_len, ATTEST_IDENTITY, &key,
 	    &why) == -1) {
-		http_reply_problem(hr, 403, NULL, "identity key is not fixedTPM,"
-		    " fixedParent, sensitiveDataOrigin signing key: %s", why);
+		http_reply_problem(hr, 403, NULL, "%s", why);
 		goto out;
 	}
 	if (attest_key_parse(t->ak_public, t->ak_public_len, ATTEST_AK, &ak,

@@ -5,7 +5,8 @@
 # the device side.  Our MakeCredential is activated by the TPM holding the
 # EK and by no other; quotes and certifications the TPM signed verify, and
 # the same with a wrong nonce, other PCRs, other values, another TPM's AK
-# or key are refused with their reason; the EK certificate chains to its
+# or key are refused with their reason, and so is a key the TPM lets
+# leave it (not fixedTPM); the EK certificate chains to its
 # maker's CA only and matches its own EK only.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -62,6 +63,13 @@ at name "$A/ak.pub" identity
 assert_at_refused "identity key is restricted" "an AK is no identity key"
 at name "$A/id.pub" ak
 assert_at_refused "AK is not a restricted key" "an identity key is no AK"
+# A key the TPM lets leave it (duplicable: neither fixedTPM nor fixedParent)
+tpm_use a
+tpm2_create -C "$TPM_SRK_HANDLE" -G ecc256:ecdsa-sha256 -a "sensitivedataorigin|userwithauth|sign" \
+    -u "$A/dup.pub" -r "$A/dup.priv" >"$T/dup.log" 2>&1 || hard_error "tpm2_create: $(cat "$T/dup.log")"
+tpm_flush
+at name "$A/dup.pub" identity
+assert_at_refused "identity key is not fixedTPM" "a duplicable key is no identity key"
 
 # ---- MakeCredential: activated by the TPM that holds the EK, not by another
 activate() {    # TPM CRED OUT: ActivateCredential with AK and EK of TPM

@@ -108,6 +108,8 @@ static void m_aes256(TPMT_PUBLIC *p) { p->parameters.rsaDetail.symmetric.keyBits
 static void m_rsa_pss(TPMT_PUBLIC *p) { p->parameters.rsaDetail.scheme.scheme = TPM2_ALG_RSAPSS; }
 static void m_bad_point(TPMT_PUBLIC *p) { p->unique.ecc.y.buffer[31] ^= 1; }
 static void m_exp3(TPMT_PUBLIC *p) { p->parameters.rsaDetail.exponent = 3; }
+static void m_even_n(TPMT_PUBLIC *p) { p->unique.rsa.buffer[255] &= 0xfe; }
+static void m_short_n(TPMT_PUBLIC *p) { p->unique.rsa.buffer[0] = 0x7f; }
 
 static const struct {
 	EVP_PKEY		**key;
@@ -135,6 +137,9 @@ static const struct {
 	{ &ak_key, ATTEST_AK, ATTEST_AK, m_bad_point, "AK's public key is not valid" },
 	{ &akrsa_key, ATTEST_AK, ATTEST_AK, m_rsa_pss, "AK's scheme is not RSASSA with SHA-256" },
 	{ &akrsa_key, ATTEST_AK, ATTEST_AK, m_exp3, "signing key has an unusual RSA exponent" },
+	{ &akrsa_key, ATTEST_AK, ATTEST_AK, m_even_n, "AK's public key is not valid" },
+	{ &ek_key, ATTEST_EK, ATTEST_EK, m_even_n, "EK's public key is not valid" },
+	{ &ek_key, ATTEST_EK, ATTEST_EK, m_short_n, "EK's public key is not valid" },
 	{ &id_key, ATTEST_IDENTITY, ATTEST_IDENTITY, m_no_fixedtpm, "identity key is not fixedTPM" },
 	{ &id_key, ATTEST_IDENTITY, ATTEST_IDENTITY, m_no_fixedparent, "identity key is not fixedParent" },
 	{ &id_key, ATTEST_IDENTITY, ATTEST_IDENTITY, m_no_sdo,

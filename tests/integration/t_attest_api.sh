@@ -153,7 +153,8 @@ chal_bad=('{}' '[]' 'not json' '{"ek_cert": 1, "ek_public": "AA==", "ak_public":
     "{\"ek_cert\":\"$B64\",\"ek_public\":\"$B64\",\"ak_public\":\"$B64\",\"x\":1}"
     "{\"ek_cert\":\"a b\",\"ek_public\":\"$B64\",\"ak_public\":\"$B64\"}"
     "{\"ek_cert\":\"$B64\",\"ek_public\":\"$B64\",\"ak_public\":\"$B64\"}"
-    "{\"ek_cert\":\"$B64\",\"ek_public\":\"$B64\",\"ak_public\":\"$B64\",\"ek_chain\":\"x\"}")
+    "{\"ek_cert\":\"$B64\",\"ek_public\":\"$B64\",\"ak_public\":\"$B64\",\"ek_chain\":\"x\"}"
+    "{\"ek_cert\":\"$B64\",\"ek_cert\":\"$B64\",\"ek_public\":\"$B64\",\"ak_public\":\"$B64\"}")
 for b in "${chal_bad[@]}"; do
     devj /device/v1/attest/pt/challenge "$b"
     assert_est_problem 400

@@ -28,6 +28,10 @@
 #define AGENT_TPM_NV_CHUNK	512		/* below every TPM's NV buffer */
 #define AGENT_TPM_DEFAULT_TCTI	"device:/dev/tpmrm0"
 #define AGENT_TPM_DEFAULT_KEY	0x81000002
+/* A TPM that has not answered in this long will not: the agent gives up
+ * rather than hang (RSA key generation of an EK takes seconds to a
+ * minute on discrete TPMs). */
+#define AGENT_TPM_TIMEOUT_MS	(300 * 1000)
 
 struct agent_tpm {
 	TSS2_TCTI_CONTEXT	*tcti;
@@ -228,6 +232,10 @@ agent_tpm_open(const struct agent_conf *c)
 	}
 	if ((rc = Esys_Initialize(&t->esys, t->tcti, NULL)) != TSS2_RC_SUCCESS) {
 		agent_err("tpm2_tcti %s: %s", tcti, Tss2_RC_Decode(rc));
+		goto fail;
+	}
+	if ((rc = Esys_SetTimeout(t->esys, AGENT_TPM_TIMEOUT_MS)) != TSS2_RC_SUCCESS) {
+		agent_err("tpm2_tcti %s: cannot set a timeout: %s", tcti, Tss2_RC_Decode(rc));
 		goto fail;
 	}
 	return t;

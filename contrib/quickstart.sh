@@ -39,11 +39,14 @@ PACKAGES=(build-essential autoconf automake libtool pkg-config libevent-dev
 	libcurl4-openssl-dev curl openssl ca-certificates jq
 	swtpm swtpm-tools tpm2-tools tpm2-openssl libtss2-dev tpm2-abrmd
 	libtss2-tcti-tabrmd0 dbus
-	python3 python3-cryptography systemd clang libclang-rt-14-dev llvm chromium)
+	python3 python3-cryptography python3-tpm2-pytss systemd clang libclang-rt-14-dev
+	llvm chromium)
 # swtpm ... dbus: a software TPM behind tpm2-abrmd for ql-agent's tpm2 key
 # store tests (t_agent_tpm.sh) and the tpm2-openssl provider it uses;
 # python3-cryptography: the independent decoder of encrypted images in
 # t_image_encrypt.sh and t_deploy.sh, and t_agent_hostile.sh's encryptor.
+# python3-tpm2-pytss: ESAPI from Python for tests/integration/attest_client.py,
+# the independent device side of TPM attestation that t_attest.sh drives.
 # python3: the sd_notify receiver of t_notify.sh; systemd: systemd-analyze
 # for t_service.sh; clang, libclang-rt-14-dev (sanitizer and libFuzzer
 # runtimes) and llvm (llvm-symbolizer for readable stacks): asan and fuzz.

@@ -10,7 +10,9 @@
 # malformed bodies, an unknown session) with nothing recorded; EST in a tpm
 # project without attestation refused 403 with nothing recorded, with a
 # proven session (as the proof leaves it) consumed by the enrollment, and
-# re-enrollment in a tpm project that keeps or changes the attested key.
+# re-enrollment in a tpm project that keeps or changes the attested key;
+# [attest] manufacturer_cas checked by -t (file:reason), read at start,
+# kept on a SIGHUP that cannot read them and re-read on the next.
 # The full flow with swtpm is t_attest_tpm.sh's.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -319,4 +321,32 @@ est_body "$T/b1r.der" "$T/b1r.b64"
 est_post pb simplereenroll "$T/b1r.b64" --cert "$T/b1.crt" --key "$T/b1.key"
 assert_est_problem 403 'no TPM attestation'
 
+ql_stop || fail "quarklinkd exited with status $? after SIGTERM"
+
+# ---- [attest] manufacturer_cas: checked by -t, read at start, kept on a
+# SIGHUP that cannot read them.
+check_t() { (cd / && "$QUARKLINKD" -t -c "$T/quarklinkd.conf") >"$T/t.out" 2>"$T/t.err" </dev/null; }
+ql_config attest.manufacturer_cas="$T/nope.pem"
+check_t && fail "-t accepted a missing manufacturer CA file"
+assert_match 'attest.manufacturer_cas: .*nope.pem' "$(cat "$T/t.err")" "-t names the file"
+mkdir -p "$T/cas"
+cp "$T/mca.pem" "$T/cas/a.pem"
+cp "$T/junk.pem" "$T/cas/b.pem"
+ql_config "attest.manufacturer_cas=cas two.pem"
+check_t && fail "-t accepted a directory holding a file without certificates"
+assert_match 'cas/b.pem: no PEM certificate' "$(cat "$T/t.err")" "-t names the bad file"
+rm "$T/cas/b.pem"
+check_t || fail "-t refused relative paths of a directory and a file: $(cat "$T/t.err")"
+assert_match 'configuration OK' "$(cat "$T/t.out" "$T/t.err")" "-t with manufacturer CAs"
+ql_start
+grep -q 'attest: 3 TPM manufacturer CAs' "$QL_LOG" || fail "the CAs read at start are not logged"
+printf 'garbage\n' >"$T/two.pem"
+kill -HUP "$QL_PID" || fail "cannot signal quarklinkd"
+kept() { grep -q 'two.pem: no PEM certificate; keeping the TPM manufacturer CAs loaded before' "$QL_LOG"; }
+wait_until 10 kept || fail "a SIGHUP with an unreadable CA file is not logged as keeping the old set"
+ql_alive || fail "quarklinkd died on a SIGHUP with a bad CA file"
+cp "$T/mca.pem" "$T/two.pem"
+kill -HUP "$QL_PID" || fail "cannot signal quarklinkd"
+reloaded() { [ "$(grep -c 'attest: 2 TPM manufacturer CAs' "$QL_LOG")" -ge 1 ]; }
+wait_until 10 reloaded || fail "a SIGHUP does not re-read the CA files"
 ql_stop || fail "quarklinkd exited with status $? after SIGTERM"

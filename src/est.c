@@ -327,11 +327,17 @@ est_sign(void *arg)
 }
 
 static void
-est_signed(void *arg)
+est_signed(void *arg, int is_cancelled)
 {
 	struct est_enroll *e = arg;
 	struct enroll_record r;
 
+	if (is_cancelled) {
+		http_reply_problem(e->hr, 503, NULL, "%s; no certificate was issued",
+		    WORK_CANCELLED_MSG);
+		est_enroll_free(e);
+		return;
+	}
 	if (e->der == NULL) {
 		log_warnx("est: cannot issue for %s: %s", e->device_id, e->err);
 		http_reply_problem(e->hr, 500, NULL, "cannot issue the certificate");

@@ -376,7 +376,10 @@ est_issue(struct est_enroll *e, struct pki_ca *ca)
 	} else if (tok_submit_urgent(est_sign, est_signed, e) == 0) {
 		return;
 	}
-	http_reply_problem(hr, 503, NULL, "out of memory; no certificate was issued");
+	/* A held or urgent place: refused only by a stopping pool. */
+	http_add_header(hr, "Retry-After", TOK_RETRY_AFTER);
+	http_reply_problem(hr, 503, NULL, "token busy: the signing queue is full or"
+	    " closing; no certificate was issued");
 	est_enroll_free(e);
 }
 
@@ -560,7 +563,8 @@ est_enroll_common(struct http_req *hr, int is_reenroll)
 	 * nothing reserved, recorded or audited. */
 	if (tok_hold() == -1) {
 		http_add_header(hr, "Retry-After", TOK_RETRY_AFTER);
-		http_reply_problem(hr, 503, NULL, "token busy; try again");
+		http_reply_problem(hr, 503, NULL, "token busy: the signing queue is full;"
+		    " try again");
 		goto fail;
 	}
 	e->has_hold = 1;

@@ -236,10 +236,12 @@ auth_pw_run(void *arg)
 }
 
 static void
-auth_pw_done(void *arg)
+auth_pw_done(void *arg, int is_cancelled)
 {
 	struct auth_pw_job *j = arg;
 
+	if (is_cancelled)
+		j->ok = 0;
 	if (j->is_verify)
 		j->verify_cb(j->ok && !j->is_dummy, j->arg);
 	else

@@ -178,12 +178,16 @@ static void	checkpoint_inserted(enum db_status, const PGresult *, const char *,
 		    void *);
 
 static void
-checkpoint_sign_done(void *arg)
+checkpoint_sign_done(void *arg, int is_cancelled)
 {
 	struct checkpoint_job *j = arg;
 	const char *v[6];
 	int len[6] = { -1, -1, -1, -1, -1, 0 };
 
+	if (is_cancelled) {
+		checkpoint_job_end(j, CHECKPOINT_UNAVAILABLE, NULL, WORK_CANCELLED_MSG);
+		return;
+	}
 	if (j->sig == NULL) {
 		checkpoint_job_end(j, CHECKPOINT_ERROR, NULL, "cannot sign on the token");
 		return;
@@ -390,14 +394,16 @@ checkpoint_key_run(void *arg)
 }
 
 static void
-checkpoint_key_created(void *arg)
+checkpoint_key_created(void *arg, int is_cancelled)
 {
 	struct checkpoint_key_job *k = arg;
 	struct checkpoint *cp = k->cp;
 	const char *v[2];
 	int len[2] = { -1, 0 };
 
-	if (k->pub == NULL) {
+	if (is_cancelled)
+		snprintf(k->err, sizeof(k->err), "%s", WORK_CANCELLED_MSG);
+	if (is_cancelled || k->pub == NULL) {
 		checkpoint_start_end(cp, k->err);
 		checkpoint_key_job_free(k);
 		return;
@@ -431,13 +437,15 @@ checkpoint_key_create(struct checkpoint *cp)
 }
 
 static void
-checkpoint_key_loaded(void *arg)
+checkpoint_key_loaded(void *arg, int is_cancelled)
 {
 	struct checkpoint_key_job *k = arg;
 	struct checkpoint *cp = k->cp;
 	char hex[256];
 
-	if (k->priv == NULL || k->pub == NULL) {
+	if (is_cancelled)
+		snprintf(k->err, sizeof(k->err), "%s", WORK_CANCELLED_MSG);
+	if (is_cancelled || k->priv == NULL || k->pub == NULL) {
 		checkpoint_start_end(cp, k->err);
 		checkpoint_key_job_free(k);
 		return;

@@ -327,11 +327,17 @@ est_sign(void *arg)
 }
 
 static void
-est_signed(void *arg)
+est_signed(void *arg, int is_cancelled)
 {
 	struct est_enroll *e = arg;
 	struct enroll_record r;
 
+	if (is_cancelled) {
+		http_reply_problem(e->hr, 503, NULL, "%s; no certificate was issued",
+		    WORK_CANCELLED_MSG);
+		est_enroll_free(e);
+		return;
+	}
 	if (e->der == NULL) {
 		log_warnx("est: cannot issue for %s: %s", e->device_id, e->err);
 		http_reply_problem(e->hr, 500, NULL, "cannot issue the certificate");
@@ -370,7 +376,10 @@ est_issue(struct est_enroll *e, struct pki_ca *ca)
 	} else if (tok_submit_urgent(est_sign, est_signed, e) == 0) {
 		return;
 	}
-	http_reply_problem(hr, 503, NULL, "out of memory; no certificate was issued");
+	/* A held or urgent place: refused only by a stopping pool. */
+	http_add_header(hr, "Retry-After", TOK_RETRY_AFTER);
+	http_reply_problem(hr, 503, NULL, "token busy: the signing queue is full or"
+	    " closing; no certificate was issued");
 	est_enroll_free(e);
 }
 
@@ -554,7 +563,8 @@ est_enroll_common(struct http_req *hr, int is_reenroll)
 	 * nothing reserved, recorded or audited. */
 	if (tok_hold() == -1) {
 		http_add_header(hr, "Retry-After", TOK_RETRY_AFTER);
-		http_reply_problem(hr, 503, NULL, "token busy; try again");
+		http_reply_problem(hr, 503, NULL, "token busy: the signing queue is full;"
+		    " try again");
 		goto fail;
 	}
 	e->has_hold = 1;

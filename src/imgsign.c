@@ -578,12 +578,16 @@ static void imgsign_store(struct imgsign_job *);
 static void imgsign_encrypt_start(struct imgsign_job *);
 
 static void
-imgsign_tok_done(void *arg)
+imgsign_tok_done(void *arg, int is_cancelled)
 {
 	struct imgsign_job *j = arg;
 
 	free(j->doc);
 	j->doc = NULL;
+	if (is_cancelled) {
+		imgsign_fail(j, NULL, WORK_CANCELLED_MSG);
+		return;
+	}
 	if (j->tok_rc == -1) {
 		imgsign_fail(j, j->tok_what, j->err);
 		return;
@@ -854,11 +858,14 @@ imgsign_kek_drop_run(void *arg)
 }
 
 static void
-imgsign_kek_drop_done(void *arg)
+imgsign_kek_drop_done(void *arg, int is_cancelled)
 {
 	struct imgsign_kek_drop *d = arg;
 
-	if (d->rc == -1)
+	if (is_cancelled)
+		log_warnx("image KEK %s: %s, left on the token", d->label,
+		    WORK_CANCELLED_MSG);
+	else if (d->rc == -1)
 		log_warnx("image KEK %s: %s", d->label, d->err);
 	free(d);
 }
@@ -910,11 +917,15 @@ imgsign_kek_create_run(void *arg)
 }
 
 static void
-imgsign_kek_created(void *arg)
+imgsign_kek_created(void *arg, int is_cancelled)
 {
 	struct imgsign_job *j = arg;
 	const char *v[1] = { j->kek_new };
 
+	if (is_cancelled) {
+		imgsign_fail(j, "creating the image KEK", WORK_CANCELLED_MSG);
+		return;
+	}
 	if (j->tok_rc == -1) {
 		imgsign_fail(j, "creating the image KEK", j->err);
 		return;
@@ -1185,11 +1196,12 @@ imgsign_key_run(void *arg)
 }
 
 static void
-imgsign_key_opened(void *arg)
+imgsign_key_opened(void *arg, int is_cancelled)
 {
 	struct imgsign_keyreq *k = arg;
 
-	imgsign_key_end(k, k->rc == -1 ? k->err : NULL);
+	imgsign_key_end(k, is_cancelled ? WORK_CANCELLED_MSG :
+	    k->rc == -1 ? k->err : NULL);
 }
 
 static void

@@ -495,6 +495,11 @@ main_run(struct conf *c, int foreground, int admin_argc, char **admin_argv)
 out:
 	uploads_expiry_stop();
 	lastseen_stop();
+	/* The pools first: every job's done() runs (work.h) while the
+	 * requests, CAs and queries it refers to still exist, and the queries
+	 * those done()s issue are failed by the drain that follows. */
+	work_shutdown();
+	tok_stop();
 	db_pool_drain(srv.db);
 	http_stop(&srv);
 	for (int i = 0; i < 3; i++)
@@ -502,8 +507,6 @@ out:
 			event_free(sigev[i]);
 	if (srv.drain_timer != NULL)
 		event_free(srv.drain_timer);
-	work_shutdown();
-	tok_stop();
 	ocsp_free(srv.ocsp);
 	pki_free(srv.pki);
 	db_pool_free(srv.db);

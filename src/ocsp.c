@@ -182,13 +182,18 @@ ocsp_sign_run(void *arg)
 /* Back on the loop: answer, and keep a nonce-free answer for reuse if the
  * status it says has not changed meanwhile. */
 static void
-ocsp_sign_done(void *arg)
+ocsp_sign_done(void *arg, int is_cancelled)
 {
 	struct ocsp_job *j = arg;
 	struct ocsp *o = j->ocsp;
 	struct ocsp_entry *e;
 	void *node;
 
+	if (is_cancelled) {
+		ocsp_reply_error(OCSP_RESPONSE_STATUS_TRYLATER, j->cb, j->arg);
+		ocsp_job_free(j);
+		return;
+	}
 	if (j->der == NULL) {
 		log_warnx("pki: OCSP signing failed");
 		ocsp_reply_error(OCSP_RESPONSE_STATUS_INTERNALERROR, j->cb, j->arg);

@@ -129,11 +129,13 @@ pki_ca_load_run(void *arg)
 }
 
 static void
-pki_ca_load_done(void *arg)
+pki_ca_load_done(void *arg, int is_cancelled)
 {
 	struct pki_ca_job *j = arg;
 
-	if (j->ca->signer.key == NULL) {
+	if (is_cancelled)
+		snprintf(j->err, sizeof(j->err), "%s", WORK_CANCELLED_MSG);
+	if (is_cancelled || j->ca->signer.key == NULL) {
 		log_warnx("pki: CA %s: %s", j->ca->name, j->err);
 		pki_ca_free(j->ca);
 		j->cb(NULL, j->err, j->arg);

@@ -149,12 +149,16 @@ out:
 }
 
 static void
-pki_boot_root_made(void *arg)
+pki_boot_root_made(void *arg, int is_cancelled)
 {
 	struct pki_boot *b = arg;
 	const char *values[4];
 	int lengths[4] = { -1, 0, -1, -1 };
 
+	if (is_cancelled) {
+		pki_boot_finish(b, WORK_CANCELLED_MSG);
+		return;
+	}
 	if (b->der == NULL) {
 		pki_boot_finish(b, b->err);
 		return;

@@ -95,15 +95,16 @@ pki_crl_sign(void *arg)
 }
 
 static void
-pki_crl_signed(void *arg)
+pki_crl_signed(void *arg, int is_cancelled)
 {
 	struct pki_crl_job *j = arg;
 	struct pki_ca *ca = j->ca;
 
 	ca->is_crl_busy = 0;
-	if (j->der == NULL) {
+	if (is_cancelled || j->der == NULL) {
 		ca->is_crl_dirty = 1;
-		pki_crl_flush(ca, j->err[0] ? j->err : "cannot sign the CRL");
+		pki_crl_flush(ca, is_cancelled ? WORK_CANCELLED_MSG :
+		    j->err[0] ? j->err : "cannot sign the CRL");
 		pki_crl_job_free(j);
 		return;
 	}

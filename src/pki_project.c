@@ -88,14 +88,18 @@ pki_project_destroy_run(void *arg)
 }
 
 static void
-pki_project_destroy_done(void *arg)
+pki_project_destroy_done(void *arg, int is_cancelled)
 {
 	struct pki_destroy *d = arg;
 
 	for (size_t i = 0; i < 2; i++) {
 		if (d->labels[i][0] == '\0')
 			continue;
-		if (d->errs[i][0] != '\0')
+		if (is_cancelled) {
+			log_warnx("pki: token key %s left behind: %s", d->labels[i],
+			    WORK_CANCELLED_MSG);
+			snprintf(d->errs[i], sizeof(d->errs[i]), "%s", WORK_CANCELLED_MSG);
+		} else if (d->errs[i][0] != '\0')
 			log_warnx("pki: %s", d->errs[i]);
 		else
 			log_info("pki: token key %s destroyed", d->labels[i]);
@@ -267,13 +271,19 @@ pki_project_make(void *arg)
 }
 
 static void
-pki_project_made(void *arg)
+pki_project_made(void *arg, int is_cancelled)
 {
 	struct pki_create *c = arg;
 	char validity[16];
 	const char *v[15];
 	int lengths[15];
 
+	/* Never started: no key was made, nothing to remove. */
+	if (is_cancelled) {
+		c->cb(PKI_CREATE_FAILED, WORK_CANCELLED_MSG, c->arg);
+		pki_project_free(c);
+		return;
+	}
 	if (!c->is_made) {
 		/* The labels are set before the keys exist, so a failure at
 		 * any step can remove what was made. */

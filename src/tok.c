@@ -59,10 +59,14 @@ tok_check_run(void *arg)
 }
 
 static void
-tok_check_done(void *arg)
+tok_check_done(void *arg, int is_cancelled)
 {
 	struct tok_check *c = arg;
 
+	if (is_cancelled) {
+		tok_check_sent = 0;
+		return;
+	}
 	if (c->is_ok && !tok_is_ok)
 		log_info("pkcs11: token usable again");
 	else if (!c->is_ok && tok_is_ok)
@@ -106,11 +110,18 @@ tok_start(struct event_base *base, struct p11 *p, int nthreads, int queue_max)
 void
 tok_stop(void)
 {
+	struct work_pool *p;
+	int n;
+
 	if (tok_timer != NULL)
 		event_free(tok_timer);
 	tok_timer = NULL;
-	work_pool_free(tok_pool);
+	/* Unset first: the done()s the pool calls while it stops find the
+	 * token refusing, and free what they would have submitted. */
+	p = tok_pool;
 	tok_pool = NULL;
+	if ((n = work_pool_free(p)) > 0)
+		log_info("pkcs11: %d token jobs cancelled at stop", n);
 }
 
 static int
@@ -120,7 +131,7 @@ tok_has_room(void)
 }
 
 int
-tok_submit(work_fn run, work_fn done, void *arg)
+tok_submit(work_fn run, work_done_fn done, void *arg)
 {
 	if (tok_pool == NULL || !tok_has_room() ||
 	    work_pool_submit(tok_pool, run, done, arg, 1) == -1) {
@@ -148,14 +159,14 @@ tok_release(void)
 }
 
 int
-tok_submit_held(work_fn run, work_fn done, void *arg)
+tok_submit_held(work_fn run, work_done_fn done, void *arg)
 {
 	tok_held--;
 	return work_pool_submit(tok_pool, run, done, arg, 1);
 }
 
 int
-tok_submit_urgent(work_fn run, work_fn done, void *arg)
+tok_submit_urgent(work_fn run, work_done_fn done, void *arg)
 {
 	return work_pool_submit(tok_pool, run, done, arg, 1);
 }

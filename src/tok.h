@@ -20,24 +20,29 @@ struct p11;
 
 int	tok_start(struct event_base *, struct p11 *, int nthreads, int queue_max)
 	    __attribute__((warn_unused_result));
+/* After the loop: the jobs running finish, then every job's done() runs
+ * once (work.h: those never started with is_cancelled); submits from then
+ * on are refused. Before the modules that own the jobs' state are freed. */
 void	tok_stop(void);
-/* run(arg) on a token worker, done(arg) on the loop; -1 when the queue is
- * full (answer 503 with Retry-After: TOK_RETRY_AFTER) or not started. */
-int	tok_submit(work_fn run, work_fn done, void *arg)
+/* run(arg) on a token worker, done(arg, is_cancelled) on the loop; -1 when
+ * the queue is full (answer 503 with Retry-After: TOK_RETRY_AFTER), not
+ * started or stopping. */
+int	tok_submit(work_fn run, work_done_fn done, void *arg)
 	    __attribute__((warn_unused_result));
 /* A place in the queue promised before the work is known to be wanted:
  * an enrollment holds one before the policy is asked, so a full queue
  * refuses it before anything is decided or recorded. Every hold ends in
- * exactly one tok_submit_held (which can then fail only for memory) or
+ * exactly one tok_submit_held (which can then fail only for memory or a
+ * stopping pool) or
  * tok_release. */
 int	tok_hold(void) __attribute__((warn_unused_result));
 void	tok_release(void);
-int	tok_submit_held(work_fn run, work_fn done, void *arg)
+int	tok_submit_held(work_fn run, work_done_fn done, void *arg)
 	    __attribute__((warn_unused_result));
 /* Never refused for a full queue: work that is bounded by what it is,
  * not by clients (start-up's key loads, destroying a deleted project's
  * keys), and must not be lost to a burst. */
-int	tok_submit_urgent(work_fn run, work_fn done, void *arg)
+int	tok_submit_urgent(work_fn run, work_done_fn done, void *arg)
 	    __attribute__((warn_unused_result));
 /* 1 when the workers' last token check passed and none is overdue; else 0
  * with the reason in err. No token call: the state is the workers'. */

@@ -1,6 +1,7 @@
 /* work.c: a job queue shared by N threads and a pipe that wakes the loop
- * when jobs are done. Jobs own their argument until done() runs; the
- * pending count is the loop's alone (submit and done both run there). */
+ * when jobs are done. Jobs own their argument until done() runs, which
+ * it does exactly once, also for a job the pool stops before running;
+ * the pending count is the loop's alone (submit and done both run there). */
 #include "work.h"
 
 #include <errno.h>
@@ -18,7 +19,7 @@
 struct work_job {
 	struct work_job	*next;
 	work_fn		 run;
-	work_fn		 done;
+	work_done_fn	 done;
 	void		*arg;
 };
 
@@ -77,11 +78,27 @@ work_main(void *arg)
 	return NULL;
 }
 
+/* done() of every job on the list, in order; the list is ours. */
+static int
+work_deliver(struct work_pool *p, struct work_job *j, int is_cancelled)
+{
+	struct work_job *next;
+	int n = 0;
+
+	for (; j != NULL; j = next, n++) {
+		next = j->next;
+		p->pending--;
+		j->done(j->arg, is_cancelled);
+		free(j);
+	}
+	return n;
+}
+
 static void
 work_wake(evutil_socket_t fd, short what, void *arg)
 {
 	struct work_pool *p = arg;
-	struct work_job *j, *next;
+	struct work_job *j;
 	char buf[64];
 
 	(void)what;
@@ -91,12 +108,7 @@ work_wake(evutil_socket_t fd, short what, void *arg)
 	j = p->finished;
 	p->finished = p->finished_tail = NULL;
 	pthread_mutex_unlock(&p->lock);
-	for (; j != NULL; j = next) {
-		next = j->next;
-		p->pending--;
-		j->done(j->arg);
-		free(j);
-	}
+	(void)work_deliver(p, j, 0);
 }
 
 struct work_pool *
@@ -125,32 +137,33 @@ work_pool_new(struct event_base *base, int nthreads, int queue_max,
 			goto fail;
 	return p;
 fail:
-	work_pool_free(p);
+	(void)work_pool_free(p);
 	return NULL;
 }
 
-void
+int
 work_pool_free(struct work_pool *p)
 {
-	struct work_job *j;
+	struct work_job *todo;
+	int ncancelled;
 
 	if (p == NULL)
-		return;
+		return 0;
+	/* Only the running jobs finish: a queue behind a slow token would
+	 * hold the exit for queue_max signatures. */
 	pthread_mutex_lock(&p->lock);
 	p->is_stopping = 1;
-	while ((j = p->todo) != NULL) {
-		p->todo = j->next;
-		free(j);
-	}
-	p->todo_tail = NULL;
+	todo = p->todo;
+	p->todo = p->todo_tail = NULL;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	for (int i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i], NULL);
-	while ((j = p->finished) != NULL) {
-		p->finished = j->next;
-		free(j);
-	}
+	/* The owners of the jobs' state still exist (main.c frees the pools
+	 * first); the workers are gone, so the lists need no lock. */
+	(void)work_deliver(p, p->finished, 0);
+	p->finished = p->finished_tail = NULL;
+	ncancelled = work_deliver(p, todo, 1);
 	if (p->ev != NULL)
 		event_free(p->ev);
 	for (int i = 0; i < 2; i++)
@@ -159,15 +172,18 @@ work_pool_free(struct work_pool *p)
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
+	return ncancelled;
 }
 
 int
-work_pool_submit(struct work_pool *p, work_fn run, work_fn done, void *arg,
+work_pool_submit(struct work_pool *p, work_fn run, work_done_fn done, void *arg,
     int is_urgent)
 {
 	struct work_job *j;
 
-	if (p == NULL || (!is_urgent && p->pending >= p->queue_max) ||
+	/* is_stopping is only written on the loop thread, like this read. */
+	if (p == NULL || p->is_stopping ||
+	    (!is_urgent && p->pending >= p->queue_max) ||
 	    (j = calloc(1, sizeof(*j))) == NULL)
 		return -1;
 	j->run = run;
@@ -201,12 +217,16 @@ work_init(struct event_base *base, int queue_max)
 void
 work_shutdown(void)
 {
-	work_pool_free(work_hash_pool);
+	struct work_pool *p = work_hash_pool;
+	int n;
+
 	work_hash_pool = NULL;
+	if ((n = work_pool_free(p)) > 0)
+		log_info("work: %d password hashing jobs cancelled at stop", n);
 }
 
 int
-work_submit(work_fn run, work_fn done, void *arg)
+work_submit(work_fn run, work_done_fn done, void *arg)
 {
 	return work_pool_submit(work_hash_pool, run, done, arg, 0);
 }

@@ -165,7 +165,9 @@ for i in $(seq 1 16); do
             busy=$((busy + 1))
             ra=$(tr -d '\r' <"$T/d$i.hdr" | sed -n 's/^[Rr]etry-[Aa]fter: *//p')
             assert_match '^[0-9]+$' "$ra" "503 for d$i carries Retry-After"
-            assert_match 'token busy' "$(cat "$T/d$i.out")" "503 for d$i says the token is busy" ;;
+            assert_match 'token busy' "$(cat "$T/d$i.out")" "503 for d$i says the token is busy"
+            assert_match 'signing queue is full' "$(cat "$T/d$i.out")" \
+                "503 for d$i says the signing queue is full" ;;
         *) fail "queue of one, d$i: HTTP $(cat "$T/d$i.status") $(head -c 300 "$T/d$i.out")" ;;
     esac
 done

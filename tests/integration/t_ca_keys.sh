@@ -68,7 +68,10 @@ cols=$(ql_psql "SELECT table_name || '.' || column_name FROM information_schema.
                   AND column_name <> 'version_key' ORDER BY 1")
 # images.enc_key_wrapped: content keys of encrypted images, only as wrapped
 # by a token secret key (t_image_encrypt.sh checks none is there in clear).
-assert_eq "audit_checkpoint_key.key_label
+# attest_sessions.secret_sha256: only the SHA-256 of a credential secret,
+# which the device proves it activated (compared in constant time).
+assert_eq "attest_sessions.secret_sha256
+audit_checkpoint_key.key_label
 audit_checkpoint_key.public_key
 cas.key_label
 images.enc_key_wrapped

@@ -1,32 +1,98 @@
 // e2e.mjs: a release through the web UI, with the real agent: log in,
 // create a project and an enrollment token, see the device that ql-agent
 // enrolls with it (run by tests/integration/t_ui_e2e.sh) appear without a
-// reload, tag it, upload a 50 MiB image with the connection cut half way
-// (the upload resumes from the server's offset), sign it, deploy it to the
+// reload, tag it, upload a 50 MiB image in PATCHes of 8 MiB through a
+// proxy that cuts the connection on the wire twice past half the file: in
+// the middle of a PATCH body, then after the whole body of its retry went
+// to the server, before the reply (the server's offset, read directly,
+// keeps what was committed; the upload resumes from it, one creation, and
+// the stored image has the file's SHA-256), sign it, deploy it to the
 // tag, see the agent's install in the deployment and in the device's
 // update history, revoke the device's certificate, and find each step in
 // the audit log. Every main page is screenshot and checked by axe; any
 // console error or failed request that is not the cut upload fails.
 import path from 'node:path';
-import { statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
 import { open, env, log, assert, waitFile, handOver } from './lib.mjs';
+import { cutProxy } from './cutproxy.mjs';
 
-const URL0 = env('QL_URL');
+const URL0 = env('QL_URL'); // the admin listener; the browser goes through the proxy
 const DIR = env('QL_UI_DIR');
 const OUT = env('QL_UI_OUT');
 const IMAGE = env('QL_IMAGE');
 const PROJECT = 'e2e';
 const SLOW = 120000; // chromium on a busy 2-core machine: waits, not speed asserts
 
-const t = await open({ dir: DIR, out: OUT, nm: env('QL_NODE_MODULES'), timeout: 60000 });
+const size = statSync(IMAGE).size;
+const sha256 = createHash('sha256').update(readFileSync(IMAGE)).digest('hex');
+
+const TLS = { cert: readFileSync(env('QL_TLS_CERT')), key: readFileSync(env('QL_TLS_KEY')), ca: readFileSync(env('QL_TLS_CA')) };
+// The proxy below presents the admin listener's certificate.
+const t = await open({ dir: DIR, out: OUT, nm: env('QL_NODE_MODULES'), timeout: 60000, trust: [TLS.cert] });
 const { page, expect, allowFailure, check, go, failIfProblems } = t;
 const handFile = (name) => path.join(DIR, name);
 const row = (...cells) => cells.reduce((l, c) => l.filter({ has: page.getByRole('cell', { name: c, exact: true }) }), page.locator('tbody tr'));
 
+// The browser reaches the admin listener through a proxy that cuts the
+// upload on the wire (cutproxy.mjs). The test asks the server for the
+// upload's offset directly, with the browser's session cookie.
+const wire = []; // the upload's requests as the proxy forwarded them
+let cutting = false;
+let cut1 = null;
+let cut2 = null;
+let cutError = null;
+let gate = Promise.resolve(); // requests wait here while the server is asked
+const serverOffset = async (p) => {
+  const r = await t.browser.request.head(`${URL0}${p}`, { headers: { 'Tus-Resumable': '1.0.0' } });
+  if (r.status() !== 200) throw new Error(`HEAD ${p} answered ${r.status()}`);
+  return Number(r.headers()['upload-offset']);
+};
+const decide = async (req) => {
+  await gate;
+  if (!cutting || !req.path.startsWith('/api/v1/uploads/')) return undefined;
+  const at = Number(req.headers['upload-offset']);
+  if (req.method !== 'PATCH') return undefined;
+  if (!cut1 && at > size / 2) {
+    // Half of this body to the server, then the cut; the server's offset
+    // is read before any other request reaches it.
+    cut1 = { at, length: req.length };
+    let opened;
+    gate = new Promise((r) => { opened = r; });
+    return {
+      cutAfter: Math.floor(req.length / 2),
+      afterCut: () => serverOffset(req.path).then((o) => { cut1.kept = o; }, (e) => { cutError = e.message; }).finally(opened),
+    };
+  }
+  if (cut1 && !cut2) {
+    // Its retry: the whole body, then wait until the server has committed
+    // some of it, then the cut before its reply reaches the browser.
+    cut2 = { at, length: req.length };
+    return {
+      hold: async () => {
+        const end = Date.now() + SLOW;
+        for (;;) {
+          cut2.seen = await serverOffset(req.path).catch((e) => { cutError = e.message; return -1; });
+          if (cut2.seen > at || cut2.seen < 0 || Date.now() > end) return;
+          await new Promise((r) => { setTimeout(r, 25); });
+        }
+      },
+    };
+  }
+  return undefined;
+};
+const proxy = await cutProxy({
+  ...TLS,
+  host: new URL(URL0).hostname, port: Number(new URL(URL0).port), decide,
+  problem: (x) => t.problems.push(x),
+  note: (x) => { if (/ \/api\/v1\/uploads\//.test(x)) wire.push(x); },
+});
+const URL1 = `https://127.0.0.1:${proxy.port}`;
+
 try {
   // ---- log in
   expect('GET', /^\/api\/v1\/session$/, 401);
-  await page.goto(`${URL0}/`);
+  await page.goto(`${URL1}/`);
   await page.getByRole('heading', { name: 'Log in to quarklink' }).waitFor();
   await check('login');
   await page.getByLabel('User name').fill(env('QL_USER'));
@@ -67,32 +133,12 @@ try {
   await page.getByText('Tags saved.').waitFor();
   await page.getByText('This device was not the target of any deployment yet.').waitFor();
 
-  // ---- upload 50 MiB; the connection drops once the upload is past half
+  // ---- upload 50 MiB; the connection is cut twice once past half (see
+  // the proxy above): in the middle of a PATCH body, then after the whole
+  // body of its retry went to the server but before its reply came back.
   await go(`#/p/${PROJECT}/images`, `Images of ${PROJECT}`);
-  const size = statSync(IMAGE).size;
-  const tus = []; // what the upload did, in order
-  let cuts = 0;
-  const CUTS = 2; // the first PATCH past half, and its first retry
-  allowFailure('PATCH', /^\/api\/v1\/uploads\/[a-z2-7]+$/, CUTS);
-  await page.route('**/api/v1/uploads/**', async (route) => {
-    const r = route.request();
-    const off = Number(r.headers()['upload-offset']);
-    if (r.method() === 'PATCH' && off > size / 2 && cuts < CUTS) {
-      cuts += 1;
-      tus.push(`cut PATCH ${off}`);
-      await route.abort('connectionreset');
-      return;
-    }
-    await route.continue();
-  });
-  page.on('response', (r) => {
-    const u = new URL(r.url());
-    if (!u.pathname.startsWith('/api/v1/uploads/')) return;
-    const m = r.request().method();
-    if (m === 'HEAD') tus.push(`HEAD ${r.headers()['upload-offset']}`);
-    if (m === 'PATCH') tus.push(`PATCH ${r.request().headers()['upload-offset']} -> ${r.headers()['upload-offset']}`);
-    if (m === 'POST') tus.push('POST');
-  });
+  allowFailure('PATCH', /^\/api\/v1\/uploads\/[a-z2-7]+$/, 2);
+  cutting = true;
   await page.getByLabel('Image name').fill('os');
   await page.getByLabel('Version', { exact: true }).fill('2.0');
   await page.getByLabel('Compatible hardware').fill('hw-a');
@@ -100,18 +146,39 @@ try {
   await page.getByRole('button', { name: 'Upload' }).click();
   // Done, or an error shown next to the form (then the run fails at once).
   await page.getByText(/^Uploaded 50\.0 MiB in /).or(page.getByRole('alert').filter({ hasText: /./ })).waitFor({ timeout: 5 * SLOW });
+  cutting = false;
   failIfProblems('the upload');
-  await page.unroute('**/api/v1/uploads/**');
-  log(`upload: ${tus.join(', ')}`);
-  assert(cuts === CUTS, `the upload was cut ${CUTS} times past half (${cuts})`);
-  assert(tus.filter((x) => x === 'POST').length === 1, `one upload was created, then resumed: ${tus.join(', ')}`);
-  const firstCut = tus.indexOf(tus.find((x) => x.startsWith('cut')));
-  const after = tus.slice(firstCut);
-  const head = after.find((x) => x.startsWith('HEAD'));
-  assert(head && Number(head.split(' ')[1]) > 0, `after the cut the client asked the server's offset and it was past 0: ${after.join(', ')}`);
-  const patches = after.filter((x) => x.startsWith('PATCH'));
-  assert(patches.length > 0 && patches.every((x) => Number(x.split(' ')[1]) >= Number(head.split(' ')[1])), `the resumed PATCHes continue from the server's offset: ${after.join(', ')}`);
-  assert(patches.at(-1).endsWith(`-> ${size}`), `the last PATCH completed the upload: ${patches.at(-1)}`);
+  log(`upload on the wire: ${wire.join(', ')}`);
+  log(`the server's offset: ${cut1?.kept} after the cut in a body, ${cut2?.seen} while it stored the retry`);
+  assert(!cutError, `the cuts: ${cutError}`);
+  assert(cut1 && cut2, `the upload was cut twice past half: ${wire.join(', ')}`);
+  assert(wire.filter((x) => x.startsWith('POST /api/v1/uploads/ ')).length === 1, `one upload was created, then resumed: ${wire.join(', ')}`);
+  const patches = wire.filter((x) => x.startsWith('PATCH ') && x.includes(' -> '));
+  assert(patches.filter((x) => / at 0 -> /.test(x)).length === 1, `no PATCH started again from 0: ${patches.join(', ')}`);
+  // The server stores a PATCH once its whole body is in (in pieces of up
+  // to 4 MiB): a body cut half way leaves the offset where the previous
+  // PATCH ended; nothing of the partial body counts.
+  assert(wire.some((x) => x.endsWith(`-> 204 ${cut1.at}`)), `the PATCH before the first cut ended at ${cut1.at}: ${wire.join(', ')}`);
+  assert(cut1.kept === cut1.at, `after the cut in the body the server's offset is the previous PATCH's end ${cut1.at}: ${cut1.kept}`);
+  // tus-js-client asked the server and sent the same chunk again from there.
+  assert(cut2.at === cut1.kept, `the retry started at the server's offset ${cut1.kept}: ${cut2.at}`);
+  // The retry's body was all with the server, which was storing it when
+  // the cut came (cut2.seen: its offset then, past the previous PATCH's
+  // end). What it committed stays: the piece in flight at the cut may still
+  // land, so the offset the client gets from HEAD after the cut is at least
+  // that, at most the PATCH's end, and the upload goes on from exactly there.
+  assert(cut2.seen > cut2.at && cut2.seen <= cut2.at + cut2.length, `before the second cut the server had committed past ${cut2.at}: ${cut2.seen}`);
+  const after2 = wire.slice(wire.findIndex((x) => x.includes('cut after the whole body')) + 1);
+  const head2 = after2.find((x) => x.startsWith('HEAD '));
+  const kept2 = head2 ? Number(head2.split(' ').at(-1)) : NaN;
+  assert(head2 && / -> 200 \d+$/.test(head2) && kept2 >= cut2.seen && kept2 <= cut2.at + cut2.length,
+    `after the second cut the client asked the server's offset, which kept at least ${cut2.seen}: ${after2.join(', ')}`);
+  const next2 = after2.find((x) => x.startsWith('PATCH '));
+  assert(next2 && next2.includes(` at ${kept2} -> 204 `), `the upload resumed from the server's offset ${kept2}, not from the client's own ${cut2.at}: ${after2.join(', ')}`);
+  assert(patches.at(-1).endsWith(`-> 204 ${size}`), `the last PATCH completed the upload: ${patches.at(-1)}`);
+  const imgs = await (await t.browser.request.get(`${URL0}/api/v1/projects/${PROJECT}/images`)).json();
+  const img = imgs.items.find((i) => i.name === 'os' && i.version === '2.0');
+  assert(img && img.size === size && img.sha256 === sha256, `the server's image is the file (${size} bytes, SHA-256 ${sha256}): ${JSON.stringify(img)}`);
   await row('os', '2.0').getByText('uploaded', { exact: true }).waitFor();
 
   // ---- sign it (confirmed in a dialog); the root certificate link works
@@ -195,9 +262,10 @@ try {
   await check('audit');
 
   failIfProblems('the audit log');
-  handOver(handFile('done'), JSON.stringify({ device, serial, deployment: dep, upload: tus, axe: t.axe, writes: t.writes.length }, null, 1));
+  handOver(handFile('done'), JSON.stringify({ device, serial, deployment: dep, upload: wire, axe: t.axe, writes: t.writes.length }, null, 1));
   log(`done: ${Object.keys(t.axe).length} pages checked, ${t.writes.length} changes with CSRF token`);
 } catch (e) {
   await t.fail(e);
 }
 await t.browser.close();
+proxy.close();

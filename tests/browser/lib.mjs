@@ -8,6 +8,7 @@
 import { createRequire } from 'node:module';
 import { mkdirSync, readFileSync, existsSync, writeFileSync, renameSync } from 'node:fs';
 import path from 'node:path';
+import { X509Certificate, createHash } from 'node:crypto';
 
 export const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`${k} is not set`); return v; };
 export const log = (...a) => console.log('#', ...a);
@@ -16,10 +17,13 @@ export function assert(cond, msg) { if (!cond) throw new Error(`assertion failed
 export const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-// open({ dir, out, nm, timeout }): the browser with its first page and the
-// problem bookkeeping. dir/chrome is the user data dir (dir is the test's
-// own fresh directory); screenshots go to out.
-export async function open({ dir, out, nm, timeout = 30000 }) {
+// open({ dir, out, nm, timeout, trust }): the browser with its first page
+// and the problem bookkeeping. dir/chrome is the user data dir (dir is the
+// test's own fresh directory); screenshots go to out. trust: PEM
+// certificates whose keys Chromium accepts everywhere (by SPKI hash), also
+// where Playwright's ignoreHTTPSErrors does not reach: a download made on
+// a new connection is refused without it.
+export async function open({ dir, out, nm, timeout = 30000, trust = [] }) {
   const require = createRequire(path.join(path.dirname(nm), 'package.json'));
   const { chromium } = require('playwright-core');
   const { default: AxeBuilder } = require('@axe-core/playwright');
@@ -29,7 +33,7 @@ export async function open({ dir, out, nm, timeout = 30000 }) {
   const browser = await chromium.launchPersistentContext(udd, {
     executablePath: '/usr/bin/chromium',
     headless: true,
-    args: FLAGS,
+    args: trust.length ? [...FLAGS, `--ignore-certificate-errors-spki-list=${trust.map(spkiHash).join(',')}`] : FLAGS,
     ignoreHTTPSErrors: true,
     acceptDownloads: true,
     viewport: { width: 1280, height: 900 },
@@ -115,6 +119,12 @@ export async function open({ dir, out, nm, timeout = 30000 }) {
     process.exit(1);
   };
   return t;
+}
+
+// The base64 SHA-256 of a PEM certificate's SubjectPublicKeyInfo.
+function spkiHash(pem) {
+  const der = new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(der).digest('base64');
 }
 
 // waitFile(FILE, MS): its trimmed content once the shell has written it

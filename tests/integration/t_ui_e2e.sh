@@ -5,8 +5,10 @@
 # browser logs in, creates project e2e and an enrollment token; here
 # ql-agent (key_store file) enrolls with that token and the browser sees
 # the device appear without a reload; it tags the device, uploads a 50 MiB
-# image with the connection cut past half (the upload resumes from the
-# server's offset), signs it, deploys it to the tag; here `ql-agent run
+# image through a proxy (tests/browser/cutproxy.mjs, which presents
+# $T/server.crt and checks the server's against $T/ca.crt) that cuts the
+# connection on the wire past half (the upload resumes from the server's
+# offset), signs it, deploys it to the tag; here `ql-agent run
 # --once` installs it through its hook, and the browser sees the install in
 # the deployment and in the device's update history, revokes the device's
 # certificate and finds every step in the audit log. Screenshots of each
@@ -19,8 +21,9 @@ ql_require curl openssl jq sha256sum cmp
 
 ui_www_setup
 
-# PATCHes of 8 MiB: the 50 MiB upload is seven of them, so "half way"
-# falls between two and the resumed part is more than one.
+# PATCHes of 8 MiB: the 50 MiB upload is seven of them, the cuts fall in
+# the fifth (at 32 MiB) and the resumed part is more than one; the server
+# stores a PATCH in pieces of up to 4 MiB, so one of 8 MiB is two.
 agent_pki_start admin.www_dir="$W" images.max_chunk_size=8M
 pw=$("$QUARKLINKD" -c "$T/quarklinkd.conf" --create-admin admin 2>"$T/create-admin.err") ||
     hard_error "--create-admin failed: $(cat "$T/create-admin.err")"
@@ -41,7 +44,7 @@ OUT="$top_builddir/tests/browser/out/e2e"
 mkdir -p "$UI" "$OUT"
 rm -f "$OUT"/*.png
 QL_URL=$(admin_url "") QL_UI_DIR=$UI QL_UI_OUT=$OUT QL_NODE_MODULES=$NM QL_IMAGE=$T/os.img \
-QL_USER=admin QL_PASSWORD=$pw \
+QL_USER=admin QL_PASSWORD=$pw QL_TLS_CERT=$T/server.crt QL_TLS_KEY=$T/server.key QL_TLS_CA=$T/ca.crt \
     node "$top_srcdir/tests/browser/e2e.mjs" >"$T/e2e.out" 2>&1 &
 node_pid=$!
 QL_CHILD_PIDS+=("$node_pid")

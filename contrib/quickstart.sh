@@ -403,6 +403,8 @@ conf_setup() {
 	[admin]
 	listen = 127.0.0.1:$admin
 	tls_cert = auto
+	# The web UI from the checkout (www/vendor is built by make).
+	www_dir = $ROOT/www
 
 	[device]
 	listen = 127.0.0.1:$device

@@ -147,9 +147,14 @@ api_body_json(struct http_req *hr, const char *const *keys)
 	return v;
 }
 
+/* yajl keeps every copy of a repeated member and json_get finds the first,
+ * so a repeated field would be read one way here and maybe another way by
+ * a proxy in front: refused. A bit per allowed key keeps this linear. */
 int
 api_json_only(struct http_req *hr, yajl_val obj, const char *const *keys)
 {
+	unsigned long long seen = 0;
+
 	for (size_t i = 0; i < obj->u.object.len; i++) {
 		const char *k = obj->u.object.keys[i];
 		size_t j;
@@ -160,6 +165,12 @@ api_json_only(struct http_req *hr, yajl_val obj, const char *const *keys)
 			http_reply_problem(hr, 400, NULL, "unknown field \"%.64s\"", k);
 			return -1;
 		}
+		if (j < 64 && (seen & (1ULL << j)) != 0) {
+			http_reply_problem(hr, 400, NULL, "field \"%s\" is given twice", keys[j]);
+			return -1;
+		}
+		if (j < 64)
+			seen |= 1ULL << j;
 	}
 	return 0;
 }

@@ -56,7 +56,8 @@ int		 api_json_int(struct http_req *, yajl_val, const char *key,
 		    __attribute__((warn_unused_result));
 int		 api_json_bool(struct http_req *, yajl_val, const char *key,
 		    int required, int *out) __attribute__((warn_unused_result));
-/* Refuse members not in the NULL-terminated list (typos are errors). */
+/* Refuse members not in the NULL-terminated list (typos are errors) and
+ * members given twice. */
 int		 api_json_only(struct http_req *, yajl_val, const char *const *keys)
 		    __attribute__((warn_unused_result));
 

@@ -55,28 +55,16 @@ devattest_project(struct http_req *hr, char *out, size_t len)
 }
 
 /* A JSON object body of at most max bytes with no members but keys, each
- * at most once (yajl keeps both of a repeated member). */
+ * at most once (api_json_only). */
 static yajl_val
 devattest_body(struct http_req *hr, size_t max, const char *const *keys)
 {
-	yajl_val v;
-
 	if (evbuffer_get_length(http_body(hr)) > max) {
 		http_reply_problem(hr, 413, NULL, "request body is larger than %zu bytes",
 		    max);
 		return NULL;
 	}
-	if ((v = api_body_json(hr, keys)) == NULL)
-		return NULL;
-	for (size_t i = 0; i < v->u.object.len; i++)
-		for (size_t j = i + 1; j < v->u.object.len; j++)
-			if (strcmp(v->u.object.keys[i], v->u.object.keys[j]) == 0) {
-				http_reply_problem(hr, 400, NULL, "field \"%s\" is given"
-				    " twice", v->u.object.keys[i]);
-				yajl_tree_free(v);
-				return NULL;
-			}
-	return v;
+	return api_body_json(hr, keys);
 }
 
 /* A base64 value (standard alphabet, padded, no white space) of 1..max

@@ -294,6 +294,14 @@ while read -r method pattern <&3; do
         N=$((N + 1))
         input_send "$method" "$path" "$(input_body "$method" "$pattern" | jq -c '.["zz-unknown"] = 1')"
         input_refused "$r: unknown field" "$b" 400 'zz-unknown' || continue
+        # Every member given twice: yajl keeps both, so the API must refuse.
+        inner=$(input_body "$method" "$pattern" | jq -c .)
+        inner=${inner#\{}
+        inner=${inner%\}}
+        if [ -n "$inner" ]; then
+            input_send "$method" "$path" "{$inner,$inner}"
+            input_refused "$r: a member given twice" "$b" 400 'twice' || continue
+        fi
     else
         input_send "$method" "$path" '{"devices":[]}'
         input_refused "$r: object instead of array" "$b" 400 || continue

@@ -16,6 +16,7 @@
 enum conf_type {
 	CONF_STR, CONF_PATH, CONF_INT, CONF_BOOL, CONF_SIZE, CONF_LEVEL,
 	CONF_ENUM, CONF_LISTEN,
+	CONF_URL,	/* empty, or "scheme://host..." with a scheme of choices */
 	CONF_PATHS,	/* space-separated paths, each resolved like CONF_PATH */
 };
 
@@ -26,7 +27,7 @@ struct conf_option {
 	const char	*def;
 	long long	 min, max;
 	size_t		 off;
-	const char	*choices;	/* CONF_ENUM: "a|b" */
+	const char	*choices;	/* CONF_ENUM, CONF_URL's schemes: "a|b" */
 	int		 is_reloaded;	/* SIGHUP re-reads what this names */
 };
 
@@ -90,11 +91,12 @@ static const struct conf_option conf_options[] = {
 	{ "device", "tls_cert", CONF_PATH, "device.crt", 0, 0, O(device.tls_cert), NULL, 1 },
 	{ "device", "tls_key", CONF_PATH, "device.key", 0, 0, O(device.tls_key), NULL, 1 },
 	{ "device", "client_ca", CONF_PATH, "", 0, 0, O(device.client_ca), NULL, 1 },
+	{ "device", "url", CONF_URL, "", 0, 0, O(device_url), "https", 0 },
 
 	{ "pki", "enabled", CONF_BOOL, "yes", 0, 0, O(pki.enabled), NULL, 0 },
 	{ "pki", "max_connections", CONF_INT, "5000", 1, 1000000, O(pki.max_connections), NULL, 0 },
 	{ "pki", "listen", CONF_LISTEN, "0.0.0.0:8080", 0, 0, O(pki.listen), NULL, 0 },
-	{ "pki", "url", CONF_STR, "", 0, 0, O(pki_url), NULL, 0 },
+	{ "pki", "url", CONF_URL, "", 0, 0, O(pki_url), "http|https", 0 },
 
 	{ "attest", "manufacturer_cas", CONF_PATHS, "", 0, 0, O(attest_manufacturer_cas), NULL, 1 },
 };
@@ -174,6 +176,31 @@ conf_check_enum(const char *choices, const char *v)
 	return -1;
 }
 
+/* A base URL that is put in front of paths and shown to people: one of the
+ * schemes, a host, and only printable characters that need no quoting in
+ * a certificate, a configuration file or a shell line. */
+static int
+conf_check_url(const char *schemes, const char *v)
+{
+	const char *sep = strstr(v, "://");
+	char scheme[16];
+
+	if (*v == '\0')
+		return 0;
+	if (sep == NULL || (size_t)(sep - v) >= sizeof(scheme) ||
+	    strlen(v) > 255)
+		return -1;
+	memcpy(scheme, v, (size_t)(sep - v));
+	scheme[sep - v] = '\0';
+	if (conf_check_enum(schemes, scheme) == -1 || sep[3] == '\0' ||
+	    sep[3] == '/' || sep[3] == ':')
+		return -1;
+	for (const char *p = v; *p != '\0'; p++)
+		if (*p <= ' ' || *p > '~' || strchr("\"'\\<>`", *p) != NULL)
+			return -1;
+	return 0;
+}
+
 static int
 conf_set(struct conf *c, const struct conf_option *o, const char *v,
     const char **errstr)
@@ -212,6 +239,14 @@ conf_set(struct conf *c, const struct conf_option *o, const char *v,
 			return -1;
 		}
 		break;
+	case CONF_URL:
+		if (conf_check_url(o->choices, v) == -1) {
+			*errstr = strchr(o->choices, '|') ?
+			    "expected an http:// or https:// URL" :
+			    "expected an https:// URL";
+			return -1;
+		}
+		break;
 	case CONF_STR:
 	case CONF_PATH:
 	case CONF_PATHS:
@@ -242,7 +277,7 @@ conf_free(struct conf *c)
 	for (size_t i = 0; i < CONF_NOPTIONS; i++) {
 		switch (conf_options[i].type) {
 		case CONF_STR: case CONF_PATH: case CONF_ENUM: case CONF_LISTEN:
-		case CONF_PATHS:
+		case CONF_PATHS: case CONF_URL:
 			free(*(char **)((char *)c + conf_options[i].off));
 			break;
 		default:

@@ -55,6 +55,7 @@ struct conf {
 	long long		 ca_ocsp_validity_hours;
 	long long		 ca_audit_checkpoint_interval;	/* seconds */
 	char			*pki_url;
+	char			*device_url;	/* what agents are told to use */
 	long long		 login_window;
 	long long		 hash_queue_max;
 	long long		 img_max_chunk;		/* bytes of one tus PATCH */

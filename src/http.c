@@ -443,6 +443,8 @@ http_listener_bind(struct http_listener *l, char *err, size_t errlen)
 	/* What certificates point at when pki.url is not set. */
 	snprintf(l->bound_addr, sizeof(l->bound_addr), "%s:%u",
 	    strcmp(host, "0.0.0.0") == 0 ? "127.0.0.1" : host, port);
+	util_public_addr(host, port, l->srv->conf->tls_names, l->public_addr,
+	    sizeof(l->public_addr));
 	log_info("listening %s %s:%u", l->name, host, port);
 	return 0;
 }

@@ -15,6 +15,7 @@
 #include "api_front.h"
 #include "api_health.h"
 #include "api_images.h"
+#include "api_install.h"
 #include "api_imgsign.h"
 #include "api_openapi.h"
 #include "api_pki.h"
@@ -57,6 +58,7 @@ routes_init(void)
 		{ est_routes, &est_nroutes },
 		{ api_pki_routes, &api_pki_nroutes },
 		{ api_session_routes, &api_session_nroutes },
+		{ api_install_routes, &api_install_nroutes },
 		{ api_projects_routes, &api_projects_nroutes },
 		{ api_devices_routes, &api_devices_nroutes },
 		{ api_certs_routes, &api_certs_nroutes },

@@ -34,6 +34,10 @@ struct http_listener {
 	struct evhttp			*http;
 	struct evhttp_bound_socket	*bound;
 	char				 bound_addr[64];	/* host:port */
+	/* host:port for people and agents: a wildcard bind has no address of
+	 * its own, so it is the first server.tls_names entry, the name the
+	 * automatic certificate carries first. */
+	char				 public_addr[300];
 	SSL_CTX				*ssl;
 	unsigned			 nconns;	/* open connections */
 	int				 is_accept_paused;	/* EMFILE back-off */

@@ -226,6 +226,31 @@ util_utf8_scrub(char *s)
 	}
 }
 
+void
+util_public_addr(const char *host, unsigned port, const char *names,
+    char *out, size_t len)
+{
+	unsigned char a6[16];
+	char name[256];
+	size_t n;
+	int is_v6 = strcmp(host, "[::]") == 0;
+
+	if (!is_v6 && strcmp(host, "0.0.0.0") != 0) {
+		snprintf(out, len, "%s:%u", host, port);
+		return;
+	}
+	names += strspn(names, ", ");
+	n = strcspn(names, ", ");
+	if (n == 0 || n >= sizeof(name)) {
+		snprintf(out, len, "%s:%u", is_v6 ? "[::1]" : "127.0.0.1", port);
+		return;
+	}
+	memcpy(name, names, n);
+	name[n] = '\0';
+	snprintf(out, len, inet_pton(AF_INET6, name, a6) == 1 ? "[%s]:%u" :
+	    "%s:%u", name, port);
+}
+
 unsigned char *
 util_base64_decode(const char *in, size_t n, size_t *outlen)
 {

@@ -20,6 +20,13 @@ struct sockaddr_storage;
 /* "1.2.3.4:80" or "[::1]:80"; port 0 asks the kernel for a free one. */
 int		util_parse_listen(const char *, struct sockaddr_storage *,
 		    int *len) QL_WUR;
+/* "host:port" that clients should use for a socket bound to host (as
+ * inet_ntop writes it, IPv6 in brackets): a wildcard address has no
+ * address of its own, so it becomes the first of the comma- or
+ * space-separated names (server.tls_names, the names the automatic
+ * certificate carries); with no name, 127.0.0.1 or [::1]. */
+void		util_public_addr(const char *host, unsigned port,
+		    const char *names, char *out, size_t len);
 /* Base64 as RFC 7030 bodies carry it: stock clients send LF, CRLF or no
  * line breaks, so whitespace is dropped; anything else must be strict
  * base64. malloc'd result, NULL when malformed. */

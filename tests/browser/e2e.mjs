@@ -110,6 +110,8 @@ try {
   await page.getByRole('button', { name: 'Create token' }).click();
   const secret = await page.locator('input.secret').inputValue();
   assert(/^\S{16,}$/.test(secret), 'the token secret is shown');
+  // The configuration the page shows is what the agent runs with.
+  const conf = await page.locator('pre[aria-label="Agent configuration"]').textContent();
   await page.getByRole('cell', { name: 'factory', exact: true }).waitFor();
   await check('enrollment');
   failIfProblems('project and token');
@@ -117,6 +119,7 @@ try {
   // ---- the agent enrolls with it; the device appears without a reload
   await go(`#/p/${PROJECT}/devices`, `Devices of ${PROJECT}`);
   await page.evaluate(() => { window.qlNoReload = true; });
+  handOver(handFile('agent.conf'), conf);
   handOver(handFile('token'), secret);
   const device = await waitFile(handFile('device'), SLOW);
   const serial = await waitFile(handFile('serial'), 5000);

@@ -200,6 +200,8 @@ oa_json POST /api/v1/login /api/v1/login \
 assert_status 200
 oa_json POST /api/v1/login /api/v1/login '{"username": "alice", "password": "wrong"}'
 oa_call GET /api/v1/session /api/v1/session "${ADM[@]}"
+oa_call GET /api/v1/installation /api/v1/installation "${ADM[@]}"
+oa_call GET /api/v1/installation /api/v1/installation
 oa_json POST /api/v1/projects /api/v1/projects '{"name": "acme", "policy": {"token": true}}' "${ADM[@]}"
 assert_status 201
 oa_json POST /api/v1/projects /api/v1/projects '{"name": "acme"}' "${ADM[@]}"

@@ -64,6 +64,13 @@ hand_over() { printf '%s\n' "$2" >"$UI/$1.tmp" && mv "$UI/$1.tmp" "$UI/$1"; }
 
 # ---- the token the browser created enrolls the real agent
 browser_gives token 300 "create an enrollment token"
+# with the URLs of the configuration the page showed (the device listener
+# as bound, from GET /api/v1/installation), not the test's own
+shown() { sed -nE "s|^$1 = (.*)$|\1|p" "$UI/agent.conf"; }
+assert_eq "https://127.0.0.1:$DEVICE_PORT" "$(shown device_url)" "device_url the page shows"
+assert_eq "https://127.0.0.1:$DEVICE_PORT/.well-known/est" "$(shown est_url)" "est_url the page shows"
+assert_eq e2e "$(shown project)" "project the page shows"
+agent_conf d1 project=e2e timeout=120 est_url="$(shown est_url)" device_url="$(shown device_url)"
 agent d1 enroll --token "$(cat "$UI/token")"
 assert_agent_rc 0 "ql-agent enroll with the token made in the browser"
 device=$AGENT_OUT

@@ -150,6 +150,10 @@ static const struct check_conf_ok_case check_conf_ok_cases[] = {
 	{ "[ca]\ncrl_validity_hours = 720\n", F_LL(ca_crl_validity_hours, 720) },
 	{ "[ca]\nocsp_validity_hours = 1\n", F_LL(ca_ocsp_validity_hours, 1) },
 	{ "[pki]\nurl = http://pki.example:8080\n", F_STR(pki_url, "http://pki.example:8080") },
+	{ "[pki]\nurl = https://pki.example/ql/\n", F_STR(pki_url, "https://pki.example/ql/") },
+	{ "[pki]\nurl = \"\"\n", F_STR(pki_url, "") },
+	{ "[device]\nurl = https://dev.example:9444\n", F_STR(device_url, "https://dev.example:9444") },
+	{ "[device]\nurl = https://[2001:db8::1]:8444/\n", F_STR(device_url, "https://[2001:db8::1]:8444/") },
 	{ "[server]\ntls_names = ql.example,10.0.0.1\n", F_STR(tls_names, "ql.example,10.0.0.1") },
 	/* strings: '=' inside a value, quotes strip one pair only */
 	{ "[database]\nconninfo = host=db port=5432\n", F_STR(db_conninfo, "host=db port=5432") },
@@ -214,6 +218,7 @@ static const struct check_conf_field check_conf_defaults[] = {
 	F_LL(ca_crl_validity_hours, 24),
 	F_LL(ca_ocsp_validity_hours, 24),
 	F_STR(pki_url, ""),
+	F_STR(device_url, ""),
 	F_INT(admin.enabled, 1),
 	F_STR(admin.listen, "0.0.0.0:8443"),
 	F_STR(admin.tls_cert, "/etc/ql/admin.crt"),
@@ -430,6 +435,17 @@ static const struct check_conf_err_case check_conf_err_cases[] = {
 	{ "[ca]\ncrl_validity_hours = 721\n", "test.conf:2: crl_validity_hours: too large" },
 	{ "[ca]\nocsp_validity_hours = 0\n", "test.conf:2: ocsp_validity_hours: too small" },
 	{ "[ca]\nurl = x\n", "test.conf:2: unknown option url in [ca]" },
+	/* base URLs: the scheme, a host, nothing to quote */
+	{ "[device]\nurl = http://dev.example:8444\n", "test.conf:2: url: expected an https:// URL" },
+	{ "[device]\nurl = dev.example:8444\n", "test.conf:2: url: expected an https:// URL" },
+	{ "[device]\nurl = https://\n", "test.conf:2: url: expected an https:// URL" },
+	{ "[device]\nurl = https:///x\n", "test.conf:2: url: expected an https:// URL" },
+	{ "[device]\nurl = https://:8444\n", "test.conf:2: url: expected an https:// URL" },
+	{ "[device]\nurl = https://a b\n", "test.conf:2: url: expected an https:// URL" },
+	{ "[device]\nurl = https://a'b\n", "test.conf:2: url: expected an https:// URL" },
+	{ "[device]\nurl = HTTPS://dev.example\n", "test.conf:2: url: expected an https:// URL" },
+	{ "[pki]\nurl = ftp://pki.example\n", "test.conf:2: url: expected an http:// or https:// URL" },
+	{ "[pki]\nurl = http://pki.example/\"x\n", "test.conf:2: url: expected an http:// or https:// URL" },
 	/* log level and target */
 	{ "[server]\nlog_level = verbose\n", "test.conf:2: log_level: expected debug, info, warn or error" },
 	{ "[server]\nlog_level = warning\n", "test.conf:2: log_level: expected debug, info, warn or error" },
@@ -693,6 +709,31 @@ START_TEST(test_util_parse_listen_cases)
 }
 END_TEST
 
+/* What the installation API tells agents for a bound listener. */
+static const struct {
+	const char	*host, *names, *want;
+} check_conf_public_cases[] = {
+	{ "127.0.0.1", "localhost,127.0.0.1", "127.0.0.1:8444" },
+	{ "[::1]", "localhost", "[::1]:8444" },
+	{ "10.1.2.3", "gw.example", "10.1.2.3:8444" },
+	{ "0.0.0.0", "localhost,127.0.0.1", "localhost:8444" },
+	{ "0.0.0.0", " , gw.example 10.0.0.1", "gw.example:8444" },
+	{ "[::]", "2001:db8::1,gw.example", "[2001:db8::1]:8444" },
+	{ "0.0.0.0", "10.0.0.1", "10.0.0.1:8444" },
+	{ "0.0.0.0", "", "127.0.0.1:8444" },
+	{ "[::]", ", ", "[::1]:8444" },
+};
+
+START_TEST(test_util_public_addr_cases)
+{
+	char out[300];
+
+	util_public_addr(check_conf_public_cases[_i].host, 8444,
+	    check_conf_public_cases[_i].names, out, sizeof(out));
+	ck_assert_str_eq(out, check_conf_public_cases[_i].want);
+}
+END_TEST
+
 static Suite *
 check_conf_suite(void)
 {
@@ -723,6 +764,8 @@ check_conf_suite(void)
 	    (int)CHECK_CONF_N(check_conf_num_cases));
 	tcase_add_loop_test(tc, test_util_parse_listen_cases, 0,
 	    (int)CHECK_CONF_N(check_conf_listen_cases));
+	tcase_add_loop_test(tc, test_util_public_addr_cases, 0,
+	    (int)CHECK_CONF_N(check_conf_public_cases));
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -7,12 +7,15 @@ import { canWrite } from '../app.js';
 
 const ID_RE = /\b[a-z2-7]{32}\b/g;
 
-export function agentCommand(project, token) {
-  const host = location.hostname.includes(':') ? `[${location.hostname}]` : location.hostname;
+// The device listener's address comes from the server (device.url, or its
+// listener as bound): the browser only knows the admin listener's, whose
+// host and port need not be the devices' (GET /api/v1/installation).
+export function agentCommand(project, token, install) {
+  const base = install.device_url || 'https://DEVICE-LISTENER-ADDRESS';
   const conf = [
     '# /etc/ql-agent.conf',
-    `est_url = https://${host}:8444/.well-known/est`,
-    `device_url = https://${host}:8444`,
+    `est_url = ${install.est_url || `${base}/.well-known/est`}`,
+    `device_url = ${base}`,
     'root_ca = /etc/ql-agent/root.pem',
     `project = ${project}`,
   ].join('\n');
@@ -34,7 +37,7 @@ function tokenState(t) {
 export async function render(main, { project }) {
   const p = `/projects/${enc(project)}`;
   main.append(pageHeader(`Enrollment in ${project}`));
-  const proj = await api('GET', p);
+  const [proj, install] = await Promise.all([api('GET', p), api('GET', '/installation')]);
   main.append(notice(`Policy: ${['token', 'allowlist', 'approval'].filter((k) => proj.policy[k]).join(', ')}. Change it in Settings.`, 'info'));
 
   // ---- tokens
@@ -71,10 +74,12 @@ export async function render(main, { project }) {
       const body = { max_uses: Number(fd.get('uses')), valid_days: Number(fd.get('days')) };
       if (fd.get('name')) body.name = fd.get('name');
       const t = await api('POST', `${p}/enrollment-tokens`, body);
-      const { conf, cmd } = agentCommand(project, t.token);
+      const { conf, cmd } = agentCommand(project, t.token, install);
       clear(shown).append(secretBox(`Token "${t.name || t.id}"`, t.token,
         h('div', { class: 'howto' },
-          h('p', {}, 'On the device, with the root certificate in /etc/ql-agent/root.pem and this configuration:'),
+          install.device_url ? null : notice('This server has no device listener and device.url is not set in quarklinkd.conf: put the devices\' address in place of DEVICE-LISTENER-ADDRESS.', 'bad'),
+          h('p', {}, 'On the device, with the root certificate (', h('a', { href: install.root_ca_url, download: 'root.crt' }, 'root.crt'),
+            ', DER; openssl x509 -inform DER -in root.crt -out /etc/ql-agent/root.pem) in /etc/ql-agent/root.pem and this configuration:'),
           h('pre', { class: 'cmd', tabindex: '0', 'aria-label': 'Agent configuration' }, conf), copyButton(conf, 'Copy configuration'),
           h('p', {}, 'enroll and print the device ID:'),
           h('pre', { class: 'cmd', tabindex: '0', 'aria-label': 'Enroll command', dataset: { cmd: 'enroll' } }, cmd), copyButton(cmd, 'Copy command'),

@@ -6,7 +6,9 @@
 // the middle of a PATCH body, then after the whole body of its retry went
 // to the server, before the reply (the server's offset, read directly,
 // keeps what was committed; the upload resumes from it, one creation, and
-// the stored image has the file's SHA-256), sign it, deploy it to the
+// the stored image has the file's SHA-256), upload it again as another
+// version with the page reloaded in the middle of a PATCH (it resumes from
+// the server's offset), sign the first, deploy it to the
 // tag, see the agent's install in the deployment and in the device's
 // update history, revoke the device's certificate, and find each step in
 // the audit log. Every main page is screenshot and checked by axe; any
@@ -48,8 +50,28 @@ const serverOffset = async (p) => {
   if (r.status() !== 200) throw new Error(`HEAD ${p} answered ${r.status()}`);
   return Number(r.headers()['upload-offset']);
 };
+// The page is reloaded while a PATCH of a second upload is in flight:
+// once the server has stored that PATCH's whole body, with its reply held
+// back from the browser (reload.stored: the server's offset then).
+let reload = null;
 const decide = async (req) => {
   await gate;
+  if (reload && !reload.at && req.method === 'PATCH' && Number(req.headers['upload-offset']) > 0) {
+    reload.at = Number(req.headers['upload-offset']);
+    reload.path = req.path;
+    return {
+      hold: async () => {
+        const end = Date.now() + SLOW;
+        while (Date.now() < end) {
+          reload.stored = await serverOffset(req.path).catch((e) => { cutError = e.message; return -1; });
+          if (reload.stored === reload.at + req.length || reload.stored < 0) break;
+          await new Promise((r) => { setTimeout(r, 25); });
+        }
+        reload.held();
+        await reload.reloaded;
+      },
+    };
+  }
   if (!cutting || !req.path.startsWith('/api/v1/uploads/')) return undefined;
   const at = Number(req.headers['upload-offset']);
   if (req.method !== 'PATCH') return undefined;
@@ -183,6 +205,48 @@ try {
   const img = imgs.items.find((i) => i.name === 'os' && i.version === '2.0');
   assert(img && img.size === size && img.sha256 === sha256, `the server's image is the file (${size} bytes, SHA-256 ${sha256}): ${JSON.stringify(img)}`);
   await row('os', '2.0').getByText('uploaded', { exact: true }).waitFor();
+
+  // ---- a second upload, the page reloaded in the middle of a PATCH: after
+  // the reload the page names the unfinished upload, and choosing the same
+  // file again resumes it from the server's offset (one creation)
+  let held;
+  let reloaded;
+  reload = { held: () => {} };
+  const isHeld = new Promise((r) => { held = r; });
+  reload.held = held;
+  reload.reloaded = new Promise((r) => { reloaded = r; });
+  const wire0 = wire.length;
+  const fillUpload = async () => {
+    await page.getByLabel('Image name').fill('os');
+    await page.getByLabel('Version', { exact: true }).fill('2.1');
+    await page.getByLabel('Compatible hardware').fill('hw-a');
+    await page.getByLabel('Image file').setInputFiles(IMAGE);
+    await page.getByRole('button', { name: 'Upload' }).click();
+  };
+  await fillUpload();
+  await isHeld;
+  await page.reload();
+  reloaded();
+  await page.getByRole('heading', { level: 1, name: `Images of ${PROJECT}` }).waitFor();
+  await page.getByText(`Unfinished upload: os 2.1 (${path.basename(IMAGE)}). Choose the same file with the same name and version to continue.`).waitFor();
+  const wire1 = wire.length;
+  await fillUpload();
+  await page.getByText(/^Uploaded 50\.0 MiB in /).or(page.getByRole('alert').filter({ hasText: /./ })).waitFor({ timeout: 5 * SLOW });
+  failIfProblems('the upload across a reload');
+  const second = wire.slice(wire0);
+  const resumed = wire.slice(wire1).filter((x) => x.startsWith(`HEAD ${reload.path} `) || x.startsWith(`PATCH ${reload.path} `) || x.startsWith('POST '));
+  log(`upload across a reload: held at ${reload.at}, stored ${reload.stored}; after the reload: ${resumed.join(', ')}`);
+  assert(!cutError, `the reload: ${cutError}`);
+  assert(reload.stored > reload.at, `the held PATCH was stored before the reload: ${reload.stored}`);
+  assert(second.filter((x) => x.startsWith('POST /api/v1/uploads/ ')).length === 1, `one creation across the reload: ${second.join(', ')}`);
+  assert(resumed[0] === `HEAD ${reload.path} -> 200 ${reload.stored}`, `after the reload the page asked the server's offset first: ${resumed.join(', ')}`);
+  assert(resumed[1]?.startsWith(`PATCH ${reload.path} at ${reload.stored} -> 204 `), `and went on from it: ${resumed.join(', ')}`);
+  assert(resumed.at(-1) === `PATCH ${reload.path} at ${resumed.at(-1).split(' ')[3]} -> 204 ${size}`, `the last PATCH completed it: ${resumed.join(', ')}`);
+  const imgs2 = await (await t.browser.request.get(`${URL0}/api/v1/projects/${PROJECT}/images`)).json();
+  const img2 = imgs2.items.find((i) => i.name === 'os' && i.version === '2.1');
+  assert(img2 && img2.size === size && img2.sha256 === sha256, `the image uploaded across the reload is the file: ${JSON.stringify(img2)}`);
+  await row('os', '2.1').getByText('uploaded', { exact: true }).waitFor();
+  assert(await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('tus::')).length) === 0, 'no unfinished upload is remembered once it is done');
 
   // ---- sign it (confirmed in a dialog); the root certificate link works
   await page.getByRole('button', { name: 'Sign os 2.0' }).click();

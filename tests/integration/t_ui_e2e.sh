@@ -8,7 +8,8 @@
 # image through a proxy (tests/browser/cutproxy.mjs, which presents
 # $T/server.crt and checks the server's against $T/ca.crt) that cuts the
 # connection on the wire past half (the upload resumes from the server's
-# offset), signs it, deploys it to the tag; here `ql-agent run
+# offset), uploads it again as 2.1 with the page reloaded mid-PATCH (it
+# resumes), signs 2.0, deploys it to the tag; here `ql-agent run
 # --once` installs it through its hook, and the browser sees the install in
 # the deployment and in the device's update history, revokes the device's
 # certificate and finds every step in the audit log. Screenshots of each
@@ -101,8 +102,8 @@ assert_eq 1 "$(ql_psql "SELECT revocation_reason FROM certificates WHERE serial 
     "the certificate revoked in the browser (CRLReason keyCompromise = 1)"
 assert_eq "edge" "$(ql_psql "SELECT array_to_string(tags, ',') FROM devices WHERE device_id = '$device'")" \
     "the tag set in the browser"
-assert_eq 1 "$(ql_psql "SELECT count(*) FROM uploads WHERE completed_at IS NOT NULL")" \
-    "one upload, resumed rather than started again"
+assert_eq "2 2" "$(ql_psql "SELECT count(*) || ' ' || count(completed_at) FROM uploads")" \
+    "two uploads (2.0 cut twice, 2.1 across a reload), each resumed rather than started again"
 pki_fetch_ca root "$T/root.pem"
 openssl x509 -inform DER -in "$UI/root-ui.crt" -out "$T/root-ui.pem" ||
     fail "the UI's root.crt link did not give a DER certificate"

@@ -7,14 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-#include <event2/event.h>
 #include <event2/http.h>
 
 #include "api.h"
 #include "images.h"
+#include "imgstream.h"
 #include "json.h"
-#include "log.h"
 #include "server.h"
 #include "uploads.h"
 
@@ -131,160 +129,29 @@ api_images_delete(struct http_req *hr)
 
 /* ---------------------------------------------------------- content */
 
-/* A download in progress. Exactly one of: a query in flight, a row being
- * written, or the deferred end after the client left. */
-struct api_images_dl {
-	struct http_req	*hr;
-	struct event	*end_ev;	/* the client left while a row was written */
-	char		 upload[UPLOADS_ID_LEN + 1];
-	long long	 size;
-	long long	 off;		/* bytes sent */
-	int		 is_querying;
-};
-
-static void	api_images_next(struct api_images_dl *);
-
-static void
-api_images_dl_end(struct api_images_dl *d, int is_complete)
-{
-	struct http_req *hr = d->hr;
-	size_t sent = (size_t)d->off;
-
-	hr->gone = NULL;
-	hr->written = NULL;
-	event_free(d->end_ev);
-	free(d);
-	if (is_complete || hr->req == NULL)
-		http_stream_end(hr, 200, sent);
-	else
-		http_stream_abort(hr, 200, sent, "image bytes missing");
-}
-
-static void
-api_images_dl_ended(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	api_images_dl_end(arg, 0);
-}
-
-/* From evhttp's close callback: end on a later turn, or let the query in
- * flight find hr->req gone. */
-static void
-api_images_dl_gone(struct http_req *hr)
-{
-	struct api_images_dl *d = hr->stream;
-
-	if (!d->is_querying)
-		event_active(d->end_ev, EV_TIMEOUT, 1);
-}
-
-static void
-api_images_written(struct http_req *hr)
-{
-	struct api_images_dl *d = hr->stream;
-
-	if (d->off >= d->size)
-		api_images_dl_end(d, 1);
-	else
-		api_images_next(d);
-}
-
-static void
-api_images_unref(const void *data, size_t len, void *arg)
-{
-	(void)len;
-	(void)arg;
-	PQfreemem((void *)data);
-}
-
-static void
-api_images_row(enum db_status st, const PGresult *res, const char *errstr,
-    void *arg)
-{
-	struct api_images_dl *d = arg;
-	struct evbuffer *buf;
-	unsigned char *data;
-	size_t n = 0;
-
-	d->is_querying = 0;
-	if (d->hr->req == NULL) {
-		api_images_dl_end(d, 0);
-		return;
-	}
-	if (st != DB_OK || PQntuples(res) != 1 ||
-	    api_val_int(res, 0, 0) != d->off) {
-		log_warnx("image download id=%s: no chunk at offset %lld: %s",
-		    d->hr->id, d->off, st != DB_OK ? db_errstr(st, errstr) :
-		    "missing row");
-		api_images_dl_end(d, 0);
-		return;
-	}
-	if ((data = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, 1),
-	    &n)) == NULL || n == 0 || (long long)n > d->size - d->off ||
-	    (buf = evbuffer_new()) == NULL) {
-		PQfreemem(data);
-		api_images_dl_end(d, 0);
-		return;
-	}
-	/* The row's bytes go to the socket without another copy. */
-	if (evbuffer_add_reference(buf, data, n, api_images_unref, NULL) == -1) {
-		PQfreemem(data);
-		evbuffer_free(buf);
-		api_images_dl_end(d, 0);
-		return;
-	}
-	d->off += (long long)n;
-	http_stream_piece(d->hr, buf);	/* written: api_images_written */
-	evbuffer_free(buf);
-}
-
-static void
-api_images_next(struct api_images_dl *d)
-{
-	char off[API_ID_LEN];
-	const char *v[3] = { d->upload, "0", off };
-
-	snprintf(off, sizeof(off), "%lld", d->off);
-	d->is_querying = 1;
-	db_query(d->hr->srv->db, &images_chunk, 3, v, NULL, api_images_row, d);
-}
-
+/* The image's stored bytes, streamed a piece at a time (imgstream.c). */
 static void
 api_images_content_found(enum db_status st, const PGresult *res,
     const char *errstr, void *arg)
 {
 	struct http_req *hr = arg;
-	struct api_images_dl *d;
 	char len[24];
+	long long size;
 
 	if (st != DB_OK || PQntuples(res) != 1) {
 		api_reply_one(hr, st, res, errstr, 200, api_images_fields, 0,
 		    "no such image");
 		return;
 	}
-	if ((d = api_alloc(hr, sizeof(*d))) == NULL)
-		return;
-	if ((d->end_ev = event_new(hr->srv->base, -1, 0, api_images_dl_ended,
-	    d)) == NULL) {
-		free(d);
-		http_reply_problem(hr, 503, NULL, "out of memory");
-		return;
-	}
-	d->hr = hr;
-	d->size = api_val_int(res, 0, 3);
-	snprintf(d->upload, sizeof(d->upload), "%s", PQgetvalue(res, 0, 10));
-	snprintf(len, sizeof(len), "%lld", d->size);
+	size = api_val_int(res, 0, 3);
+	snprintf(len, sizeof(len), "%lld", size);
 	http_add_header(hr, "Content-Length", len);	/* not chunked */
-	hr->stream = d;
-	hr->gone = api_images_dl_gone;
-	hr->written = api_images_written;
-	http_stream_start(hr, 200, "application/octet-stream");
-	if (d->size == 0) {
-		api_images_dl_end(d, 1);
+	if (size == 0) {
+		http_reply(hr, 200, "application/octet-stream", NULL);
 		return;
 	}
-	api_images_next(d);
+	imgstream_start(hr, 200, PQgetvalue(res, 0, 10), 0, 0, size, NULL,
+	    NULL);	/* on -1 hr got its 503: nothing to undo */
 }
 
 static void

@@ -69,10 +69,6 @@ const struct db_stmt deploy_device_update = {
 const struct db_stmt deploy_report = {
 	"deploy_report", "SELECT result, detail FROM ql_deploy_report($1::bigint,"
 	" $2::bigint, $3, $4::integer, $5, $6)", 6 };
-const struct db_stmt deploy_chunk = {
-	"deploy_chunk", "SELECT off, substring(data FROM ($3::bigint - off + 1)::integer"
-	" FOR $4::integer) FROM image_chunks WHERE upload_id = $1"
-	" AND variant = $2::smallint AND off <= $3::bigint ORDER BY off DESC LIMIT 1", 4 };
 const struct db_stmt deploy_signature = {
 	"deploy_signature", "SELECT ql_image_signature($1::bigint)", 1 };
 const struct db_stmt deploy_seen = {
@@ -84,7 +80,7 @@ deploy_register(struct db_pool *db)
 	static const struct db_stmt *const s[] = {
 		&deploy_create, &deploy_action, &deploy_list, &deploy_get,
 		&deploy_groups, &deploy_devices, &deploy_history, &deploy_device_update,
-		&deploy_report, &deploy_chunk, &deploy_signature, &deploy_seen,
+		&deploy_report, &deploy_signature, &deploy_seen,
 	};
 
 	return db_register_all(db, s, sizeof(s) / sizeof(s[0]));

@@ -46,9 +46,6 @@ extern const struct db_stmt deploy_device_update;
 /* $1 device, $2 deployment, $3 state, $4 progress|NULL, $5 detail|NULL,
  * $6 version|NULL: result, detail */
 extern const struct db_stmt deploy_report;
-/* Binary results. $1 upload id, $2 variant, $3 offset, $4 most bytes:
- * off (int8), the bytes from offset to the end of its chunk row, at most $4 */
-extern const struct db_stmt deploy_chunk;
 /* Binary results. $1 image id: signature DER or NULL */
 extern const struct db_stmt deploy_signature;
 /* $1 device ids bigint[], $2 epoch seconds bigint[] */

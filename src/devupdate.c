@@ -24,6 +24,7 @@
 #include "devcache.h"
 #include "http.h"
 #include "imgsign.h"
+#include "imgstream.h"
 #include "lastseen.h"
 #include "log.h"
 #include "pki.h"
@@ -238,111 +239,12 @@ devupdate_update(struct http_req *hr)
 
 /* ---- GET /device/v1/images/{id} ---- */
 
-struct devupdate_dl {
-	struct http_req	*hr;
-	char		 upload_id[DEVCACHE_UPLOAD_ID + 1];
-	char		 variant[2];
-	long long	 pos, end;	/* [pos, end) still to send */
-	size_t		 sent;
-	int		 status;
-	int		 is_querying;
-	int		 is_gone;
-};
-
-static void devupdate_dl_next(struct devupdate_dl *);
-
+/* One stream ended (imgstream's done). */
 static void
-devupdate_dl_finish(struct devupdate_dl *dl, const char *abort_why)
+devupdate_dl_done(void *arg)
 {
-	struct http_req *hr = dl->hr;
-
+	(void)arg;
 	devupdate_nstreams--;
-	if (abort_why != NULL)
-		http_stream_abort(hr, dl->status, dl->sent, abort_why);
-	else
-		http_stream_end(hr, dl->status, dl->sent);
-	free(dl);
-}
-
-static void
-devupdate_dl_gone(struct http_req *hr)
-{
-	struct devupdate_dl *dl = hr->stream;
-
-	dl->is_gone = 1;
-	if (!dl->is_querying)
-		devupdate_dl_finish(dl, NULL);
-}
-
-static void
-devupdate_dl_written(struct http_req *hr)
-{
-	devupdate_dl_next(hr->stream);
-}
-
-static int64_t
-devupdate_be64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return (int64_t)v;
-}
-
-static void
-devupdate_dl_got(enum db_status st, const PGresult *res, const char *errstr,
-    void *arg)
-{
-	struct devupdate_dl *dl = arg;
-	struct evbuffer *buf;
-	long long off;
-	int len;
-
-	dl->is_querying = 0;
-	if (dl->is_gone) {
-		devupdate_dl_finish(dl, NULL);
-		return;
-	}
-	if (st != DB_OK) {
-		devupdate_dl_finish(dl, db_errstr(st, errstr));
-		return;
-	}
-	if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != 8 ||
-	    (off = devupdate_be64((const unsigned char *)PQgetvalue(res, 0, 0))) > dl->pos ||
-	    (len = PQgetlength(res, 0, 1)) <= 0 || len > dl->end - dl->pos) {
-		devupdate_dl_finish(dl, "image bytes missing in the database");
-		return;
-	}
-	if ((buf = evbuffer_new()) == NULL ||
-	    evbuffer_add(buf, PQgetvalue(res, 0, 1), (size_t)len) == -1) {
-		if (buf != NULL)
-			evbuffer_free(buf);
-		devupdate_dl_finish(dl, "out of memory");
-		return;
-	}
-	dl->pos += len;
-	dl->sent += (size_t)len;
-	http_stream_piece(dl->hr, buf);	/* written: devupdate_dl_next */
-	evbuffer_free(buf);
-}
-
-static void
-devupdate_dl_next(struct devupdate_dl *dl)
-{
-	char pos[24], max[24];
-	const char *v[4] = { dl->upload_id, dl->variant, pos, max };
-	long long n = dl->end - dl->pos;
-
-	if (n <= 0) {
-		devupdate_dl_finish(dl, NULL);
-		return;
-	}
-	snprintf(pos, sizeof(pos), "%lld", dl->pos);
-	snprintf(max, sizeof(max), "%lld", n < DEVUPDATE_PIECE ? n : DEVUPDATE_PIECE);
-	dl->is_querying = 1;
-	db_query_binary(dl->hr->srv->db, &deploy_chunk, 4, v, NULL,
-	    devupdate_dl_got, dl);
 }
 
 static int
@@ -371,7 +273,6 @@ devupdate_image_reply(struct http_req *hr, struct devcache_entry *e)
 	char etag[80], v[96];
 	long long from = 0, to = e->size - 1;
 	const char *if_range = http_header(hr, "If-Range");
-	struct devupdate_dl *dl;
 	enum range_result r = RANGE_IGNORE;
 
 	if (devupdate_image_id(hr, e) == -1)
@@ -403,22 +304,9 @@ devupdate_image_reply(struct http_req *hr, struct devcache_entry *e)
 		http_reply_problem(hr, 503, NULL, "too many downloads at once");
 		return;
 	}
-	if ((dl = calloc(1, sizeof(*dl))) == NULL) {
-		http_reply_problem(hr, 503, NULL, "out of memory");
-		return;
-	}
-	devupdate_nstreams++;
-	dl->hr = hr;
-	snprintf(dl->upload_id, sizeof(dl->upload_id), "%s", e->upload_id);
-	dl->variant[0] = e->is_encrypted ? '1' : '0';
-	dl->pos = from;
-	dl->end = to + 1;
-	dl->status = r == RANGE_OK ? 206 : 200;
-	hr->stream = dl;
-	hr->gone = devupdate_dl_gone;
-	hr->written = devupdate_dl_written;
-	http_stream_start(hr, dl->status, "application/octet-stream");
-	devupdate_dl_next(dl);
+	if (imgstream_start(hr, r == RANGE_OK ? 206 : 200, e->upload_id,
+	    e->is_encrypted, from, to + 1, devupdate_dl_done, NULL) == 0)
+		devupdate_nstreams++;
 }
 
 static void

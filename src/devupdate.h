@@ -9,8 +9,7 @@
 #include "db.h"
 #include "route.h"
 
-#define DEVUPDATE_PIECE		(1024 * 1024)	/* bytes read per chunk query */
-#define DEVUPDATE_MAX_STREAMS	128		/* downloads at once: 1 MiB each */
+#define DEVUPDATE_MAX_STREAMS	128		/* downloads at once: a piece each */
 
 extern const struct route devupdate_routes[];
 extern const size_t devupdate_nroutes;

@@ -14,18 +14,12 @@ const struct db_stmt images_get = {
 	" WHERE project_id = $1::bigint AND id = $2::bigint", 2 };
 const struct db_stmt images_delete = {
 	"images_delete", "SELECT ql_image_delete($1::bigint, $2::bigint, $3)", 3 };
-/* Rows are contiguous (009's contract): the next row starts where this
- * one ends, so a reader walks them by offset with the primary key. */
-const struct db_stmt images_chunk = {
-	"images_chunk", "SELECT off, data FROM image_chunks WHERE upload_id = $1"
-	" AND variant = $2::smallint AND off <= $3::bigint"
-	" ORDER BY off DESC LIMIT 1", 3 };
 
 int
 images_register(struct db_pool *db)
 {
 	static const struct db_stmt *const s[] = {
-		&images_list, &images_get, &images_delete, &images_chunk,
+		&images_list, &images_get, &images_delete,
 	};
 
 	return db_register_all(db, s, sizeof(s) / sizeof(s[0]));

@@ -1,5 +1,5 @@
 /* images.h: SQL of the images resource (sql/009_images.sql): list, get,
- * delete, and the chunk rows a download reads one at a time. Handlers in
+ * delete (a download reads its bytes through imgstream.c). Handlers in
  * api_images.c compose parameters only.
  * Image rows come back as IMAGES_NCOLS columns: id, name, version, size,
  * sha256 (hex), status, hardware (joined with ','), encrypt, uploaded_by,
@@ -18,9 +18,6 @@ extern const struct db_stmt images_get;
 /* $1 project id, $2 image id, $3 actor -> 'ok' | 'not_found' | 'deployed'
  * (ql_image_delete; the deployments migration adds the last) */
 extern const struct db_stmt images_delete;
-/* $1 upload id, $2 variant, $3 offset -> the row holding that byte: off,
- * data (hex bytea) */
-extern const struct db_stmt images_chunk;
 
 int	images_register(struct db_pool *) __attribute__((warn_unused_result));
 

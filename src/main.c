@@ -45,6 +45,7 @@
 #include "projects.h"
 #include "tlsauto.h"
 #include "images.h"
+#include "imgstream.h"
 #include "uploads.h"
 #include "users.h"
 #include "tok.h"
@@ -406,6 +407,7 @@ main_register(struct server *srv)
 	    ocsp_register(srv->db) == -1 || tlsauto_register(srv->db) == -1 ||
 	    checkpoint_register(srv->db) == -1 || uploads_register(srv->db) == -1 ||
 	    images_register(srv->db) == -1 || deploy_register(srv->db) == -1 ||
+	    imgstream_register(srv->db) == -1 ||
 	    devupdate_register(srv->db) == -1 || attest_register(srv->db) == -1 ?
 	    -1 : 0;
 }

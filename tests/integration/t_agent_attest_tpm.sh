@@ -316,6 +316,8 @@ assert_eq "$(openssl x509 -inform DER -in "$T/nv-ekcert.der" -outform DER | sha2
 tpm2_readpublic -c 0x81010002 -n "$T/ak.name" >/dev/null
 assert_eq "$(od -An -tx1 -v "$T/ak.name" | tr -d ' \n')" "$(jq -r .attestation.ak_name "$BODY")" \
     "the API shows the AK's name"
+assert_eq "attested null" "$(jq -r '"\(.attestation.state) \(.attestation.last_quote_at)"' "$BODY")" \
+    "attested, not yet trusted, before any quote"
 agent q run --once
 assert_agent_rc 0 "a quote to quarklinkd"
 api GET "/api/v1/projects/p1/devices/$id"

@@ -313,7 +313,7 @@ for h in other-ak other-pcrs bad-values; do
     assert_refused quote 403 "${quote_refusal[$h]}" "a quote ($h)"
     assert_nothing_recorded "quote $h"
 done
-assert_eq "null -" "$(api GET "/api/v1/projects/p1/devices/$cl_id"; jq -r .attestation.last_quote_at "$BODY") $(
+assert_eq "attested null -" "$(api GET "/api/v1/projects/p1/devices/$cl_id"; jq -r '"\(.attestation.state) \(.attestation.last_quote_at)"' "$BODY") $(
     ql_psql "SELECT coalesce(pcr_reference::text, '-') FROM devices WHERE device_id = '$cl_id'")" \
     "no quote and no reference before a good quote"
 client T quote "$T/cl/device.crt" "handle:0x81000012" --hostile replay

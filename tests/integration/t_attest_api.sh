@@ -229,7 +229,7 @@ assert_eq "2" "$(count attest_sessions)" "the session used is gone, the others s
 ekhash=$(ql_psql "SELECT encode(sha256('\\xeeee'), 'hex')")
 apic GET "/api/v1/projects/pt/devices/$id1"
 assert_status 200
-assert_eq "trusted $ekhash 000bee []" \
+assert_eq "attested $ekhash 000bee []" \
     "$(jq -r '.attestation | "\(.state) \(.ek_sha256) \(.ak_name) \(.differ)"' "$BODY")" \
     "the device's attestation"
 jq -e '.attestation.attested_at != null and .attestation.last_quote_at == null' "$BODY" \
@@ -253,7 +253,7 @@ ql_curl -X POST --cert "$T/t1.crt" --key "$T/t1.key" -H 'Content-Type: applicati
     --data-binary "{\"nonce\":\"$S32\",\"quote\":\"$B64\",\"signature\":\"$B64\",\"pcrs\":{\"01\":\"00\"}}" \
     "$(device_url /device/v1/quote)"
 assert_est_problem 400 'pcrs'
-assert_eq "1 trusted" "$(ql_psql "SELECT count(*) || ' ' || min(d.att_state) FROM quote_nonces q
+assert_eq "1 attested" "$(ql_psql "SELECT count(*) || ' ' || min(d.att_state) FROM quote_nonces q
     JOIN devices d ON d.id = q.device")" "refused quotes changed nothing"
 
 # ---- tampered: update and re-enrollment refused until an admin accepts

@@ -73,10 +73,16 @@ export async function open({ dir, out, nm, timeout = 30000, trust = [] }) {
     problems.push(`console error: ${m.text()}${u ? ` (${u})` : ''}`);
   });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  // Chromium ends a fetch answered 204 No Content with loadingFailed
+  // (net::ERR_ABORTED) after its response, though the page's fetch resolves
+  // (microsoft/playwright#32752): such a request did not fail.
+  const noContent = new WeakSet();
+  page.on('response', (r) => { if (r.status() === 204) noContent.add(r.request()); });
   page.on('requestfailed', (r) => {
     const f = r.failure()?.errorText || '';
     const u = new URL(r.url());
     if (f === 'net::ERR_ABORTED' && u.pathname.startsWith('/api/v1/uploads/')) return; // paused upload
+    if (f === 'net::ERR_ABORTED' && noContent.has(r)) return;
     if (takeFailure(r.method(), u.pathname)) return;
     problems.push(`request failed: ${r.method()} ${r.url()}: ${f}`);
   });

@@ -4,7 +4,8 @@
 // SoftHSM. Steps that need the shell (an EST enrollment with curl) are
 // handed over through files in QL_UI_DIR. Any console error, page error,
 // failed request or HTTP error that a step did not expect fails the run.
-import { writeFileSync } from 'node:fs';
+import { writeFileSync, readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
 import path from 'node:path';
 import { open, env, log, assert, waitFile } from './lib.mjs';
 
@@ -17,6 +18,14 @@ const HAS_DEPLOY = process.env.QL_HAS_DEPLOY === '1';
 const t = await open({ dir: DIR, out: OUT, nm: env('QL_NODE_MODULES') });
 const { browser, page, writes, expect, check, go, failIfProblems } = t;
 const axeResults = t.axe;
+// What the server says, with the browser's session cookie but not through
+// the page (so the page's own requests stay the ones checked).
+const getJson = async (p) => {
+  const r = await browser.request.get(`${URL0}/api/v1${p}`);
+  assert(r.ok(), `GET ${p}: ${r.status()}`);
+  return r.json();
+};
+const policyOf = (p) => ['token', 'allowlist', 'approval', 'tpm'].filter((k) => p.policy[k]).join(',');
 
 try {
   // ---- login: a wrong password is shown next to the form; the keyboard alone logs in
@@ -65,6 +74,67 @@ try {
   await page.getByText('Saved.').waitFor();
   await check('settings');
 
+  // ---- TPM attestation counts as a policy: alone it is saved
+  const tpm = page.getByLabel('TPM attestation', { exact: true });
+  assert(!await tpm.isChecked(), 'tpm is off in a new project');
+  await tpm.check();
+  await page.getByLabel('Enrollment tokens').uncheck();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText('Saved.').waitFor();
+  let proj = await getJson('/projects/ui');
+  assert(policyOf(proj) === 'tpm', `server policy after tpm alone was saved: ${policyOf(proj)}`);
+  // the enrollment page names it; back in Settings the form is read anew
+  await go('#/p/ui/enrollment', 'Enrollment in ui');
+  await page.getByText('Policy: tpm. Change it in Settings.').waitFor();
+  await go('#/p/ui/settings', 'Settings of ui');
+  assert(await tpm.isChecked() && !await page.getByLabel('Enrollment tokens').isChecked(), 'the reloaded form shows tpm alone');
+  // the PCRs: refused in the form when not 0-23, stored as numbers
+  assert(await page.getByLabel('PCRs quoted').inputValue() === '0-7', 'default PCRs shown as 0-7');
+  await page.getByLabel('PCRs quoted').fill('0-3, 24');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('alert').filter({ hasText: 'PCRs: "24" is not a PCR number 0-23' }).waitFor();
+  await page.getByLabel('PCRs quoted').fill('10, 0-3 7');
+  await page.getByLabel('Refuse updates and re-enrollment to tampered devices').uncheck();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText('Saved.').waitFor();
+  proj = await getJson('/projects/ui');
+  assert(JSON.stringify(proj.attestation) === JSON.stringify({ pcrs: [0, 1, 2, 3, 7, 10], refuse_tampered: false }),
+    `server attestation after the save: ${JSON.stringify(proj.attestation)}`);
+  assert(await page.getByLabel('PCRs quoted').inputValue() === '0-3, 7, 10', 'the PCRs as the server stored them');
+  await check('settings-attestation');
+  // back to what the EST enrollment below needs (tpm is a gate ANDed with token)
+  await page.getByLabel('Enrollment tokens').check();
+  await tpm.uncheck();
+  await page.getByLabel('PCRs quoted').fill('0-7');
+  await page.getByLabel('Refuse updates and re-enrollment to tampered devices').check();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByText('Saved.').waitFor();
+  proj = await getJson('/projects/ui');
+  assert(policyOf(proj) === 'token' && proj.attestation.refuse_tampered && proj.attestation.pcrs.join() === '0,1,2,3,4,5,6,7',
+    `server state restored: ${JSON.stringify(proj)}`);
+
+  // ---- TPM manufacturer CAs: not a CA refused with the server's reason next to the form, a CA from a file, deleted
+  const caForm = page.locator('form').filter({ has: page.getByRole('button', { name: 'Add CA' }) });
+  expect('POST', /^\/api\/v1\/projects\/ui\/tpm-cas$/, 400);
+  await caForm.getByLabel('CA certificate (PEM)').fill(readFileSync(env('QL_TPM_NOT_CA'), 'utf8'));
+  await caForm.getByRole('button', { name: 'Add CA' }).click();
+  await caForm.getByRole('alert').filter({ hasText: 'the certificate is not a CA certificate' }).waitFor();
+  await caForm.getByLabel('CA certificate (PEM)').fill('');
+  await caForm.getByLabel('Certificate file').setInputFiles(env('QL_TPM_CA'));
+  await caForm.getByRole('button', { name: 'Add CA' }).click();
+  await caForm.getByText(/^Added .*UI Test EK ca/).waitFor();
+  assert(await caForm.getByRole('alert').isHidden(), 'the error is gone after a good add');
+  const caSha = new X509Certificate(readFileSync(env('QL_TPM_CA'))).fingerprint256.replace(/:/g, '').toLowerCase();
+  await page.getByRole('cell', { name: caSha }).waitFor();
+  const cas = await getJson('/projects/ui/tpm-cas');
+  assert(cas.items.length === 1 && cas.items[0].sha256 === caSha, `server lists the CA: ${JSON.stringify(cas)}`);
+  await check('settings-tpm-cas');
+  await page.getByRole('button', { name: /^Delete CA .*UI Test EK ca/ }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete', exact: true }).click();
+  await page.getByText(/^No CAs of this project/).waitFor();
+  assert((await getJson('/projects/ui/tpm-cas')).items.length === 0, 'the CA is deleted on the server');
+  failIfProblems('the attestation settings');
+
   // ---- an enrollment token, shown once with the ql-agent command line
   await go('#/p/ui/enrollment', 'Enrollment in ui');
   await page.getByLabel('Name', { exact: true }).fill('factory line 1');
@@ -89,14 +159,35 @@ try {
   writeFileSync(path.join(DIR, 'token'), secret);
   const device = await waitFile(path.join(DIR, 'device'), 60000);
   const serial = await waitFile(path.join(DIR, 'serial'), 5000);
-  log(`shell enrolled device ${device} (certificate ${serial})`);
-  await page.locator(`tr[data-device="${device}"]`).waitFor({ timeout: 15000 });
+  const ek = await waitFile(path.join(DIR, 'ek'), 5000);
+  log(`shell enrolled device ${device} (certificate ${serial}), made it tampered`);
+  const row = page.locator(`tr[data-device="${device}"]`);
+  await row.waitFor({ timeout: 15000 });
   assert(await page.evaluate(() => window.qlNoReload === true), 'the page was not reloaded');
+  // the shell made it tampered: the list says so next to its status
+  await row.getByRole('cell').nth(2).getByText('tampered', { exact: true }).waitFor();
   await check('devices');
 
-  // ---- its page, and revoking its certificate with a reason
+  // ---- its page: the attestation facts; accepting the current measurements
   await page.getByRole('link', { name: device }).click();
   await page.getByRole('heading', { level: 1, name: `Device ${device}` }).waitFor();
+  const att = page.locator('section').filter({ has: page.getByRole('heading', { level: 2, name: 'Attestation', exact: true }) });
+  await att.getByText(ek, { exact: true }).waitFor();
+  const facts = await att.locator('dl.facts').innerText();
+  assert(/State\s+tampered/.test(facts) && /AK name\s+000b[0-9a-f]{64}/.test(facts) && /Differing PCRs\s+7\b/.test(facts),
+    `attestation facts of a tampered device: ${facts}`);
+  await check('device-tampered');
+  await att.getByRole('button', { name: 'Accept current measurements' }).click();
+  await page.getByRole('dialog').getByRole('heading', { name: 'Accept current measurements?' }).waitFor();
+  await check('accept-dialog');
+  await page.getByRole('dialog').getByRole('button', { name: 'Accept', exact: true }).click();
+  await att.locator('dl.facts').getByText('trusted', { exact: true }).waitFor();
+  assert(await att.getByRole('button', { name: 'Accept current measurements' }).count() === 0, 'no accept button on a trusted device');
+  const dev = await getJson(`/projects/ui/devices/${device}`);
+  assert(dev.attestation.state === 'trusted' && dev.attestation.differ.length === 0, `server attestation after accept: ${JSON.stringify(dev.attestation)}`);
+  failIfProblems('the accept');
+
+  // ---- revoking its certificate with a reason
   await page.getByRole('button', { name: `Revoke certificate ${serial}` }).click();
   await page.getByRole('dialog').getByLabel('Reason').selectOption('keyCompromise');
   await check('revoke-dialog');

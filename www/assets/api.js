@@ -26,16 +26,18 @@ export function qs(params) {
 
 export function enc(s) { return encodeURIComponent(s); }
 
-// api(method, path, body, {raw, quiet401}): JSON in, JSON out (null on 204).
+// api(method, path, body, {raw, quiet401, type}): JSON in, JSON out (null
+// on 204). With type, body is a string sent as it is with that Content-Type
+// (a PEM certificate is not JSON).
 export async function api(method, path, body, opts = {}) {
   const headers = { Accept: 'application/json, application/problem+json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (body !== undefined) headers['Content-Type'] = opts.type || 'application/json';
   if (WRITE.has(method) && csrf) headers['X-CSRF-Token'] = csrf;
   let res;
   try {
     res = await fetch(`/api/v1${path}`, {
       method, headers, credentials: 'same-origin',
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || opts.type ? body : JSON.stringify(body),
     });
   } catch (e) {
     throw new ApiError(0, 'Network error', `cannot reach the server (${e.message})`);

@@ -1,9 +1,10 @@
-// device.js: one device: its state, tags (edited in place), actions, its
+// device.js: one device: its state, its TPM attestation (tampered
+// measurements accepted here), tags (edited in place), actions, its
 // certificates (revocable here) and its update history (the deployments it
 // is a target of, polled while shown).
 import { api, enc, qs } from '../api.js';
-import { h, field, errorSlot, showError, onSubmit, table, fmtTime, fmtAgo, badge, pageHeader, section, notice, clear, link } from '../dom.js';
-import { canWrite, every } from '../app.js';
+import { h, field, errorSlot, showError, onSubmit, table, fmtTime, fmtAgo, badge, pageHeader, section, notice, clear, link, actionButton, confirmDialog } from '../dom.js';
+import { canWrite, isAdmin, every } from '../app.js';
 import { deviceActions } from './devices.js';
 import { revokeButton } from './cert.js';
 
@@ -25,6 +26,7 @@ export async function render(main, { project, device }) {
       ? h('a', { href: `#/p/${enc(project)}/certificates/${d.certificate.serial}` }, d.certificate.serial) : '—'));
   const reload = async () => { main.replaceChildren(); await render(main, { project, device }); };
   main.append(pageHeader(`Device ${d.device_id}`, deviceActions(project, d, reload, err)), err, section('Device', info));
+  if (d.attestation && d.attestation.state !== 'none') main.append(attestation(path, d.attestation, reload));
 
   const terr = errorSlot();
   const saved = h('div', { 'aria-live': 'polite' });
@@ -71,4 +73,28 @@ export async function render(main, { project, device }) {
   };
   await loadHistory().catch((e) => showError(herr, e));
   historyTimer = every(5000, () => loadHistory().then(() => showError(herr, null), (e) => showError(herr, e)));
+}
+
+// What the TPM attestation and the quotes left; a tampered device's last
+// quoted values can be accepted as its reference (admins only, as the API).
+function attestation(path, a, reload) {
+  const aerr = errorSlot();
+  const facts = h('dl', { class: 'facts' },
+    h('dt', {}, 'State'), h('dd', {}, badge(a.state)),
+    h('dt', {}, 'EK certificate SHA-256'), h('dd', { class: 'mono' }, a.ek_sha256 || '—'),
+    h('dt', {}, 'AK name'), h('dd', { class: 'mono' }, a.ak_name || '—'),
+    h('dt', {}, 'Attested'), h('dd', {}, fmtTime(a.attested_at)),
+    h('dt', {}, 'Last quote'), h('dd', {}, a.last_quote_at ? fmtTime(a.last_quote_at) : 'none yet'),
+    h('dt', {}, 'Differing PCRs'), h('dd', {}, a.differ.length ? a.differ.join(', ') : 'none'));
+  const tampered = a.state === 'tampered';
+  return section('Attestation', facts,
+    tampered ? notice(`Its last quote differs from the reference${a.differ.length ? ` in PCR ${a.differ.join(', ')}` : ''}. If the change is expected (e.g. a firmware update), accept the current measurements as the new reference.`, 'bad') : null,
+    aerr,
+    tampered && isAdmin() ? actionButton('Accept current measurements', async () => {
+      if (!await confirmDialog('Accept current measurements?',
+        'The last quoted PCR values become this device\'s reference and it is trusted again: its updates and re-enrollment are served.',
+        { confirm: 'Accept' })) return;
+      await api('POST', `${path}/attestation/accept`);
+      await reload();
+    }, { class: 'primary', slot: aerr }) : null);
 }

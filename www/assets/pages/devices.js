@@ -33,6 +33,12 @@ export function deviceActions(project, d, onDone, slot) {
   return h('span', { class: 'rowactions' }, out);
 }
 
+// Only tampered stands out in the list: it is the state an operator must act
+// on (the device page has the rest). From the row itself, no request per row.
+function tamperedBadge(d) {
+  return d.attestation?.state === 'tampered' ? [' ', badge('tampered')] : null;
+}
+
 function expiry(cert) {
   if (!cert) return '—';
   const days = (new Date(cert.not_after) - Date.now()) / 86400000;
@@ -74,7 +80,7 @@ export async function render(main, { project }) {
       tb.append(h('tr', { dataset: { device: d.device_id } },
         h('td', { class: 'mono' }, link(`#/p/${enc(project)}/devices/${d.device_id}`, d.device_id)),
         h('td', {}, d.label || '—'),
-        h('td', {}, badge(d.status)),
+        h('td', {}, badge(d.status), tamperedBadge(d)),
         h('td', {}, d.tags.length ? d.tags.map((x) => h('span', { class: 'tag' }, x)) : '—'),
         h('td', {}, fmtAgo(d.last_seen)),
         h('td', {}, expiry(d.certificate)),

@@ -38,7 +38,7 @@ export async function render(main, { project }) {
   const p = `/projects/${enc(project)}`;
   main.append(pageHeader(`Enrollment in ${project}`));
   const [proj, install] = await Promise.all([api('GET', p), api('GET', '/installation')]);
-  main.append(notice(`Policy: ${['token', 'allowlist', 'approval'].filter((k) => proj.policy[k]).join(', ')}. Change it in Settings.`, 'info'));
+  main.append(notice(`Policy: ${['token', 'allowlist', 'approval', 'tpm'].filter((k) => proj.policy[k]).join(', ')}. Change it in Settings.`, 'info'));
 
   // ---- tokens
   const terr = errorSlot();

@@ -286,8 +286,21 @@ try {
   await page.getByText('Your session has expired or was ended. Please log in again.').waitFor();
   await page.getByRole('heading', { name: 'Log in to quarklink' }).waitFor();
   await check('login-expired');
-
   failIfProblems('the session expiry');
+
+  // ---- an operator: devices can be handled, project settings only read
+  // (the API lets only admins change a project)
+  await page.getByLabel('User name').fill('oper');
+  await page.getByLabel('Password').fill(env('QL_PASSWORD'));
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Projects' }).waitFor();
+  await go('#/p/ui/settings', 'Settings of ui');
+  await page.getByText('Only admins change a project\'s settings.').waitFor();
+  assert(await page.getByRole('button', { name: 'Save' }).count() === 0, 'no Save button for an operator');
+  assert(await page.getByLabel('TPM attestation').isDisabled(), 'the policy is read-only for an operator');
+  assert(await page.getByRole('button', { name: 'Delete project…' }).count() === 0, 'no Delete for an operator');
+  await check('settings-operator');
+  failIfProblems('the operator');
   assert(writes.length >= 8, `the run made changes through the API (${writes.length})`);
   writeFileSync(path.join(DIR, 'done'), JSON.stringify({ axe: axeResults, writes: writes.length }, null, 1));
   log(`done: ${Object.keys(axeResults).length} pages checked, ${writes.length} changes with CSRF token`);

@@ -24,6 +24,9 @@ ql_config admin.www_dir="$W"
 ql_start
 pw=$("$QUARKLINKD" -c "$T/quarklinkd.conf" --create-admin admin 2>"$T/create-admin.err") ||
     hard_error "--create-admin failed: $(cat "$T/create-admin.err")"
+# An operator of every project, with the admin's password (the last step
+# logs in as it: settings are the admins').
+api_user_new oper operator "" admin
 
 # Project "big" with 100,000 devices, inserted by SQL (IDs in [a-z2-7]).
 ql_admin_ok create-project big token
@@ -119,7 +122,7 @@ assert_eq "1|1|0" "$(ql_psql "SELECT (SELECT count(*) FROM audit_log WHERE actio
     (SELECT count(*) FROM tpm_cas)")" "TPM CA added once and deleted in the browser"
 assert_eq "t|f|f|f|255|t" "$(ql_psql "SELECT policy_token, policy_allowlist, policy_approval, policy_tpm, attest_pcrs, attest_refuse_tampered FROM projects WHERE name = 'ui'")" \
     "project ui's policy and attestation restored in the browser"
-for s in login projects devices device device-tampered accept-dialog settings-attestation settings-tpm-cas certificates certificate audit users overview images deployments enrollment settings devices-100k devices-narrow login-expired; do
+for s in login projects devices device device-tampered accept-dialog settings-attestation settings-tpm-cas certificates certificate audit users overview images deployments enrollment settings devices-100k devices-narrow login-expired settings-operator; do
     [ -s "$OUT/$s.png" ] || fail "no screenshot $OUT/$s.png"
 done
 ql_log "first page of 100000 devices in the browser: $(cat "$UI/render-ms") ms"

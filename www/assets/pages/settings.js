@@ -6,7 +6,7 @@
 // mean something only next to the tpm policy they serve.
 import { api, enc, qs } from '../api.js';
 import { h, field, checkbox, errorSlot, showError, onSubmit, notice, pageHeader, section, confirmDialog, actionButton, table, fmtTime, clear } from '../dom.js';
-import { navigate, canWrite, isAdmin } from '../app.js';
+import { navigate, isAdmin } from '../app.js';
 
 const POLICIES = ['token', 'allowlist', 'approval', 'tpm'];
 const PCR_MAX = 23;
@@ -45,7 +45,8 @@ export async function render(main, { project }) {
   main.append(pageHeader(`Settings of ${p.name}`));
   const err = errorSlot();
   const saved = h('div', { 'aria-live': 'polite' });
-  const ro = !canWrite();
+  // The API lets only admins change or delete a project.
+  const ro = !isAdmin();
   const name = h('input', { name: 'name', value: p.name, required: true, pattern: '[a-z0-9][a-z0-9\\-]{0,62}', disabled: ro });
   const days = h('input', { name: 'days', type: 'number', min: 1, max: 3650, value: String(p.cert_validity_days), required: true, disabled: ro });
   const pcrs = h('input', { name: 'pcrs', value: fmtPcrs(p.attestation.pcrs), autocomplete: 'off', spellcheck: 'false', placeholder: 'e.g. 0-7', disabled: ro });
@@ -78,7 +79,7 @@ export async function render(main, { project }) {
     if (r.name !== p.name) navigate(`#/p/${enc(r.name)}/settings`);
   });
   form.addEventListener('input', () => saved.replaceChildren());
-  main.append(section('Project', form));
+  main.append(section('Project', ro ? notice('Only admins change a project\'s settings.', 'info') : null, form));
   main.append(await tpmCas(p.name));
   if (ro) return;
   const derr = errorSlot();

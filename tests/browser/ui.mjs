@@ -278,10 +278,10 @@ try {
   await page.setViewportSize({ width: 1280, height: 900 });
 
   // ---- session expiry: back to the login form, with a message
-  await browser.clearCookies();
-  // the devices page's poll, the certificates page and the session check
-  // may each meet the 401 first
+  // the devices page's poll (also while the cookies are being cleared),
+  // the certificates page and the session check may each meet the 401 first
   expect('GET', /^\/api\/v1\//, 401, 10);
+  await browser.clearCookies();
   await page.evaluate(() => { location.hash = '#/p/ui/certificates'; });
   await page.getByText('Your session has expired or was ended. Please log in again.').waitFor();
   await page.getByRole('heading', { name: 'Log in to quarklink' }).waitFor();

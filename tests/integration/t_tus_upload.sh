@@ -183,11 +183,13 @@ assert_eq 0 "$(jq '.items | length' "$BODY")" "an incomplete upload is not an im
 
 # ---- every upload slot busy (max_uploads = 1): 503 with Retry-After.
 data $((3 << 20)) "$T/slow"
+# Only this PATCH's lines count: earlier PATCHes logged "body" too.
+mark=$(wc -l <"$QL_LOG")
 curl -sS --cacert "$T/ca.crt" --limit-rate 512K -o /dev/null -X PATCH \
     -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' -H 'Content-Type: application/offset+octet-stream' \
     --data-binary "@$T/slow" "$(admin_url "$A")" 2>/dev/null &
 slow=$!
-body_state() { ql__log_since | grep -Eq 'admin: connection fd=[0-9]+ body$'; }
+body_state() { tail -n "+$((mark + 1))" "$QL_LOG" | grep -Eq 'admin: connection fd=[0-9]+ body$'; }
 wait_until 10 body_state || fail "the slow PATCH did not start its body"
 head -c $((2 << 20)) "$T/slow" >"$T/two"
 tus_patch "$TOK" "$A" $((1 << 20)) "$T/two"

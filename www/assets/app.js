@@ -85,6 +85,7 @@ async function loadSession() {
 }
 
 export async function loggedIn() {
+  state.loginMessage = null;
   await loadSession();
   navigate('#/projects');
 }
@@ -105,7 +106,9 @@ window.addEventListener('ql-session-expired', () => {
   navigate('#/login');
 });
 
-export function takeLoginMessage() { const m = state.loginMessage; state.loginMessage = null; return m; }
+// Kept until the next login: a page's poll may meet the 401 first and show
+// the login form, and the user may navigate before logging in again.
+export function loginMessage() { return state.loginMessage; }
 
 function nav(project) {
   const cur = location.hash;

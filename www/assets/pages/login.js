@@ -2,10 +2,10 @@
 // expired, logged out).
 import { api, setCsrf } from '../api.js';
 import { h, field, errorSlot, onSubmit, notice } from '../dom.js';
-import { loggedIn, takeLoginMessage } from '../app.js';
+import { loggedIn, loginMessage } from '../app.js';
 
 export async function render(main) {
-  const msg = takeLoginMessage();
+  const msg = loginMessage();
   const err = errorSlot();
   const user = h('input', { name: 'username', autocomplete: 'username', required: true, maxlength: 64 });
   const pw = h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true, maxlength: 1024 });

@@ -15,6 +15,7 @@
 #include "json.h"
 #include "pki.h"
 #include "server.h"
+#include "util.h"
 
 #define API_INSTALL_EST_PATH "/.well-known/est"
 
@@ -24,7 +25,6 @@ static void
 api_install_device_url(const struct server *srv, char *out, size_t len)
 {
 	const struct http_listener *l = NULL;
-	size_t n;
 
 	for (size_t i = 0; i < SERVER_NLISTENERS; i++)
 		if (srv->listeners[i].bit == ROUTE_DEVICE)
@@ -34,9 +34,7 @@ api_install_device_url(const struct server *srv, char *out, size_t len)
 		snprintf(out, len, "%s", srv->conf->device_url);
 	else if (l != NULL && l->public_addr[0] != '\0')
 		snprintf(out, len, "https://%s", l->public_addr);
-	/* No trailing slash: paths are appended. */
-	while ((n = strlen(out)) > 0 && out[n - 1] == '/')
-		out[n - 1] = '\0';
+	util_url_base(out);
 }
 
 static void

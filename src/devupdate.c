@@ -304,9 +304,11 @@ devupdate_image_reply(struct http_req *hr, struct devcache_entry *e)
 		http_reply_problem(hr, 503, NULL, "too many downloads at once");
 		return;
 	}
+	/* Counted before it starts: its done may run before start returns. */
+	devupdate_nstreams++;
 	if (imgstream_start(hr, r == RANGE_OK ? 206 : 200, e->upload_id,
-	    e->is_encrypted, from, to + 1, devupdate_dl_done, NULL) == 0)
-		devupdate_nstreams++;
+	    e->is_encrypted, from, to + 1, devupdate_dl_done, NULL) == -1)
+		devupdate_nstreams--;
 }
 
 static void

@@ -468,9 +468,7 @@ pki_url(struct pki *pki)
 		snprintf(pki->url, sizeof(pki->url), "http://%s", l->bound_addr);
 	else
 		snprintf(pki->url, sizeof(pki->url), "http://localhost:8080");
-	/* No trailing slash: paths are appended. */
-	while (strlen(pki->url) > 0 && pki->url[strlen(pki->url) - 1] == '/')
-		pki->url[strlen(pki->url) - 1] = '\0';
+	util_url_base(pki->url);
 	return pki->url;
 }
 

@@ -199,6 +199,15 @@ util_utf8_seq(const unsigned char *s, size_t n)
 	return len;
 }
 
+void
+util_url_base(char *s)
+{
+	char *end = s + strlen(s);
+
+	while (end > s && end[-1] == '/')
+		*--end = '\0';
+}
+
 int
 util_utf8_valid(const unsigned char *s, size_t n)
 {

@@ -33,6 +33,8 @@ void		util_public_addr(const char *host, unsigned port,
 unsigned char	*util_base64_decode(const char *, size_t, size_t *outlen);
 void		util_hex(const unsigned char *, size_t, char *out);
 char		*util_trim(char *);
+/* Drop trailing '/' from a base URL, so that paths are appended to it. */
+void		util_url_base(char *);
 /* Strict UTF-8 (RFC 3629): no overlongs, surrogates or > U+10FFFF. */
 int		util_utf8_valid(const unsigned char *, size_t);
 /* Is a Content-Type header value (NULL: none) the media type "type/sub",
